@@ -1,0 +1,212 @@
+"""`helpdesk` command line: serve, worker, migrate, create-org, create-superuser, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app.config import get_settings
+from app.db.session import Database, commit
+
+cli = typer.Typer(
+    help="Multi-tenant helpdesk and field-service backend.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Reload on code change (dev).")] = False,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=True,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@cli.command()
+def worker() -> None:
+    """Run an arq worker (needs REDIS_URL): outbox relay, deliveries, SLA timers."""
+    from arq import run_worker
+
+    from app.worker import WorkerSettings, redis_settings
+
+    run_worker(WorkerSettings, redis_settings=redis_settings())  # type: ignore[arg-type]
+
+
+@cli.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the database schema (creates the app role and RLS policies on PostgreSQL)."""
+    upgrade_database(revision)
+    console.print(f"[green]database at {revision}[/green]")
+
+
+def upgrade_database(revision: str = "head", database_url: str | None = None) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    if database_url:
+        config.set_main_option("sqlalchemy.url", database_url)
+    command.upgrade(config, revision)
+
+
+@cli.command("create-superuser")
+def create_superuser(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    password: Annotated[str, typer.Option(help="Password (min. 12 characters).")],
+) -> None:
+    """Create a platform superuser (idempotent: an existing email changes nothing)."""
+    from app.users import service as users
+
+    _check_password(password)
+
+    async def run() -> bool:
+        database = Database(get_settings())
+        try:
+            async with database.system_session() as session:
+                if await users.get_superuser_by_email(session, email) is not None:
+                    return False
+                await users.create_superuser(session, email=email, password=password)
+                await commit(session)
+                return True
+        finally:
+            await database.dispose()
+
+    created = asyncio.run(run())
+    console.print(f"superuser {email} " + ("created" if created else "already exists"))
+
+
+@cli.command("create-org")
+def create_org(
+    name: Annotated[str, typer.Option(help="Display name.")],
+    slug: Annotated[str, typer.Option(help="Login client_id: lowercase letters, digits, -.")],
+    admin_email: Annotated[str, typer.Option(help="First admin's email.")],
+    admin_password: Annotated[str, typer.Option(help="First admin's password.")],
+    domain: Annotated[str | None, typer.Option(help="Email domain.")] = None,
+) -> None:
+    """Create an organization and its first admin (idempotent on the slug)."""
+    from app.organizations import service as organizations
+
+    _check_password(admin_password)
+
+    async def run() -> bool:
+        database = Database(get_settings())
+        try:
+            async with database.system_session() as session:
+                if await organizations.get_by_slug(session, slug) is not None:
+                    return False
+                await organizations.create_organization(
+                    session, name=name, slug=slug, domain=domain,
+                    admin_email=admin_email, admin_password=admin_password,
+                )
+                await commit(session)
+                return True
+        finally:
+            await database.dispose()
+
+    created = asyncio.run(run())
+    console.print(f"organization {slug} " + ("created" if created else "already exists"))
+
+
+@cli.command()
+def demo(
+    tickets: Annotated[int, typer.Option(help="Tickets to create.", min=0)] = 300,
+) -> None:
+    """Seed the demo organization (once; rerunning changes nothing)."""
+    from app.demo import service as demo_seed
+    from app.organizations import service as organizations
+
+    async def run() -> bool:
+        database = Database(get_settings())
+        try:
+            async with database.system_session() as session:
+                if await organizations.get_by_slug(session, demo_seed.DEMO_SLUG) is not None:
+                    return False
+                org, admin = await organizations.create_organization(
+                    session, name=demo_seed.DEMO_NAME, slug=demo_seed.DEMO_SLUG,
+                    admin_email=demo_seed.DEMO_ADMIN_EMAIL,
+                    admin_password=demo_seed.DEMO_PASSWORD, admin_first_name="Ada",
+                    admin_last_name="Admin",
+                )
+                # One transaction for the organization and its content: a crash leaves
+                # nothing half-seeded, and a rerun starts clean.
+                async with database.tenant_session(org.id) as tenant:
+                    with Progress(
+                        TextColumn("seeding demo"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console,
+                    ) as bar:
+                        task = bar.add_task("tickets", total=tickets)
+                        await session.flush()
+                        await commit(session)
+                        try:
+                            await demo_seed.seed_demo_content(
+                                tenant, admin_id=admin.id, tickets=tickets,
+                                progress=lambda n: bar.advance(task, n),
+                            )
+                            await commit(tenant)
+                        except BaseException:
+                            await tenant.rollback()
+                            await _remove_organization(database, org.id)
+                            raise
+                return True
+        finally:
+            await database.dispose()
+
+    created = asyncio.run(run())
+    if not created:
+        console.print("demo organization already seeded")
+    console.print(
+        f"demo login: client_id=[bold]{demo_seed.DEMO_SLUG}[/bold] "
+        f"username=[bold]{demo_seed.DEMO_ADMIN_EMAIL}[/bold] "
+        f"password=[bold]{demo_seed.DEMO_PASSWORD}[/bold]"
+    )
+
+
+async def _remove_organization(database: Database, organization_id: object) -> None:
+    import sqlalchemy as sa
+
+    from app.models.organization import Organization
+
+    async with database.system_session() as session:
+        await session.execute(sa.delete(Organization).where(Organization.id == organization_id))
+        await commit(session)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 12:
+        raise typer.BadParameter("passwords need at least 12 characters")
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    cli()
+
+
+if __name__ == "__main__":
+    main()

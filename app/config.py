@@ -1,0 +1,71 @@
+"""The one place configuration comes from: environment variables and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/helpdesk.db"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Read once per process through `get_settings()`."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(
+        default=DEFAULT_SQLITE_URL,
+        description="SQLAlchemy async URL; the owner of the schema (runs migrations).",
+    )
+    database_app_role: str = Field(
+        default="helpdesk_app",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL role tenant transactions switch to (no BYPASSRLS, not owner).",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    database_echo: bool = False
+    redis_url: str | None = Field(
+        default=None, description="Redis for arq jobs and shared rate limits; none = in-process."
+    )
+    secret_key: SecretStr = SecretStr("dev-insecure-change-me-" + "0" * 24)
+    rate_limit_per_minute: int = Field(default=6000, ge=0)
+    webhook_allow_private_targets: bool = False
+    max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_attachment_bytes: int = Field(default=25 * 1_048_576, ge=1024)
+    storage_dir: Path = Path("var/storage")
+    cors_origins: list[str] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool | None = Field(
+        default=None, description="JSON logs; default: on in production, off elsewhere."
+    )
+    access_token_ttl_seconds: int = Field(default=900, ge=60)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver_only(cls, url: str) -> str:
+        # A sync driver would block the event loop; catch the misconfiguration at start-up.
+        if url.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        if url.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def json_logs(self) -> bool:
+        return self.environment == "production" if self.log_json is None else self.log_json
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

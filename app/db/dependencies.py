@@ -1,0 +1,45 @@
+"""Request-scoped database access: one session per request, committed in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.session import Database, commit
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Unbound until the auth dependency names the tenant. Commits after the endpoint
+    returns and before the response is sent (scope="function"), so a 201 is durable;
+    any exception rolls back and drops the after-commit work of this unit."""
+    async with get_database(request).unbound_session() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await commit(session)
+
+
+async def get_system_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The platform escape hatch (superuser endpoints, credential look-ups)."""
+    async with get_database(request).system_session() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await commit(session)
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SystemSessionDep = Annotated[AsyncSession, Depends(get_system_session, scope="function")]
+DatabaseDep = Annotated[Database, Depends(get_database)]

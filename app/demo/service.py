@@ -1,0 +1,110 @@
+"""The demo organization `make run` serves: staff of every role, customers, tickets."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.passwords import hash_password
+from app.models.ticket import CommentType, Priority, TicketChannel, TicketComment, TicketStatus
+from app.models.user import Customer, CustomerTier, Department, Role, User
+from app.tickets.service import create_ticket
+
+DEMO_SLUG = "demo"
+DEMO_NAME = "Demo Company"
+DEMO_ADMIN_EMAIL = "admin@demo.example.com"
+DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - a published demo login, local only
+
+SUBJECTS = [
+    "Cannot log in after password reset",
+    "Invoice shows the wrong amount",
+    "Technician did not arrive for the appointment",
+    "Feature request: export tickets to CSV",
+    "Boiler makes a loud noise",
+    "Refund for a duplicate charge",
+    "App crashes when uploading a photo",
+    "Change the delivery address",
+    "Wi-Fi router keeps rebooting",
+    "How do I add a second user?",
+]
+
+
+@dataclass
+class DemoSummary:
+    users: int
+    tickets: int
+
+
+async def seed_demo_content(
+    session: AsyncSession,
+    *,
+    admin_id: uuid.UUID,
+    tickets: int,
+    progress: Callable[[int], None] = lambda _n: None,
+    seed: int = 42,
+) -> DemoSummary:
+    """Fill an empty organization (tenant session) with realistic, reproducible data."""
+    rng = random.Random(seed)
+    password_hash = hash_password(DEMO_PASSWORD)
+    departments = [Department(name=n) for n in ("Support", "Billing", "Field Service")]
+    accounts = [Customer(name=f"{n} Ltd", customer_tier=t) for n, t in (
+        ("Acme", CustomerTier.ENTERPRISE),
+        ("Globex", CustomerTier.PREMIUM),
+        ("Initech", CustomerTier.BASIC),
+    )]
+    session.add_all([*departments, *accounts])
+    await session.flush()
+
+    def staff(role: Role, name: str, dept: Department) -> User:
+        return User(
+            email=f"{name}@demo.example.com", password_hash=password_hash, role=role,
+            first_name=name.capitalize(), last_name="Demo", department_id=dept.id,
+        )
+
+    agents = [
+        staff(Role.MANAGER, "manager", departments[0]),
+        *(staff(Role.AGENT, f"agent{i}", departments[i % 3]) for i in range(1, 6)),
+    ]
+    customers = [
+        User(
+            email=f"customer{i}@example.org", password_hash=password_hash, role=Role.CUSTOMER,
+            first_name=f"Customer{i}", last_name="Example", customer_id=accounts[i % 3].id,
+            customer_tier=accounts[i % 3].customer_tier,
+        )
+        for i in range(1, 31)
+    ]
+    session.add_all([*agents, *customers])
+    await session.flush()
+
+    statuses = list(TicketStatus)
+    for n in range(tickets):
+        customer = rng.choice(customers)
+        agent = rng.choice([*agents, None])
+        ticket = await create_ticket(
+            session,
+            subject=rng.choice(SUBJECTS),
+            description="Reported through the demo seed.",
+            customer_id=customer.id,
+            created_by_id=customer.id,
+            priority=rng.choice(list(Priority)),
+            channel=rng.choice(list(TicketChannel)),
+            status=rng.choice(statuses[:3]),
+            assigned_agent_id=agent.id if agent else None,
+            department_id=rng.choice(departments).id,
+            tags=rng.sample(["billing", "login", "hardware", "vip", "mobile"], k=rng.randint(0, 2)),
+        )
+        session.add(TicketComment(ticket_id=ticket.id, author_id=customer.id,
+                                  content="Any news on this?"))
+        if agent is not None:
+            session.add(TicketComment(ticket_id=ticket.id, author_id=agent.id,
+                                      content="Looking into it.",
+                                      comment_type=rng.choice(list(CommentType))))
+        if n % 50 == 49:
+            await session.flush()
+        progress(1)
+    await session.flush()
+    return DemoSummary(users=1 + len(agents) + len(customers), tickets=tickets)

@@ -1,0 +1,50 @@
+"""Liveness, readiness and metrics: unauthenticated, outside /api/v1."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.db.dependencies import DatabaseDep
+from app.kit.errors import problem_response
+from app.observability import metrics_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process serves requests")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the database (and Redis, when configured) answer",
+    responses={503: {"description": "A dependency is down"}},
+)
+async def readyz(request: Request, database: DatabaseDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        async with database.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception:  # readiness reports, it does not crash
+        checks["database"] = "unavailable"
+    redis = getattr(request.app.state, "redis", None)
+    if redis is not None:
+        try:
+            await redis.ping()
+            checks["redis"] = "ok"
+        except Exception:
+            checks["redis"] = "unavailable"
+    if any(v != "ok" for v in checks.values()):
+        failing = ", ".join(k for k, v in checks.items() if v != "ok")
+        response = problem_response(503, f"Not ready: {failing} unavailable.")
+        return response
+    return JSONResponse({"status": "ok", "checks": checks})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    return metrics_response(request)

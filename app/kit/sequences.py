@@ -1,0 +1,34 @@
+"""Per-organization counters behind human-readable numbers (TK-000042)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import new_id
+from app.db.session import session_organization
+from app.models.organization import SequenceCounter
+
+
+async def next_value(session: AsyncSession, name: str) -> int:
+    """Atomically take the next number of `name` in the session's organization.
+
+    One upsert statement: the row lock it takes serializes concurrent callers of the
+    same organization until their transactions end, so numbers never collide."""
+    org = session_organization(session.sync_session)
+    if org is None:
+        raise RuntimeError("sequence numbers need a tenant session")
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    table = SequenceCounter.__table__
+    stmt = (
+        insert(table)
+        .values(id=new_id(), organization_id=org, name=name, value=1)
+        .on_conflict_do_update(
+            index_elements=["organization_id", "name"],
+            set_={"value": table.c.value + 1},
+        )
+        .returning(table.c.value)
+    )
+    return int((await session.execute(stmt)).scalar_one())

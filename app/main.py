@@ -1,0 +1,82 @@
+"""Application factory: settings → engine, Redis, job runner, middleware, routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.config import Settings, get_settings
+from app.db.session import Database
+from app.health.router import router as health_router
+from app.kit.errors import install_error_handlers
+from app.kit.jobs import ArqJobQueue, InProcessJobQueue
+from app.kit.limits import BodySizeLimitMiddleware
+from app.observability import RequestContextMiddleware, configure_logging
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings)
+        app.state.database = database
+        app.state.redis = None
+        if settings.redis_url:
+            from arq import create_pool
+            from arq.connections import RedisSettings
+
+            redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+            app.state.redis = redis
+            database.jobs = ArqJobQueue(redis)
+        else:
+            from app.worker import PERIODIC_SECONDS, TASKS
+
+            runner = InProcessJobQueue(database, TASKS, PERIODIC_SECONDS)
+            runner.start_periodic()
+            database.jobs = runner
+        try:
+            yield
+        finally:
+            await database.jobs.close()
+            await database.dispose()
+
+    app = FastAPI(
+        title="Helpdesk API",
+        version="1.0.0",
+        summary="Multi-tenant helpdesk and field-service backend",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_body_bytes,
+        multipart_max_bytes=settings.max_attachment_bytes + 64 * 1024,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    return app
+
+
+def app_factory() -> Any:
+    """uvicorn --factory entry point."""
+    return create_app()

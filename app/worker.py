@@ -1,0 +1,65 @@
+"""arq worker: the job registry, cron sweeps, and the per-job unit of work.
+
+`helpdesk worker` runs this. In embedded mode (no REDIS_URL) the API process runs the
+same tasks through `InProcessJobQueue` instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import Function, func
+
+from app.config import get_settings
+from app.db.session import Database
+from app.kit.jobs import ArqJobQueue, Task, run_job
+from app.kit.outbox import RELAY_JOB, SWEEP_JOB, relay_outbox, sweep_outbox
+from app.observability import configure_logging
+
+TASKS: dict[str, Task] = {RELAY_JOB: relay_outbox, SWEEP_JOB: sweep_outbox}
+PERIODIC_SECONDS: dict[str, float] = {SWEEP_JOB: 60.0}
+
+
+def _arq_function(name: str, task: Task) -> Function:
+    async def job(ctx: dict[str, Any], organization_id: str | None, **kwargs: Any) -> Any:
+        org = uuid.UUID(organization_id) if organization_id else None
+        return await run_job(ctx["database"], task, org, **kwargs)
+
+    job.__qualname__ = job.__name__ = name.replace(".", "_")
+    return func(job, name=name, max_tries=5)
+
+
+async def _sweep_cron(ctx: dict[str, Any]) -> Any:
+    return await run_job(ctx["database"], sweep_outbox, None)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    configure_logging(settings)
+    database = Database(settings)
+    database.jobs = ArqJobQueue(ctx["redis"])
+    ctx["database"] = database
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["database"].dispose()
+
+
+def redis_settings() -> RedisSettings:
+    url = get_settings().redis_url
+    if not url:
+        raise SystemExit("helpdesk worker needs REDIS_URL (embedded mode runs jobs in the API)")
+    return RedisSettings.from_dsn(url)
+
+
+class WorkerSettings:
+    functions = [_arq_function(name, task) for name, task in TASKS.items()]
+    cron_jobs = [cron(_sweep_cron, name="outbox.sweep.cron", second=0, unique=True)]
+    on_startup = startup
+    on_shutdown = shutdown
+    # ArqJobQueue.close must not close the worker's own pool; the worker owns it.
+    max_jobs = 20
+    job_timeout = 300
