@@ -53,7 +53,11 @@ def worker() -> None:
 
     from app.worker import WorkerSettings, redis_settings
 
-    run_worker(WorkerSettings, redis_settings=redis_settings())  # type: ignore[arg-type]
+    run_worker(
+        WorkerSettings,  # type: ignore[arg-type]
+        redis_settings=redis_settings(),
+        queue_name=get_settings().job_queue_name,
+    )
 
 
 @cli.command()

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for arq jobs and shared rate limits; none = in-process."
     )
+    job_queue_name: str = Field(default="arq:queue", description="arq queue (Redis key).")
     secret_key: SecretStr = SecretStr("dev-insecure-change-me-" + "0" * 24)
     rate_limit_per_minute: int = Field(default=6000, ge=0)
     webhook_allow_private_targets: bool = False

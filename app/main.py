@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
             app.state.redis = redis
-            database.jobs = ArqJobQueue(redis)
+            database.jobs = ArqJobQueue(redis, settings.job_queue_name)
         else:
             from app.worker import PERIODIC_SECONDS, TASKS
 

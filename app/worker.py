@@ -40,7 +40,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     configure_logging(settings)
     database = Database(settings)
-    database.jobs = ArqJobQueue(ctx["redis"])
+    database.jobs = ArqJobQueue(ctx["redis"], settings.job_queue_name)
     ctx["database"] = database
 
 

@@ -95,11 +95,10 @@ def _apply_global_criteria(state: ORMExecuteState) -> None:
                     TenantMixin, lambda cls: cls.organization_id == org, include_aliases=True
                 )
             )
-            options.append(
-                with_loader_criteria(
-                    TenantRootMixin, lambda cls: cls.id == org, include_aliases=True
+            for root in TenantRootMixin.__subclasses__():
+                options.append(
+                    with_loader_criteria(root, lambda cls: cls.id == org, include_aliases=True)
                 )
-            )
     if options:
         state.statement = state.statement.options(*options)
 

@@ -138,15 +138,20 @@ class InProcessJobQueue:
 class ArqJobQueue:
     """Production: jobs go to Redis and run on `helpdesk worker` processes."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, queue_name: str) -> None:
         self.redis = redis  # arq.connections.ArqRedis
+        self.queue_name = queue_name
 
     async def enqueue(
         self, name: str, *, organization_id: uuid.UUID | None, job_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         await self.redis.enqueue_job(
-            name, str(organization_id) if organization_id else None, _job_id=job_id, **kwargs
+            name,
+            str(organization_id) if organization_id else None,
+            _job_id=job_id,
+            _queue_name=self.queue_name,
+            **kwargs,
         )
 
     async def close(self) -> None:

@@ -263,7 +263,7 @@ class TicketAttachment(TenantMixin, TimestampMixin, Base):
     __tablename__ = "ticket_attachments"
     __table_args__ = (
         sa.Index("ix_ticket_attachments_ticket", "organization_id", "ticket_id", "created_at"),
-        sa.UniqueConstraint("storage_key"),
+        sa.UniqueConstraint("organization_id", "storage_key"),
         sa.CheckConstraint("file_size >= 0", name="file_size_nonneg"),
         sa.CheckConstraint("download_count >= 0", name="download_count_nonneg"),
         tenant_fk("ticket_id", "tickets"),

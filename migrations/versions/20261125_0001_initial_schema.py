@@ -725,7 +725,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], name=op.f('fk_ticket_attachments_organization_id_organizations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_attachments')),
     sa.UniqueConstraint('organization_id', 'id', name=op.f('uq_ticket_attachments_organization_id_id')),
-    sa.UniqueConstraint('storage_key', name=op.f('uq_ticket_attachments_storage_key'))
+    sa.UniqueConstraint('organization_id', 'storage_key', name=op.f('uq_ticket_attachments_organization_id_storage_key'))
     )
     op.create_index('ix_ticket_attachments_ticket', 'ticket_attachments', ['organization_id', 'ticket_id', 'created_at'], unique=False)
     op.create_table('webhook_delivery_attempts',
