@@ -1,0 +1,118 @@
+"""The `helpdesk` command line, run as a real process, on PostgreSQL and on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from app.config import Settings
+from app.db.session import Database, commit
+from app.demo.service import DEMO_SLUG
+from app.models import Department, Organization, Ticket, User
+from tests.support.services import create_database, drop_database
+
+
+def helpdesk(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": ""}
+    env.pop("REDIS_URL")
+    return subprocess.run(  # noqa: S603 - our own console script
+        [sys.executable, "-m", "app.cli", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+@pytest.fixture
+def fresh_pg() -> Iterator[str]:
+    url = asyncio.run(create_database("helpdesk_cli"))
+    yield url
+    asyncio.run(drop_database(url))
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stderr + result.stdout
+
+
+def test_bootstrap_commands_are_idempotent(fresh_pg: str) -> None:
+    _ok(helpdesk(fresh_pg, "migrate"))
+    org = ["create-org", "--name", "Acme", "--slug", "acme", "--admin-email",
+           "boss@acme.test", "--admin-password", "correct-horse-battery"]
+    assert "created" in _ok(helpdesk(fresh_pg, *org))
+    assert "already exists" in _ok(helpdesk(fresh_pg, *org))
+    su = ["create-superuser", "--email", "root@platform.test", "--password", "x" * 16]
+    assert "created" in _ok(helpdesk(fresh_pg, *su))
+    assert "already exists" in _ok(helpdesk(fresh_pg, *su))
+    weak = helpdesk(fresh_pg, "create-superuser", "--email", "a@b.test", "--password", "short")
+    assert weak.returncode != 0
+
+    async def counts() -> tuple[int, int]:
+        database = Database(Settings(database_url=fresh_pg, _env_file=None))  # type: ignore[call-arg]
+        async with database.system_session() as session:
+            orgs = await session.scalar(sa.select(sa.func.count()).select_from(Organization))
+            users = await session.scalar(sa.select(sa.func.count()).select_from(User))
+        await database.dispose()
+        return int(orgs or 0), int(users or 0)
+
+    assert asyncio.run(counts()) == (1, 2)
+
+
+def test_demo_seeds_once_and_prints_login(fresh_pg: str) -> None:
+    _ok(helpdesk(fresh_pg, "migrate"))
+    first = _ok(helpdesk(fresh_pg, "demo", "--tickets", "25"))
+    assert "client_id=demo" in first
+    assert "already seeded" in _ok(helpdesk(fresh_pg, "demo", "--tickets", "25"))
+
+    async def tickets() -> list[str]:
+        database = Database(Settings(database_url=fresh_pg, _env_file=None))  # type: ignore[call-arg]
+        async with database.system_session() as session:
+            org = await session.scalar(sa.select(Organization).where(Organization.slug == DEMO_SLUG))
+            assert org is not None
+        async with database.tenant_session(org.id) as session:
+            numbers = list(await session.scalars(sa.select(Ticket.ticket_number)))
+        await database.dispose()
+        return numbers
+
+    numbers = asyncio.run(tickets())
+    assert len(numbers) == 25 and len(set(numbers)) == 25 and "TK-000001" in numbers
+
+
+def test_sqlite_embedded_mode_smoke(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'var' / 'helpdesk.db'}"
+    _ok(helpdesk(url, "migrate"))
+    _ok(helpdesk(url, "demo", "--tickets", "5"))
+    _ok(helpdesk(url, "create-org", "--name", "Other", "--slug", "other", "--admin-email",
+                 "a@other.test", "--admin-password", "correct-horse-battery"))
+
+    async def crud() -> None:
+        database = Database(Settings(database_url=url, _env_file=None))  # type: ignore[call-arg]
+        async with database.system_session() as session:
+            orgs = {o.slug: o for o in await session.scalars(sa.select(Organization))}
+        demo, other = orgs["demo"], orgs["other"]
+        async with database.tenant_session(other.id) as session:
+            assert (await session.scalars(sa.select(Ticket))).all() == []
+            session.add(Department(name="Ops"))
+            await commit(session)
+        async with database.tenant_session(demo.id) as session:
+            assert len((await session.scalars(sa.select(Ticket))).all()) == 5
+            names = set(await session.scalars(sa.select(Department.name)))
+            assert "Ops" not in names
+            department = await session.scalar(sa.select(Department).limit(1))
+            assert department is not None
+            department.soft_delete()
+            await commit(session)
+            assert department.name not in set(await session.scalars(sa.select(Department.name)))
+            ticket = await session.scalar(sa.select(Ticket).limit(1))
+            assert ticket is not None and ticket.created_at.tzinfo is not None
+            ticket.subject = "Edited on SQLite"
+            await commit(session)
+            assert ticket.version == 2
+        await database.dispose()
+
+    asyncio.run(crud())

@@ -1,0 +1,145 @@
+"""After-commit work: released on commit, dropped on rollback; run by arq on real Redis
+and by the in-process runner in embedded mode."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from arq.worker import Worker
+
+from app.config import Settings
+from app.db.session import Database, commit
+from app.kit import outbox
+from app.kit.jobs import ArqJobQueue, InProcessJobQueue
+from app.models import Organization, OutboxEvent
+from app.worker import PERIODIC_SECONDS, TASKS, WorkerSettings
+
+
+async def _record(database: Database, org: Organization, *, then_commit: bool) -> uuid.UUID:
+    aggregate = uuid.uuid4()
+    async with database.tenant_session(org.id) as session:
+        outbox.record_event(
+            session, "ticket.created", aggregate_type="ticket", aggregate_id=aggregate,
+            payload={"id": str(aggregate)},
+        )
+        await session.flush()
+        if then_commit:
+            await commit(session)
+        else:
+            await session.rollback()
+    return aggregate
+
+
+async def _event(database: Database, org: Organization, aggregate: uuid.UUID) -> OutboxEvent | None:
+    async with database.tenant_session(org.id) as session:
+        return await session.scalar(
+            sa.select(OutboxEvent).where(OutboxEvent.aggregate_id == aggregate)
+        )
+
+
+@pytest.fixture
+async def in_process(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings)
+    database.jobs = InProcessJobQueue(database, TASKS, PERIODIC_SECONDS)
+    yield database
+    await database.jobs.close()
+    await database.dispose()
+
+
+async def test_in_process_runner_relays_after_commit(
+    in_process: Database, org_a: Organization
+) -> None:
+    handled: list[uuid.UUID] = []
+
+    async def handler(_session: object, event: OutboxEvent) -> None:
+        handled.append(event.aggregate_id)
+
+    outbox.subscribe("ticket.created", handler)
+    committed = await _record(in_process, org_a, then_commit=True)
+    rolled_back = await _record(in_process, org_a, then_commit=False)
+    await in_process.jobs.drain()
+    event = await _event(in_process, org_a, committed)
+    assert event is not None and event.dispatched_at is not None
+    assert await _event(in_process, org_a, rolled_back) is None
+    assert committed in handled and rolled_back not in handled
+
+
+async def test_rollback_drops_queued_jobs(in_process: Database, org_a: Organization) -> None:
+    async with in_process.tenant_session(org_a.id) as session:
+        outbox.record_event(
+            session, "ticket.updated", aggregate_type="ticket", aggregate_id=uuid.uuid4(),
+            payload={},
+        )
+        assert session.info["after_commit"]
+        await session.rollback()
+        assert "after_commit" not in session.info
+
+
+@pytest.fixture
+async def arq_redis(test_redis_url: str, settings: Settings) -> AsyncIterator[ArqRedis]:
+    redis = await create_pool(RedisSettings.from_dsn(test_redis_url))
+    yield redis
+    keys = [k async for k in redis.scan_iter(f"{settings.job_queue_name}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+async def test_arq_worker_relays_committed_events_only(
+    settings: Settings, arq_redis: ArqRedis, org_a: Organization, org_b: Organization
+) -> None:
+    database = Database(settings)
+    database.jobs = ArqJobQueue(arq_redis, settings.job_queue_name)
+    try:
+        committed = await _record(database, org_a, then_commit=True)
+        other_tenant = await _record(database, org_b, then_commit=True)
+        rolled_back = await _record(database, org_a, then_commit=False)
+        queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
+        assert {job.function for job in queued} == {outbox.RELAY_JOB}
+        assert len(queued) == 2  # one relay per organization, none for the rollback
+        worker = Worker(
+            functions=WorkerSettings.functions,
+            redis_pool=arq_redis,
+            queue_name=settings.job_queue_name,
+            burst=True,
+            poll_delay=0,
+            ctx={"database": database},
+        )
+        await worker.main()
+        assert (worker.jobs_complete, worker.jobs_failed) == (2, 0)
+        for org, aggregate in ((org_a, committed), (org_b, other_tenant)):
+            event = await _event(database, org, aggregate)
+            assert event is not None and event.dispatched_at is not None
+        assert await _event(database, org_a, rolled_back) is None
+    finally:
+        await database.dispose()
+
+
+async def test_sweep_requeues_what_was_missed(
+    settings: Settings, arq_redis: ArqRedis, org_a: Organization
+) -> None:
+    # No runner attached: the event commits but nothing is enqueued (a crash after commit).
+    plain = Database(settings)
+    aggregate = await _record(plain, org_a, then_commit=True)
+    await plain.dispose()
+    database = Database(settings)
+    database.jobs = ArqJobQueue(arq_redis, settings.job_queue_name)
+    try:
+        from app.kit.jobs import run_job
+
+        assert await run_job(database, outbox.sweep_outbox, None) >= 1
+        worker = Worker(
+            functions=WorkerSettings.functions, redis_pool=arq_redis,
+            queue_name=settings.job_queue_name, burst=True, poll_delay=0,
+            ctx={"database": database},
+        )
+        await worker.main()
+        event = await _event(database, org_a, aggregate)
+        assert event is not None and event.dispatched_at is not None
+    finally:
+        await database.dispose()
