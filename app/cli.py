@@ -126,8 +126,12 @@ def create_org(
                 if await organizations.get_by_slug(session, slug) is not None:
                     return False
                 await organizations.create_organization(
-                    session, name=name, slug=slug, domain=domain,
-                    admin_email=admin_email, admin_password=admin_password,
+                    session,
+                    name=name,
+                    slug=slug,
+                    domain=domain,
+                    admin_email=admin_email,
+                    admin_password=admin_password,
                 )
                 await commit(session)
                 return True
@@ -153,24 +157,32 @@ def demo(
                 if await organizations.get_by_slug(session, demo_seed.DEMO_SLUG) is not None:
                     return False
                 org, admin = await organizations.create_organization(
-                    session, name=demo_seed.DEMO_NAME, slug=demo_seed.DEMO_SLUG,
+                    session,
+                    name=demo_seed.DEMO_NAME,
+                    slug=demo_seed.DEMO_SLUG,
                     admin_email=demo_seed.DEMO_ADMIN_EMAIL,
-                    admin_password=demo_seed.DEMO_PASSWORD, admin_first_name="Ada",
+                    admin_password=demo_seed.DEMO_PASSWORD,
+                    admin_first_name="Ada",
                     admin_last_name="Admin",
                 )
                 # One transaction for the organization and its content: a crash leaves
                 # nothing half-seeded, and a rerun starts clean.
                 async with database.tenant_session(org.id) as tenant:
                     with Progress(
-                        TextColumn("seeding demo"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console,
+                        TextColumn("seeding demo"),
+                        BarColumn(),
+                        MofNCompleteColumn(),
+                        TimeElapsedColumn(),
+                        console=console,
                     ) as bar:
                         task = bar.add_task("tickets", total=tickets)
                         await session.flush()
                         await commit(session)
                         try:
                             await demo_seed.seed_demo_content(
-                                tenant, admin_id=admin.id, tickets=tickets,
+                                tenant,
+                                admin_id=admin.id,
+                                tickets=tickets,
                                 progress=lambda n: bar.advance(task, n),
                             )
                             await commit(tenant)

@@ -97,7 +97,7 @@ class RequestContextMiddleware:
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == REQUEST_ID_HEADER.encode():
-            candidate = value.decode("latin-1")
+            candidate = str(value.decode("latin-1"))
             if 0 < len(candidate) <= 128 and candidate.isprintable():
                 return candidate
     return None

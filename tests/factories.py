@@ -76,26 +76,38 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
     await session.flush()
     keep(
         SLAPolicy(
-            name=f"Standard {uid()}", first_response_minutes=60, resolution_minutes=480,
+            name=f"Standard {uid()}",
+            first_response_minutes=60,
+            resolution_minutes=480,
             business_hours_id=rows[BusinessHours].id,
         )
     )
     ticket = await create_ticket(
-        session, subject="Printer on fire", customer_id=customer.id, created_by_id=agent.id,
-        assigned_agent_id=agent.id, tags=["hardware"],
+        session,
+        subject="Printer on fire",
+        customer_id=customer.id,
+        created_by_id=agent.id,
+        assigned_agent_id=agent.id,
+        tags=["hardware"],
     )
     rows[type(ticket)] = ticket
     keep(TicketComment(ticket_id=ticket.id, author_id=agent.id, content="On it."))
     await session.flush()
     keep(
         TicketAttachment(
-            ticket_id=ticket.id, comment_id=rows[TicketComment].id, uploaded_by_id=agent.id,
-            file_name="log.txt", file_size=3, content_type="text/plain",
-            storage_key=f"blobs/{uid()}", sha256="0" * 64,
+            ticket_id=ticket.id,
+            comment_id=rows[TicketComment].id,
+            uploaded_by_id=agent.id,
+            file_name="log.txt",
+            file_size=3,
+            content_type="text/plain",
+            storage_key=f"blobs/{uid()}",
+            sha256="0" * 64,
         ),
         TicketHistory(ticket_id=ticket.id, user_id=agent.id, field="status", new_value="new"),
         UserSession(
-            user_id=agent.id, expires_at=datetime.now(UTC) + timedelta(days=1),
+            user_id=agent.id,
+            expires_at=datetime.now(UTC) + timedelta(days=1),
             refresh_token_hash="f" * 64,
         ),
         UserPermission(user_id=agent.id, permission="reports:read", granted_by_id=agent.id),
@@ -111,7 +123,9 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
             url="https://example.com/hook", events=["ticket.created"], secret="whsec_" + "B" * 32
         ),
         OutboxEvent(
-            event_type="ticket.created", aggregate_type="ticket", aggregate_id=ticket.id,
+            event_type="ticket.created",
+            aggregate_type="ticket",
+            aggregate_id=ticket.id,
             payload={"id": str(ticket.id)},
         ),
     )
@@ -119,20 +133,30 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
     keep(
         VisualWorkflowVersion(workflow_id=rows[VisualWorkflow].id, version=1),
         KBArticle(
-            category_id=rows[KBCategory].id, author_id=agent.id, title="Reset a router",
+            category_id=rows[KBCategory].id,
+            author_id=agent.id,
+            title="Reset a router",
             slug=f"reset-{uid()}",
         ),
         WorkOrder(
-            work_order_number=f"WO-{uid()}", title="Replace valve", customer_id=customer.id,
-            technician_id=rows[Technician].id, ticket_id=ticket.id,
+            work_order_number=f"WO-{uid()}",
+            title="Replace valve",
+            customer_id=customer.id,
+            technician_id=rows[Technician].id,
+            ticket_id=ticket.id,
         ),
         InboundMessage(
-            channel_id=rows[Channel].id, external_id=f"<{uid()}@mail>",
-            content_type="application/json", raw_body=b"{}", ticket_id=ticket.id,
+            channel_id=rows[Channel].id,
+            external_id=f"<{uid()}@mail>",
+            content_type="application/json",
+            raw_body=b"{}",
+            ticket_id=ticket.id,
         ),
         WebhookDelivery(
-            subscription_id=rows[WebhookSubscription].id, event_id=rows[OutboxEvent].id,
-            event_type="ticket.created", payload="{}",
+            subscription_id=rows[WebhookSubscription].id,
+            event_id=rows[OutboxEvent].id,
+            event_type="ticket.created",
+            payload="{}",
         ),
     )
     await session.flush()

@@ -35,7 +35,9 @@ class Base(DeclarativeBase):
         list[dict[str, Any]]: JSONType,
     }
 
-    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id, sort_order=-100)
+    id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, primary_key=True, default=new_id, sort_order=-100
+    )
 
 
 class CreatedAtMixin:
@@ -48,6 +50,9 @@ class CreatedAtMixin:
 
 class TimestampMixin(CreatedAtMixin):
     updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=sa.func.now(), onupdate=sa.func.now(), nullable=False,
+        UTCDateTime(),
+        server_default=sa.func.now(),
+        onupdate=sa.func.now(),
+        nullable=False,
         sort_order=101,
     )

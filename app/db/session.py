@@ -27,7 +27,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
 from sqlalchemy.orm.attributes import get_history
 
@@ -111,7 +116,7 @@ def _stamp_bulk_insert(state: ORMExecuteState) -> None:
     org = session_organization(state.session)
     if org is None:
         raise TenantContextMissing("tenant rows inserted outside a tenant session")
-    rows = state.parameters
+    rows: Any = state.parameters
     for row in [rows] if isinstance(rows, dict) else list(rows or []):
         owner = row.setdefault("organization_id", org)
         if owner != org:
@@ -153,8 +158,7 @@ def _set_pg_tenant(conn: Connection, role: str, org: uuid.UUID | None) -> None:
     # One round trip: drop to the app role (RLS applies, no DDL) and name the tenant.
     conn.execute(
         sa.text(
-            "SELECT set_config('role', :role, true), "
-            "set_config('app.organization_id', :org, true)"
+            "SELECT set_config('role', :role, true), set_config('app.organization_id', :org, true)"
         ),
         {"role": role, "org": str(org) if org else ""},
     )
@@ -174,9 +178,13 @@ async def bind_tenant(session: AsyncSession, organization_id: uuid.UUID) -> None
         raise CrossTenantWrite("session already bound to another organization")
     session.info[ORGANIZATION_ID] = organization_id
     current_organization_id.set(organization_id)
-    if session.in_transaction() and session.bind.dialect.name == "postgresql":
+    if session.in_transaction() and dialect_name(session) == "postgresql":
         conn = await session.connection()
         await conn.run_sync(_set_pg_tenant, session.info[APP_ROLE], organization_id)
+
+
+def dialect_name(session: AsyncSession) -> str:
+    return session.sync_session.get_bind().dialect.name
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:

@@ -77,9 +77,9 @@ class SoftDeleteMixin:
         self.deleted_at = None
 
 
-def not_deleted(table_name: str) -> sa.ColumnElement[bool]:
+def not_deleted(table_name: str) -> sa.TextClause:
     """The predicate of partial unique indexes on soft-deletable tables."""
-    return sa.text(f"{table_name}.deleted_at IS NULL")  # noqa: S608 - a literal table name
+    return sa.text(f"{table_name}.deleted_at IS NULL")
 
 
 def tenant_fk(
@@ -106,7 +106,9 @@ def tenant_fk(
 
 
 @compiles(sa.ForeignKeyConstraint, "sqlite")
-def _sqlite_foreign_key(constraint: sa.ForeignKeyConstraint, compiler: DDLCompiler, **kw: Any) -> str:
+def _sqlite_foreign_key(
+    constraint: sa.ForeignKeyConstraint, compiler: DDLCompiler, **kw: Any
+) -> str:
     # SQLite has no `SET NULL (column)`: a plain SET NULL would also null organization_id
     # and fail NOT NULL. There the reference is left as NO ACTION, so hard-deleting a
     # referenced row is refused instead; rows are soft-deleted in normal operation.

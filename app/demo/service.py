@@ -51,18 +51,25 @@ async def seed_demo_content(
     rng = random.Random(seed)
     password_hash = hash_password(DEMO_PASSWORD)
     departments = [Department(name=n) for n in ("Support", "Billing", "Field Service")]
-    accounts = [Customer(name=f"{n} Ltd", customer_tier=t) for n, t in (
-        ("Acme", CustomerTier.ENTERPRISE),
-        ("Globex", CustomerTier.PREMIUM),
-        ("Initech", CustomerTier.BASIC),
-    )]
+    accounts = [
+        Customer(name=f"{n} Ltd", customer_tier=t)
+        for n, t in (
+            ("Acme", CustomerTier.ENTERPRISE),
+            ("Globex", CustomerTier.PREMIUM),
+            ("Initech", CustomerTier.BASIC),
+        )
+    ]
     session.add_all([*departments, *accounts])
     await session.flush()
 
     def staff(role: Role, name: str, dept: Department) -> User:
         return User(
-            email=f"{name}@demo.example.com", password_hash=password_hash, role=role,
-            first_name=name.capitalize(), last_name="Demo", department_id=dept.id,
+            email=f"{name}@demo.example.com",
+            password_hash=password_hash,
+            role=role,
+            first_name=name.capitalize(),
+            last_name="Demo",
+            department_id=dept.id,
         )
 
     agents = [
@@ -71,8 +78,12 @@ async def seed_demo_content(
     ]
     customers = [
         User(
-            email=f"customer{i}@example.org", password_hash=password_hash, role=Role.CUSTOMER,
-            first_name=f"Customer{i}", last_name="Example", customer_id=accounts[i % 3].id,
+            email=f"customer{i}@example.org",
+            password_hash=password_hash,
+            role=Role.CUSTOMER,
+            first_name=f"Customer{i}",
+            last_name="Example",
+            customer_id=accounts[i % 3].id,
             customer_tier=accounts[i % 3].customer_tier,
         )
         for i in range(1, 31)
@@ -97,12 +108,18 @@ async def seed_demo_content(
             department_id=rng.choice(departments).id,
             tags=rng.sample(["billing", "login", "hardware", "vip", "mobile"], k=rng.randint(0, 2)),
         )
-        session.add(TicketComment(ticket_id=ticket.id, author_id=customer.id,
-                                  content="Any news on this?"))
+        session.add(
+            TicketComment(ticket_id=ticket.id, author_id=customer.id, content="Any news on this?")
+        )
         if agent is not None:
-            session.add(TicketComment(ticket_id=ticket.id, author_id=agent.id,
-                                      content="Looking into it.",
-                                      comment_type=rng.choice(list(CommentType))))
+            session.add(
+                TicketComment(
+                    ticket_id=ticket.id,
+                    author_id=agent.id,
+                    content="Looking into it.",
+                    comment_type=rng.choice(list(CommentType)),
+                )
+            )
         if n % 50 == 49:
             await session.flush()
         progress(1)

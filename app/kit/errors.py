@@ -130,7 +130,11 @@ def _constraint_name(exc: IntegrityError) -> str:
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return problem_response(
-        exc.status, exc.detail, slug=exc.slug, title=exc.title, errors=exc.errors,
+        exc.status,
+        exc.detail,
+        slug=exc.slug,
+        title=exc.title,
+        errors=exc.errors,
         headers=exc.headers,
     )
 
@@ -144,7 +148,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
 
 async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -160,9 +165,7 @@ async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _stale_data(_request: Request, _exc: Exception) -> JSONResponse:
-    return problem_response(
-        412, "The resource was modified concurrently; reload it and retry."
-    )
+    return problem_response(412, "The resource was modified concurrently; reload it and retry.")
 
 
 async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:

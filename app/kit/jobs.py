@@ -28,7 +28,11 @@ log = structlog.get_logger(__name__)
 
 class JobQueue(Protocol):
     async def enqueue(
-        self, name: str, *, organization_id: uuid.UUID | None, job_id: str | None = None,
+        self,
+        name: str,
+        *,
+        organization_id: uuid.UUID | None,
+        job_id: str | None = None,
         **kwargs: Any,
     ) -> None: ...
 
@@ -85,9 +89,14 @@ class InProcessJobQueue:
         self.periodic = periodic
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._running: set[asyncio.Task[None]] = set()
+        self._timers: set[asyncio.Task[None]] = set()
 
     async def enqueue(
-        self, name: str, *, organization_id: uuid.UUID | None, job_id: str | None = None,
+        self,
+        name: str,
+        *,
+        organization_id: uuid.UUID | None,
+        job_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         if job_id is not None and job_id in self._pending:
@@ -99,7 +108,10 @@ class InProcessJobQueue:
             self._pending[job_id] = task
 
     async def _run(
-        self, name: str, organization_id: uuid.UUID | None, job_id: str | None,
+        self,
+        name: str,
+        organization_id: uuid.UUID | None,
+        job_id: str | None,
         kwargs: dict[str, Any],
     ) -> None:
         token = current_organization_id.set(organization_id)
@@ -115,8 +127,8 @@ class InProcessJobQueue:
     def start_periodic(self) -> None:
         for name, every in self.periodic.items():
             task = asyncio.create_task(self._every(name, every))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._timers.add(task)
+            task.add_done_callback(self._timers.discard)
 
     async def _every(self, name: str, seconds: float) -> None:
         while True:
@@ -124,15 +136,15 @@ class InProcessJobQueue:
             await self.enqueue(name, organization_id=None, job_id=f"periodic:{name}")
 
     async def drain(self) -> None:
-        """Wait for queued jobs (tests, shutdown); periodic timers are cancelled."""
-        while pending := [t for t in self._running if not t.get_coro().__name__ == "_every"]:
-            await asyncio.gather(*pending, return_exceptions=True)
+        """Wait until no job is running, including jobs queued by jobs (tests, shutdown)."""
+        while self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
 
     async def close(self) -> None:
+        for timer in list(self._timers):
+            timer.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
         await self.drain()
-        for task in list(self._running):
-            task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
 
 
 class ArqJobQueue:
@@ -143,7 +155,11 @@ class ArqJobQueue:
         self.queue_name = queue_name
 
     async def enqueue(
-        self, name: str, *, organization_id: uuid.UUID | None, job_id: str | None = None,
+        self,
+        name: str,
+        *,
+        organization_id: uuid.UUID | None,
+        job_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         await self.redis.enqueue_job(

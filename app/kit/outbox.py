@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.session import JOB_QUEUE
+from app.db.session import JOB_QUEUE, dialect_name
 from app.kit.jobs import JobQueue, enqueue_after_commit
 from app.models.outbox import OutboxEvent
 
@@ -63,7 +63,7 @@ async def relay_outbox(session: AsyncSession) -> int:
         .order_by(OutboxEvent.id)
         .limit(RELAY_BATCH)
     )
-    if session.bind.dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     events = (await session.scalars(stmt)).all()
     for event in events:

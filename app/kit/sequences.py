@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import new_id
-from app.db.session import session_organization
+from app.db.session import dialect_name, session_organization
 from app.models.organization import SequenceCounter
 
 
@@ -20,8 +22,8 @@ async def next_value(session: AsyncSession, name: str) -> int:
     org = session_organization(session.sync_session)
     if org is None:
         raise RuntimeError("sequence numbers need a tenant session")
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    table = SequenceCounter.__table__
+    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
+    table = cast(sa.Table, SequenceCounter.__table__)
     stmt = (
         insert(table)
         .values(id=new_id(), organization_id=org, name=name, value=1)

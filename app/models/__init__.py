@@ -42,4 +42,5 @@ __all__ = [
     "WebhookDelivery",
     "WebhookDeliveryAttempt",
     "WebhookSubscription",
+    "WorkOrder",
 ]

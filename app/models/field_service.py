@@ -41,9 +41,7 @@ class Technician(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
         sa.CheckConstraint("max_daily_work_orders >= 1", name="max_daily_positive"),
         sa.CheckConstraint("hourly_rate IS NULL OR hourly_rate >= 0", name="rate_nonneg"),
         sa.CheckConstraint("latitude IS NULL OR latitude BETWEEN -90 AND 90", name="latitude"),
-        sa.CheckConstraint(
-            "longitude IS NULL OR longitude BETWEEN -180 AND 180", name="longitude"
-        ),
+        sa.CheckConstraint("longitude IS NULL OR longitude BETWEEN -180 AND 180", name="longitude"),
         tenant_fk("user_id", "users"),
     )
 
@@ -65,9 +63,7 @@ class WorkOrder(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
 
     __tablename__ = "work_orders"
     __table_args__ = (
-        sa.Index(
-            "uq_work_orders_number", "organization_id", "work_order_number", unique=True
-        ),
+        sa.Index("uq_work_orders_number", "organization_id", "work_order_number", unique=True),
         sa.Index(
             "ix_work_orders_technician_schedule",
             "organization_id",

@@ -26,9 +26,7 @@ class OutboxEvent(TenantMixin, CreatedAtMixin, Base):
             postgresql_where=sa.text("dispatched_at IS NULL"),
             sqlite_where=sa.text("dispatched_at IS NULL"),
         ),
-        sa.Index(
-            "ix_outbox_events_aggregate", "organization_id", "aggregate_type", "aggregate_id"
-        ),
+        sa.Index("ix_outbox_events_aggregate", "organization_id", "aggregate_type", "aggregate_id"),
     )
 
     event_type: Mapped[str] = mapped_column(sa.String(100))

@@ -38,9 +38,7 @@ class DataRetentionPolicy(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
         sa.CheckConstraint("retention_period_days >= 1", name="period_positive"),
     )
 
-    retention_type: Mapped[RetentionType] = mapped_column(
-        str_enum(RetentionType, "retention_type")
-    )
+    retention_type: Mapped[RetentionType] = mapped_column(str_enum(RetentionType, "retention_type"))
     retention_period_days: Mapped[int]
     archive_before_delete: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     anonymize_personal_data: Mapped[bool] = mapped_column(default=True, server_default=sa.true())

@@ -75,9 +75,7 @@ class Ticket(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
 
     __tablename__ = "tickets"
     __table_args__ = (
-        sa.Index(
-            "uq_tickets_ticket_number", "organization_id", "ticket_number", unique=True
-        ),
+        sa.Index("uq_tickets_ticket_number", "organization_id", "ticket_number", unique=True),
         sa.Index("ix_tickets_created", "organization_id", "created_at", "id", **_live("tickets")),
         sa.Index("ix_tickets_updated", "organization_id", "updated_at", "id", **_live("tickets")),
         sa.Index(
@@ -127,7 +125,10 @@ class Ticket(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
             **_live("tickets"),
         ),
         sa.Index(
-            "ix_tickets_tags", "tags", postgresql_using="gin", postgresql_ops={"tags": "jsonb_path_ops"}
+            "ix_tickets_tags",
+            "tags",
+            postgresql_using="gin",
+            postgresql_ops={"tags": "jsonb_path_ops"},
         ).ddl_if(dialect="postgresql"),
         sa.CheckConstraint("length(trim(subject)) > 0", name="subject_not_blank"),
         sa.CheckConstraint("version >= 1", name="version_positive"),
@@ -314,4 +315,3 @@ class TicketHistory(TenantMixin, CreatedAtMixin, Base):
         back_populates="history",
         lazy="raise",
     )
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -130,7 +129,9 @@ class User(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
             name="superuser_has_no_organization",
         ),
         sa.CheckConstraint("max_concurrent_tickets >= 0", name="max_concurrent_tickets_nonneg"),
-        sa.CheckConstraint("customer_id IS NULL OR role = 'customer'", name="customer_account_role"),
+        sa.CheckConstraint(
+            "customer_id IS NULL OR role = 'customer'", name="customer_account_role"
+        ),
         tenant_fk("customer_id", "customers", ondelete="SET NULL"),
         tenant_fk("department_id", "departments", ondelete="SET NULL"),
     )

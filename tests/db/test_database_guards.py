@@ -39,7 +39,9 @@ async def test_comment_on_other_tenants_ticket_rejected_by_database(
     async with database.system_session() as session:
         session.add(
             TicketComment(
-                organization_id=org_a.id, ticket_id=b_ticket.id, author_id=author.id,
+                organization_id=org_a.id,
+                ticket_id=b_ticket.id,
+                author_id=author.id,
                 content="sneaky",
             )
         )
@@ -53,14 +55,14 @@ async def test_ticket_for_other_tenants_customer_rejected_by_database(
     async with database.system_session() as session:
         session.add(
             Ticket(
-                organization_id=org_a.id, ticket_number="TK-999999", subject="x",
+                organization_id=org_a.id,
+                ticket_number="TK-999999",
+                subject="x",
                 customer_id=b_ticket.customer_id,
             )
         )
         with pytest.raises(IntegrityError, match="fk_tickets_organization_id_customer_id"):
             await session.flush()
-
-
 
 
 async def test_rls_without_organization_sees_nothing(
@@ -69,7 +71,7 @@ async def test_rls_without_organization_sees_nothing(
     async with database.engine.connect() as conn:
         await conn.execute(sa.text("SET LOCAL ROLE helpdesk_app"))
         for table in ["organizations", *TENANT_TABLES]:
-            count = await conn.scalar(sa.text(f"SELECT count(*) FROM {table}"))  # noqa: S608
+            count = await conn.scalar(sa.text(f"SELECT count(*) FROM {table}"))
             assert count == 0, f"{table} leaks {count} rows with no organization set"
         await conn.rollback()
 

@@ -78,7 +78,7 @@ async def test_database_default_matches_seed(
             {"t": table, "c": column},
         )
         assert default is not None, f"{table}.{column} has no server default"
-        value = await conn.scalar(sa.text(f"SELECT {default}"))  # noqa: S608
+        value = await conn.scalar(sa.text(f"SELECT {default}"))
         if isinstance(expected, (dict, list)):
             value = __import__("json").loads(value) if isinstance(value, str) else value
         assert value == expected
@@ -91,16 +91,22 @@ async def test_orm_defaults_match_seed(database: Database, org_a: Organization) 
         await session.flush()
         await session.refresh(user)
         assert (user.role, user.customer_tier, user.max_concurrent_tickets) == (
-            "customer", "basic", 10
+            "customer",
+            "basic",
+            10,
         )
         agent = await make_user(session)
-        ticket = Ticket(ticket_number="TK-1", subject="Hi", customer_id=user.id,
-                        created_by_id=agent.id)
+        ticket = Ticket(
+            ticket_number="TK-1", subject="Hi", customer_id=user.id, created_by_id=agent.id
+        )
         session.add(ticket)
         await session.flush()
         await session.refresh(ticket)
         assert (ticket.status, ticket.priority, ticket.channel, ticket.sla_breach) == (
-            "new", "medium", "web", False
+            "new",
+            "medium",
+            "web",
+            False,
         )
         assert (ticket.tags, ticket.custom_fields, ticket.version) == ([], {}, 1)
         assert ticket.created_at.tzinfo is not None and ticket.priority_rank == 2

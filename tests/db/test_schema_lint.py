@@ -28,9 +28,14 @@ INDEX_LEAD_EXCEPTIONS = {
 
 
 def _columns(index: sa.Index | sa.UniqueConstraint) -> tuple[str, ...]:
-    return tuple(
-        e.name if isinstance(e, sa.Column) else str(e) for e in index.expressions  # type: ignore[union-attr]
-    ) if isinstance(index, sa.Index) else tuple(c.name for c in index.columns)
+    return (
+        tuple(
+            e.name if isinstance(e, sa.Column) else str(e)
+            for e in index.expressions  # type: ignore[union-attr]
+        )
+        if isinstance(index, sa.Index)
+        else tuple(c.name for c in index.columns)
+    )
 
 
 def test_every_unique_constraint_includes_organization() -> None:
@@ -55,9 +60,9 @@ def test_every_foreign_key_between_tenant_tables_includes_organization() -> None
             cols = tuple(c.name for c in fk.columns)
             if target == "organizations":
                 continue
-            if target in TENANT_TABLES and cols[0] != "organization_id":
-                if (table.name, cols) not in FK_EXCEPTIONS:
-                    offenders.append((table.name, cols, target))
+            exempt = (table.name, cols) in FK_EXCEPTIONS
+            if target in TENANT_TABLES and cols[0] != "organization_id" and not exempt:
+                offenders.append((table.name, cols, target))
     assert offenders == []
 
 
@@ -72,9 +77,7 @@ def test_every_index_leads_with_organization() -> None:
 
 
 def test_tenant_column_is_not_null_except_superuser_tables() -> None:
-    nullable = {
-        t for t in TENANT_TABLES if Base.metadata.tables[t].c.organization_id.nullable
-    }
+    nullable = {t for t in TENANT_TABLES if Base.metadata.tables[t].c.organization_id.nullable}
     assert nullable == {"users", "user_sessions"}
 
 

@@ -43,7 +43,10 @@ async def test_every_model_covered_by_seed(two_tenants: dict, org_a: Organizatio
 
 @pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda m: m.__name__)
 async def test_default_select_sees_only_own_rows(
-    model: type[Base], two_tenants: dict, database: Database, org_a: Organization,
+    model: type[Base],
+    two_tenants: dict,
+    database: Database,
+    org_a: Organization,
     org_b: Organization,
 ) -> None:
     async with database.tenant_session(org_a.id) as session:
@@ -69,8 +72,11 @@ async def test_joins_and_aliases_are_filtered(
         rows = (await session.execute(stmt)).all()
         assert rows and all(set(row) == {org_a.id} for row in rows)
         # A join written without the ticket condition still cannot reach B's comments.
-        cross = (await session.execute(sa.select(Ticket.id, TicketComment.id).join(
-            TicketComment, sa.true()))).all()
+        cross = (
+            await session.execute(
+                sa.select(Ticket.id, TicketComment.id).join(TicketComment, sa.true())
+            )
+        ).all()
         assert len(cross) == len(rows)
 
 

@@ -24,7 +24,11 @@ def helpdesk(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env.pop("REDIS_URL")
     return subprocess.run(  # noqa: S603 - our own console script
         [sys.executable, "-m", "app.cli", *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -42,8 +46,17 @@ def _ok(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_bootstrap_commands_are_idempotent(fresh_pg: str) -> None:
     _ok(helpdesk(fresh_pg, "migrate"))
-    org = ["create-org", "--name", "Acme", "--slug", "acme", "--admin-email",
-           "boss@acme.test", "--admin-password", "correct-horse-battery"]
+    org = [
+        "create-org",
+        "--name",
+        "Acme",
+        "--slug",
+        "acme",
+        "--admin-email",
+        "boss@acme.test",
+        "--admin-password",
+        "correct-horse-battery",
+    ]
     assert "created" in _ok(helpdesk(fresh_pg, *org))
     assert "already exists" in _ok(helpdesk(fresh_pg, *org))
     su = ["create-superuser", "--email", "root@platform.test", "--password", "x" * 16]
@@ -72,7 +85,9 @@ def test_demo_seeds_once_and_prints_login(fresh_pg: str) -> None:
     async def tickets() -> list[str]:
         database = Database(Settings(database_url=fresh_pg, _env_file=None))  # type: ignore[call-arg]
         async with database.system_session() as session:
-            org = await session.scalar(sa.select(Organization).where(Organization.slug == DEMO_SLUG))
+            org = await session.scalar(
+                sa.select(Organization).where(Organization.slug == DEMO_SLUG)
+            )
             assert org is not None
         async with database.tenant_session(org.id) as session:
             numbers = list(await session.scalars(sa.select(Ticket.ticket_number)))
@@ -87,8 +102,20 @@ def test_sqlite_embedded_mode_smoke(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'var' / 'helpdesk.db'}"
     _ok(helpdesk(url, "migrate"))
     _ok(helpdesk(url, "demo", "--tickets", "5"))
-    _ok(helpdesk(url, "create-org", "--name", "Other", "--slug", "other", "--admin-email",
-                 "a@other.test", "--admin-password", "correct-horse-battery"))
+    _ok(
+        helpdesk(
+            url,
+            "create-org",
+            "--name",
+            "Other",
+            "--slug",
+            "other",
+            "--admin-email",
+            "a@other.test",
+            "--admin-password",
+            "correct-horse-battery",
+        )
+    )
 
     async def crud() -> None:
         database = Database(Settings(database_url=url, _env_file=None))  # type: ignore[call-arg]

@@ -24,7 +24,10 @@ async def _record(database: Database, org: Organization, *, then_commit: bool) -
     aggregate = uuid.uuid4()
     async with database.tenant_session(org.id) as session:
         outbox.record_event(
-            session, "ticket.created", aggregate_type="ticket", aggregate_id=aggregate,
+            session,
+            "ticket.created",
+            aggregate_type="ticket",
+            aggregate_id=aggregate,
             payload={"id": str(aggregate)},
         )
         await session.flush()
@@ -72,7 +75,10 @@ async def test_in_process_runner_relays_after_commit(
 async def test_rollback_drops_queued_jobs(in_process: Database, org_a: Organization) -> None:
     async with in_process.tenant_session(org_a.id) as session:
         outbox.record_event(
-            session, "ticket.updated", aggregate_type="ticket", aggregate_id=uuid.uuid4(),
+            session,
+            "ticket.updated",
+            aggregate_type="ticket",
+            aggregate_id=uuid.uuid4(),
             payload={},
         )
         assert session.info["after_commit"]
@@ -134,8 +140,11 @@ async def test_sweep_requeues_what_was_missed(
 
         assert await run_job(database, outbox.sweep_outbox, None) >= 1
         worker = Worker(
-            functions=WorkerSettings.functions, redis_pool=arq_redis,
-            queue_name=settings.job_queue_name, burst=True, poll_delay=0,
+            functions=WorkerSettings.functions,
+            redis_pool=arq_redis,
+            queue_name=settings.job_queue_name,
+            burst=True,
+            poll_delay=0,
             ctx={"database": database},
         )
         await worker.main()
