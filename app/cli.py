@@ -156,7 +156,7 @@ def demo(
             async with database.system_session() as session:
                 if await organizations.get_by_slug(session, demo_seed.DEMO_SLUG) is not None:
                     return False
-                org, admin = await organizations.create_organization(
+                org, _ = await organizations.create_organization(
                     session,
                     name=demo_seed.DEMO_NAME,
                     slug=demo_seed.DEMO_SLUG,
@@ -181,7 +181,6 @@ def demo(
                         try:
                             await demo_seed.seed_demo_content(
                                 tenant,
-                                admin_id=admin.id,
                                 tickets=tickets,
                                 progress=lambda n: bar.advance(task, n),
                             )

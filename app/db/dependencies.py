@@ -16,28 +16,29 @@ def get_database(request: Request) -> Database:
     return database
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Unbound until the auth dependency names the tenant. Commits after the endpoint
-    returns and before the response is sent (scope="function"), so a 201 is durable;
-    any exception rolls back and drops the after-commit work of this unit."""
-    async with get_database(request).unbound_session() as session:
+async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Commits after the endpoint returns and before the response is sent
+    (scope="function"), so a 201 is durable; any exception rolls back and drops the
+    after-commit work of this unit."""
+    async with session:
         try:
             yield session
         except BaseException:
             await session.rollback()
             raise
         await commit(session)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Unbound until the auth dependency names the tenant."""
+    async for session in _unit_of_work(get_database(request).unbound_session()):
+        yield session
 
 
 async def get_system_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The platform escape hatch (superuser endpoints, credential look-ups)."""
-    async with get_database(request).system_session() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        await commit(session)
+    async for session in _unit_of_work(get_database(request).system_session()):
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

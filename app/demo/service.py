@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,7 +41,6 @@ class DemoSummary:
 async def seed_demo_content(
     session: AsyncSession,
     *,
-    admin_id: uuid.UUID,
     tickets: int,
     progress: Callable[[int], None] = lambda _n: None,
     seed: int = 42,

@@ -86,6 +86,20 @@ async def test_rollback_drops_queued_jobs(in_process: Database, org_a: Organizat
         assert "after_commit" not in session.info
 
 
+async def run_worker_burst(redis: ArqRedis, settings: Settings, database: Database) -> Worker:
+    """A real arq worker that drains the queue once and returns."""
+    worker = Worker(
+        functions=WorkerSettings.functions,
+        redis_pool=redis,
+        queue_name=settings.job_queue_name,
+        burst=True,
+        poll_delay=0,
+        ctx={"database": database},
+    )
+    await worker.main()
+    return worker
+
+
 @pytest.fixture
 async def arq_redis(test_redis_url: str, settings: Settings) -> AsyncIterator[ArqRedis]:
     redis = await create_pool(RedisSettings.from_dsn(test_redis_url))
@@ -108,15 +122,7 @@ async def test_arq_worker_relays_committed_events_only(
         queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
         assert {job.function for job in queued} == {outbox.RELAY_JOB}
         assert len(queued) == 2  # one relay per organization, none for the rollback
-        worker = Worker(
-            functions=WorkerSettings.functions,
-            redis_pool=arq_redis,
-            queue_name=settings.job_queue_name,
-            burst=True,
-            poll_delay=0,
-            ctx={"database": database},
-        )
-        await worker.main()
+        worker = await run_worker_burst(arq_redis, settings, database)
         assert (worker.jobs_complete, worker.jobs_failed) == (2, 0)
         for org, aggregate in ((org_a, committed), (org_b, other_tenant)):
             event = await _event(database, org, aggregate)
@@ -139,15 +145,7 @@ async def test_sweep_requeues_what_was_missed(
         from app.kit.jobs import run_job
 
         assert await run_job(database, outbox.sweep_outbox, None) >= 1
-        worker = Worker(
-            functions=WorkerSettings.functions,
-            redis_pool=arq_redis,
-            queue_name=settings.job_queue_name,
-            burst=True,
-            poll_delay=0,
-            ctx={"database": database},
-        )
-        await worker.main()
+        await run_worker_burst(arq_redis, settings, database)
         event = await _event(database, org_a, aggregate)
         assert event is not None and event.dispatched_at is not None
     finally:
