@@ -165,30 +165,30 @@ def demo(
                     admin_first_name="Ada",
                     admin_last_name="Admin",
                 )
-                # One transaction for the organization and its content: a crash leaves
-                # nothing half-seeded, and a rerun starts clean.
-                async with database.tenant_session(org.id) as tenant:
-                    with Progress(
-                        TextColumn("seeding demo"),
-                        BarColumn(),
-                        MofNCompleteColumn(),
-                        TimeElapsedColumn(),
-                        console=console,
-                    ) as bar:
-                        task = bar.add_task("tickets", total=tickets)
-                        await session.flush()
-                        await commit(session)
-                        try:
-                            await demo_seed.seed_demo_content(
-                                tenant,
-                                tickets=tickets,
-                                progress=lambda n: bar.advance(task, n),
-                            )
-                            await commit(tenant)
-                        except BaseException:
-                            await tenant.rollback()
-                            await _remove_organization(database, org.id)
-                            raise
+                await commit(session)
+            # The organization must exist before a tenant session can write into it, so
+            # seeding is a second transaction; if it fails the organization is removed,
+            # leaving nothing half-seeded and letting a rerun start clean.
+            progress = Progress(
+                TextColumn("seeding demo"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            )
+            with progress:
+                task = progress.add_task("tickets", total=tickets)
+                try:
+                    async with database.tenant_session(org.id) as tenant:
+                        await demo_seed.seed_demo_content(
+                            tenant,
+                            tickets=tickets,
+                            progress=lambda n: progress.advance(task, n),
+                        )
+                        await commit(tenant)
+                except BaseException:
+                    await _remove_organization(database, org.id)
+                    raise
                 return True
         finally:
             await database.dispose()

@@ -60,6 +60,5 @@ class WorkerSettings:
     cron_jobs = [cron(_sweep_cron, name="outbox.sweep.cron", second=0, unique=True)]
     on_startup = startup
     on_shutdown = shutdown
-    # ArqJobQueue.close must not close the worker's own pool; the worker owns it.
     max_jobs = 20
     job_timeout = 300

@@ -40,8 +40,7 @@ async def readyz(request: Request, database: DatabaseDep) -> JSONResponse:
             checks["redis"] = "unavailable"
     if any(v != "ok" for v in checks.values()):
         failing = ", ".join(k for k, v in checks.items() if v != "ok")
-        response = problem_response(503, f"Not ready: {failing} unavailable.")
-        return response
+        return problem_response(503, f"Not ready: {failing} unavailable.")
     return JSONResponse({"status": "ok", "checks": checks})
 
 

@@ -18,7 +18,6 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.session import JOB_QUEUE, ORGANIZATION_ID, Database, after_commit, commit
-from app.db.tenancy import current_organization_id
 
 Task = Callable[..., Awaitable[Any]]
 """A domain task: `async def task(session: AsyncSession, **kwargs)`."""
@@ -114,13 +113,11 @@ class InProcessJobQueue:
         job_id: str | None,
         kwargs: dict[str, Any],
     ) -> None:
-        token = current_organization_id.set(organization_id)
         try:
             await run_job(self.database, self.tasks[name], organization_id, **kwargs)
         except Exception:
             log.exception("job_failed", job=name)
         finally:
-            current_organization_id.reset(token)
             if job_id is not None:
                 self._pending.pop(job_id, None)
 

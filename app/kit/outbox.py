@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.session import JOB_QUEUE, dialect_name
+from app.db.session import JOB_QUEUE, dialect_name, session_organization
 from app.kit.jobs import JobQueue, enqueue_after_commit
 from app.models.outbox import OutboxEvent
 
@@ -50,7 +50,7 @@ def record_event(
         payload=payload,
     )
     session.add(event)
-    org = session.info.get("organization_id")
+    org = session_organization(session.sync_session)
     enqueue_after_commit(session, RELAY_JOB, job_id=f"{RELAY_JOB}:{org}")
     return event
 

@@ -65,9 +65,7 @@ async def test_ticket_for_other_tenants_customer_rejected_by_database(
             await session.flush()
 
 
-async def test_rls_without_organization_sees_nothing(
-    database: Database, b_ticket: Ticket, settings: object
-) -> None:
+async def test_rls_without_organization_sees_nothing(database: Database, b_ticket: Ticket) -> None:
     async with database.engine.connect() as conn:
         await conn.execute(sa.text("SET LOCAL ROLE helpdesk_app"))
         for table in ["organizations", *TENANT_TABLES]:

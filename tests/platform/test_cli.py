@@ -20,8 +20,9 @@ from tests.support.services import create_database, drop_database
 
 
 def helpdesk(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": ""}
-    env.pop("REDIS_URL")
+    # No REDIS_URL: the CLI runs embedded, whatever the caller's environment says.
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["DATABASE_URL"] = database_url
     return subprocess.run(  # noqa: S603 - our own console script
         [sys.executable, "-m", "app.cli", *args],
         env=env,
