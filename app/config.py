@@ -6,10 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+API_PREFIX = "/api/v1"
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/helpdesk.db"
+DEV_SECRET_KEY = "dev-insecure-change-me-" + "0" * 24
 
 
 class Settings(BaseSettings):
@@ -34,7 +36,7 @@ class Settings(BaseSettings):
         default=None, description="Redis for arq jobs and shared rate limits; none = in-process."
     )
     job_queue_name: str = Field(default="arq:queue", description="arq queue (Redis key).")
-    secret_key: SecretStr = SecretStr("dev-insecure-change-me-" + "0" * 24)
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     rate_limit_per_minute: int = Field(default=6000, ge=0)
     webhook_allow_private_targets: bool = False
     max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -46,7 +48,16 @@ class Settings(BaseSettings):
         default=None, description="JSON logs; default: on in production, off elsewhere."
     )
     access_token_ttl_seconds: int = Field(default=900, ge=60)
-    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
+    refresh_token_ttl_seconds: int = Field(
+        default=30 * 24 * 3600, ge=3600, description="A session idle this long ends."
+    )
+    login_account_max_failures: int = Field(default=10, ge=1)
+    login_account_window_seconds: int = Field(default=15 * 60, ge=1)
+    login_ip_max_attempts: int = Field(default=300, ge=1)
+    login_ip_window_seconds: int = Field(default=60, ge=1)
+    activity_write_interval_seconds: int = Field(
+        default=60, ge=1, description="At most one last-activity write per user per interval."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -57,6 +68,15 @@ class Settings(BaseSettings):
         if url.startswith("sqlite://"):
             return "sqlite+aiosqlite://" + url.split("://", 1)[1]
         return url
+
+    @model_validator(mode="after")
+    def _real_secret_in_production(self) -> Settings:
+        if self.environment == "production" and (
+            self.secret_key.get_secret_value() == DEV_SECRET_KEY
+            or len(self.secret_key.get_secret_value()) < 32
+        ):
+            raise ValueError("SECRET_KEY must be set (32+ characters) in production")
+        return self
 
     @property
     def is_sqlite(self) -> bool:

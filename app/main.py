@@ -9,15 +9,32 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.config import Settings, get_settings
+from app.api_keys.router import router as api_keys_router
+from app.auth.router import router as auth_router
+from app.auth.router import sessions_router
+from app.config import API_PREFIX, Settings, get_settings
+from app.customers.router import router as customers_router
 from app.db.session import Database
+from app.departments.router import router as departments_router
 from app.health.router import router as health_router
 from app.kit.errors import install_error_handlers
 from app.kit.jobs import ArqJobQueue, InProcessJobQueue
 from app.kit.limits import BodySizeLimitMiddleware
+from app.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from app.kit.security_headers import SecurityHeadersMiddleware
 from app.observability import RequestContextMiddleware, configure_logging
+from app.organizations.router import router as organizations_router
+from app.users.router import router as users_router
 
-API_PREFIX = "/api/v1"
+API_ROUTERS = (
+    auth_router,
+    sessions_router,
+    organizations_router,
+    users_router,
+    departments_router,
+    customers_router,
+    api_keys_router,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,12 +46,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(settings)
         app.state.database = database
         app.state.redis = None
+        app.state.rate_limiter = MemoryRateLimiter()
         if settings.redis_url:
             from arq import create_pool
             from arq.connections import RedisSettings
 
             redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
             app.state.redis = redis
+            app.state.rate_limiter = RedisRateLimiter(redis)
             database.jobs = ArqJobQueue(redis, settings.job_queue_name)
         else:
             from app.worker import PERIODIC_SECONDS, TASKS
@@ -72,8 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["ETag", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
         )
+    app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
+    for router in API_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
     return app
 
 

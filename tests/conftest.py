@@ -7,12 +7,16 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.cli import upgrade_database
 from app.config import Settings
 from app.db.session import Database, commit
+from app.main import create_app
 from app.models.organization import Organization
+from tests.support.identity import Actor, Tenant, make_superuser, make_tenant
 from tests.support.services import create_database, drop_database, redis_url
 
 
@@ -34,6 +38,9 @@ def settings(database_url: str) -> Settings:
         redis_url=None,
         webhook_allow_private_targets=True,
         job_queue_name=f"arq:test:{uuid.uuid4().hex}",
+        # Every test logs in from the same ASGI client address; the per-IP login
+        # budget has its own test with its own app.
+        login_ip_max_attempts=1_000_000,
         _env_file=None,  # type: ignore[call-arg]
     )
 
@@ -43,6 +50,36 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
     db = Database(settings)
     yield db
     await db.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The real application (every router), started once for the test session."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture
+async def tenant_a(client: httpx.AsyncClient, database: Database) -> Tenant:
+    return await make_tenant(client, database, "Alpha")
+
+
+@pytest.fixture
+async def tenant_b(client: httpx.AsyncClient, database: Database) -> Tenant:
+    return await make_tenant(client, database, "Beta")
+
+
+@pytest.fixture
+async def superuser(client: httpx.AsyncClient, database: Database) -> Actor:
+    return await make_superuser(client, database)
 
 
 @pytest.fixture(scope="session")

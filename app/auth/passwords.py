@@ -16,13 +16,15 @@ def hash_password(password: str) -> str:
     return _hasher().hash(password)
 
 
-def verify_password(password: str, password_hash: str | None) -> bool:
-    """Checks against a dummy hash when there is none, so an unknown or password-less
-    user costs the same time as a wrong password."""
+def verify_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
+    """(matches, a new hash when the stored one uses outdated parameters).
+
+    Checks against a dummy hash when there is none, so an unknown or password-less user
+    costs the same time as a wrong password."""
     if password_hash is None:
         _hasher().verify(password, _dummy_hash())
-        return False
-    return _hasher().verify(password, password_hash)
+        return False, None
+    return _hasher().verify_and_update(password, password_hash)
 
 
 @lru_cache

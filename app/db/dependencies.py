@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.session import Database, commit
+from app.kit.errors import AppError
 
 
 def get_database(request: Request) -> Database:
@@ -23,6 +24,12 @@ async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     async with session:
         try:
             yield session
+        except AppError as exc:
+            if exc.keep_writes:
+                await commit(session)
+            else:
+                await session.rollback()
+            raise
         except BaseException:
             await session.rollback()
             raise

@@ -31,15 +31,23 @@ class AppError(Exception):
         *,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        keep_writes: bool = False,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.errors = errors
         self.headers = headers
+        # The unit of work commits before this error is answered: for refusals that must
+        # leave a trace (a replayed refresh token revokes its session, then answers 401).
+        self.keep_writes = keep_writes
 
 
 class Unauthorized(AppError):
     status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        headers = {"WWW-Authenticate": "Bearer", **(kwargs.pop("headers", None) or {})}
+        super().__init__(detail, headers=headers, **kwargs)
 
 
 class Forbidden(AppError):

@@ -170,6 +170,8 @@ class User(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
     push_notifications: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     two_factor_enabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    # The last 30-second step a one-time code was accepted for: a code works once.
+    totp_last_used_step: Mapped[int | None] = mapped_column(sa.BigInteger)
     last_login_at: Mapped[datetime | None]
     last_active_at: Mapped[datetime | None]
     last_login_ip: Mapped[str | None] = mapped_column(sa.String(45))

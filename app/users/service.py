@@ -1,13 +1,32 @@
-"""Users: the rules that hold whoever calls (API, CLI, inbound channels)."""
+"""Users: the rules that hold whoever calls (API, CLI, inbound channels).
+
+* Email is unique per organization, case-insensitively, among live users.
+* Nobody hands out a role above their own or raises their own; only admins create,
+  change, delete or restore admins.
+* The last live admin of an organization cannot be deleted or demoted.
+* Deleting a user, or setting their password for them, ends all their sessions.
+"""
 
 from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.passwords import hash_password
+from app.auth import service as auth
+from app.auth.passwords import hash_password, verify_password
+from app.auth.permissions import GRANTABLE, ROLE_RANK, Permission
+from app.auth.principal import Principal
 from app.db.session import is_system
-from app.models.user import User
+from app.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.kit.records import apply_changes, check_unique, field_error, get_or_404
+from app.models.user import Customer, Department, Role, User, UserPermission
+from app.users.schemas import GrantCreate, UserCreate, UserSelfUpdate, UserUpdate
+
+# --- platform superusers (system session) -------------------------------------------
 
 
 async def get_superuser_by_email(session: AsyncSession, email: str) -> User | None:
@@ -31,3 +50,254 @@ async def create_superuser(session: AsyncSession, *, email: str, password: str) 
     session.add(user)
     await session.flush()
     return user
+
+
+# --- users of the caller's organization (tenant session) -----------------------------
+
+
+def users_query(
+    *,
+    role: Role | None = None,
+    department_id: uuid.UUID | None = None,
+    customer_id: uuid.UUID | None = None,
+    q: str | None = None,
+    include_deleted: bool = False,
+) -> sa.Select[User]:
+    statement = sa.select(User)
+    if role is not None:
+        statement = statement.where(User.role == role)
+    if department_id is not None:
+        statement = statement.where(User.department_id == department_id)
+    if customer_id is not None:
+        statement = statement.where(User.customer_id == customer_id)
+    if q:
+        needle = q.lower()
+        statement = statement.where(
+            sa.or_(
+                *(
+                    sa.func.lower(column).contains(needle, autoescape=True)
+                    for column in (User.email, User.first_name, User.last_name)
+                )
+            )
+        )
+    if include_deleted:
+        statement = statement.execution_options(include_deleted=True)
+    return statement
+
+
+async def get_user(
+    session: AsyncSession, user_id: uuid.UUID, *, include_deleted: bool = False
+) -> User:
+    return await get_or_404(session, User, user_id, include_deleted=include_deleted)
+
+
+async def create_user(session: AsyncSession, actor: Principal, data: UserCreate) -> User:
+    _check_may_assign(actor, data.role)
+    fields = data.model_dump(exclude={"password"})
+    await _check_references(session, fields, role=data.role)
+    await _check_email_free(session, data.email)
+    user = User(**fields)
+    if data.password is not None:
+        user.password_hash = hash_password(data.password)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def update_user(
+    session: AsyncSession, actor: Principal, user_id: uuid.UUID, data: UserUpdate
+) -> User:
+    user = await get_user(session, user_id)
+    changes = data.changes()
+    password = changes.pop("password", None)
+    new_role: Role = changes.get("role", user.role)
+    _check_may_manage(actor, user)
+    if new_role != user.role:
+        if user.id == actor.user_id and ROLE_RANK[new_role] > ROLE_RANK[user.role]:
+            raise Forbidden("Nobody can raise their own role.")
+        _check_may_assign(actor, new_role)
+        if user.role is Role.ADMIN:
+            await _ensure_another_admin(session, user)
+    await _check_references(session, {**_current_references(user), **changes}, role=new_role)
+    if "email" in changes and changes["email"] != user.email:
+        await _check_email_free(session, changes["email"], exclude=user.id)
+    apply_changes(user, changes)
+    if password is not None:
+        user.password_hash = hash_password(password)
+        await auth.revoke_all_sessions(session, user.id)
+    await session.flush()
+    return user
+
+
+async def update_me(session: AsyncSession, principal: Principal, data: UserSelfUpdate) -> User:
+    """Works for superusers too (`session` is then the system session)."""
+    user = await get_user(session, principal.id)
+    changes = data.changes()
+    password = changes.pop("password", None)
+    current_password = changes.pop("current_password", None)
+    if password is not None:
+        matches, _ = verify_password(current_password or "", user.password_hash)
+        if not matches:
+            raise ValidationFailed(
+                "The current password is wrong.",
+                errors=[field_error("current_password", "does not match the current password")],
+            )
+        user.password_hash = hash_password(password)
+        # Whoever else held a session on the old password is logged out.
+        await auth.revoke_all_sessions(session, user.id, keep=principal.session_id)
+    apply_changes(user, changes)
+    await session.flush()
+    return user
+
+
+async def delete_user(session: AsyncSession, actor: Principal, user_id: uuid.UUID) -> None:
+    user = await get_user(session, user_id)
+    _check_may_manage(actor, user)
+    if user.role is Role.ADMIN:
+        await _ensure_another_admin(session, user)
+    user.soft_delete()
+    await auth.revoke_all_sessions(session, user.id)
+    await session.flush()
+
+
+async def restore_user(session: AsyncSession, actor: Principal, user_id: uuid.UUID) -> User:
+    user = await get_user(session, user_id, include_deleted=True)
+    _check_may_manage(actor, user)
+    if user.is_deleted:
+        await _check_email_free(session, user.email, exclude=user.id)
+        user.restore()
+        await session.flush()
+    return user
+
+
+async def effective_permissions(session: AsyncSession, principal: Principal) -> list[Permission]:
+    granted: set[Permission] = set()
+    if principal.user_id is not None and not principal.is_superuser:
+        rows = await session.scalars(_live_grants(principal.user_id, datetime.now(UTC)))
+        granted = {Permission(g.permission) for g in rows}
+    return sorted(principal.role_permissions | granted)
+
+
+def _check_may_assign(actor: Principal, role: Role) -> None:
+    assert actor.role is not None
+    if role is Role.ADMIN and actor.role is not Role.ADMIN:
+        raise Forbidden("Only admins can make admins.")
+    if ROLE_RANK[role] > ROLE_RANK[actor.role]:
+        raise Forbidden(f"A {actor.role.value} cannot hand out the {role.value} role.")
+
+
+def _check_may_manage(actor: Principal, user: User) -> None:
+    assert actor.role is not None
+    if user.role is Role.ADMIN and actor.role is not Role.ADMIN:
+        raise Forbidden("Only admins can change admins.")
+    if ROLE_RANK[user.role] > ROLE_RANK[actor.role]:
+        raise Forbidden(f"A {actor.role.value} cannot change a {user.role.value}.")
+
+
+async def _ensure_another_admin(session: AsyncSession, admin: User) -> None:
+    """Locks the organization's admin rows, so two concurrent demotions cannot both
+    see "one other admin left" and leave none."""
+    admins = await session.scalars(
+        sa.select(User.id).where(User.role == Role.ADMIN).with_for_update()
+    )
+    if not any(admin_id != admin.id for admin_id in admins):
+        raise Conflict("This is the organization's last admin; make another admin first.")
+
+
+def _current_references(user: User) -> dict[str, Any]:
+    return {"customer_id": user.customer_id, "department_id": user.department_id}
+
+
+async def _check_references(session: AsyncSession, fields: dict[str, Any], *, role: Role) -> None:
+    """Referenced rows exist in this organization and fit the role (422 otherwise)."""
+    errors = []
+    customer_id = fields.get("customer_id")
+    if customer_id is not None:
+        if role is not Role.CUSTOMER:
+            errors.append(field_error("customer_id", "only customer users belong to an account"))
+        elif await session.scalar(sa.select(Customer.id).where(Customer.id == customer_id)) is None:
+            errors.append(field_error("customer_id", "no such customer account"))
+    department_id = fields.get("department_id")
+    if (
+        department_id is not None
+        and await session.scalar(sa.select(Department.id).where(Department.id == department_id))
+        is None
+    ):
+        errors.append(field_error("department_id", "no such department"))
+    if errors:
+        raise ValidationFailed("Some references are not valid.", errors=errors)
+
+
+async def _check_email_free(
+    session: AsyncSession, email: str, *, exclude: uuid.UUID | None = None
+) -> None:
+    await check_unique(
+        session,
+        User,
+        sa.func.lower(User.email) == email.lower(),
+        exclude=exclude,
+        detail="A user with this email already exists in the organization.",
+    )
+
+
+# --- permission grants ------------------------------------------------------------------
+
+
+def _live_grants(user_id: uuid.UUID, now: datetime) -> sa.Select[UserPermission]:
+    return sa.select(UserPermission).where(
+        UserPermission.user_id == user_id,
+        UserPermission.is_active,
+        sa.or_(UserPermission.expires_at.is_(None), UserPermission.expires_at > now),
+    )
+
+
+def grants_query(user_id: uuid.UUID) -> sa.Select[UserPermission]:
+    return sa.select(UserPermission).where(UserPermission.user_id == user_id)
+
+
+def is_effective(grant: UserPermission, now: datetime) -> bool:
+    return grant.is_active and (grant.expires_at is None or grant.expires_at > now)
+
+
+async def grant_permission(
+    session: AsyncSession, actor: Principal, user_id: uuid.UUID, data: GrantCreate
+) -> UserPermission:
+    await get_user(session, user_id)
+    now = datetime.now(UTC)
+    errors = []
+    if data.permission not in GRANTABLE:
+        errors.append(field_error("permission", "platform permissions cannot be granted"))
+    if data.expires_at is not None and data.expires_at <= now:
+        errors.append(field_error("expires_at", "must be in the future"))
+    if errors:
+        raise ValidationFailed("The grant is not valid.", errors=errors)
+    current = await session.scalar(
+        sa.select(UserPermission).where(
+            UserPermission.user_id == user_id,
+            UserPermission.permission == data.permission.value,
+            UserPermission.is_active,
+        )
+    )
+    if current is not None:
+        if is_effective(current, now):
+            raise Conflict("The user already holds this grant; revoke it to change it.")
+        current.is_active = False  # expired: make room for the new one
+        await session.flush()
+    grant = UserPermission(
+        user_id=user_id,
+        permission=data.permission.value,
+        granted_by_id=actor.user_id,
+        granted_at=now,
+        expires_at=data.expires_at,
+    )
+    session.add(grant)
+    await session.flush()
+    return grant
+
+
+async def revoke_grant(session: AsyncSession, user_id: uuid.UUID, grant_id: uuid.UUID) -> None:
+    grant = await session.scalar(grants_query(user_id).where(UserPermission.id == grant_id))
+    if grant is None:
+        raise NotFound("No such grant.")
+    grant.is_active = False
+    await session.flush()

@@ -1,0 +1,439 @@
+"""Logins, sessions, token checks, grants and one-time codes: the identity rules.
+
+Credential look-ups that happen before the organization is known (login by slug, a
+refresh token, an API key, a superuser's token) run in the system session; everything
+after runs in the caller's tenant session.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyotp
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.auth import tokens
+from app.auth.passwords import verify_password
+from app.auth.permissions import Permission
+from app.auth.principal import Principal, PrincipalKind
+from app.config import Settings
+from app.db.base import new_id
+from app.kit.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
+from app.kit.ratelimit import RateLimiter
+from app.models.organization import Organization
+from app.models.user import ApiKey, User, UserPermission, UserSession
+
+INVALID_CREDENTIALS = "Invalid credentials."
+INVALID_TOKEN = "The access token is invalid, expired or revoked."  # noqa: S105
+TOTP_ISSUER = "Helpdesk"
+
+
+class TotpRequired(Unauthorized):
+    slug, title = "totp-required", "One-time code required"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    ip: str | None
+    user_agent: str
+
+
+# --- login, refresh, logout -------------------------------------------------------
+
+
+async def login(
+    system: AsyncSession,
+    settings: Settings,
+    limiter: RateLimiter,
+    *,
+    email: str,
+    password: str,
+    client_id: str | None,
+    totp: str | None,
+    client: ClientInfo,
+) -> TokenPair:
+    """Password (+ one-time code) → a new session. Every failure looks the same, costs
+    the same argon2 verification, and counts against the account's failure budget."""
+    await _check_login_budget(settings, limiter, client.ip, _account_key(client_id, email))
+    user = await _find_login_user(system, email, client_id)
+    matches, rehash = verify_password(password, user.password_hash if user else None)
+    if user is None or not matches:
+        await _count_failure(settings, limiter, client_id, email)
+        raise Unauthorized(INVALID_CREDENTIALS)
+    now = datetime.now(UTC)
+    if user.two_factor_enabled:
+        if not totp:
+            raise TotpRequired("This account requires a one-time code: send `totp`.")
+        if not _accept_totp(user, totp, now):
+            await _count_failure(settings, limiter, client_id, email)
+            raise Unauthorized(INVALID_CREDENTIALS)
+    await limiter.clear(_account_key(client_id, email), settings.login_account_window_seconds)
+    if rehash is not None:
+        user.password_hash = rehash
+    user.last_login_at = now
+    user.last_active_at = now
+    user.last_login_ip = client.ip
+    return await _open_session(system, settings, user, client, now)
+
+
+def _account_key(client_id: str | None, email: str) -> str:
+    return f"login:account:{client_id or ''}:{email.strip().lower()}"
+
+
+async def _check_login_budget(
+    settings: Settings, limiter: RateLimiter, ip: str | None, account_key: str
+) -> None:
+    per_ip = await limiter.hit(
+        f"login:ip:{ip or 'unknown'}",
+        settings.login_ip_max_attempts,
+        settings.login_ip_window_seconds,
+    )
+    if not per_ip.allowed:
+        raise RateLimited(
+            "Too many login attempts from this address.", headers=per_ip.retry_headers()
+        )
+    per_account = await limiter.peek(
+        account_key, settings.login_account_max_failures, settings.login_account_window_seconds
+    )
+    if not per_account.allowed:
+        raise RateLimited(
+            "Too many failed logins for this account; try again later.",
+            headers=per_account.retry_headers(),
+        )
+
+
+async def _count_failure(
+    settings: Settings, limiter: RateLimiter, client_id: str | None, email: str
+) -> None:
+    await limiter.hit(
+        _account_key(client_id, email),
+        settings.login_account_max_failures,
+        settings.login_account_window_seconds,
+    )
+
+
+async def _find_login_user(system: AsyncSession, email: str, client_id: str | None) -> User | None:
+    """A live user of a live organization (or a superuser when no client_id is sent)."""
+    statement = sa.select(User).where(sa.func.lower(User.email) == email.strip().lower())
+    if client_id:
+        statement = statement.join(Organization, Organization.id == User.organization_id).where(
+            Organization.slug == client_id
+        )
+    else:
+        statement = statement.where(User.organization_id.is_(None), User.is_superuser)
+    return await system.scalar(statement)
+
+
+async def _open_session(
+    system: AsyncSession, settings: Settings, user: User, client: ClientInfo, now: datetime
+) -> TokenPair:
+    user_session = UserSession(
+        id=new_id(),  # set now: the refresh token embeds it
+        organization_id=user.organization_id,
+        user_id=user.id,
+        ip_address=client.ip,
+        user_agent=client.user_agent[:512],
+        last_activity_at=now,
+        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        refresh_token_hash="",
+    )
+    refresh_token, user_session.refresh_token_hash = tokens.new_refresh_token(user_session.id)
+    system.add(user_session)
+    await system.flush()
+    return _token_pair(settings, user, user_session, refresh_token, now)
+
+
+def _token_pair(
+    settings: Settings, user: User, user_session: UserSession, refresh_token: str, now: datetime
+) -> TokenPair:
+    claims = tokens.AccessClaims(
+        user_id=user.id, session_id=user_session.id, organization_id=user.organization_id
+    )
+    return TokenPair(
+        access_token=tokens.issue_access_token(settings, claims, now),
+        refresh_token=refresh_token,
+        expires_in=settings.access_token_ttl_seconds,
+    )
+
+
+async def refresh(system: AsyncSession, settings: Settings, *, refresh_token: str) -> TokenPair:
+    """Rotate: the presented token becomes invalid, a new one is returned. Presenting a
+    token that was already rotated away means it leaked (or was raced): the whole
+    session is revoked and that revocation is committed with the 401."""
+    parsed = tokens.parse_refresh_token(refresh_token)
+    if parsed is None:
+        raise Unauthorized("The refresh token is invalid.")
+    session_id, secret = parsed
+    now = datetime.now(UTC)
+    found = await _load_live_session(system, session_id, now, lock=True)
+    if found is None:
+        raise Unauthorized("The refresh token is invalid or its session has ended.")
+    user_session, user = found
+    if not tokens.digests_match(secret, user_session.refresh_token_hash):
+        _revoke(user_session, now)
+        raise Unauthorized(
+            "This refresh token was already used; the session has been revoked.",
+            keep_writes=True,
+        )
+    new_token, user_session.refresh_token_hash = tokens.new_refresh_token(user_session.id)
+    user_session.last_activity_at = now
+    user_session.expires_at = now + timedelta(seconds=settings.refresh_token_ttl_seconds)
+    user.last_active_at = now
+    return _token_pair(settings, user, user_session, new_token, now)
+
+
+async def _load_live_session(
+    session: AsyncSession, session_id: uuid.UUID, now: datetime, *, lock: bool = False
+) -> tuple[UserSession, User] | None:
+    """An active, unexpired session of a live user in a live organization (or of a
+    superuser). Soft-deleted users and organizations drop out through the global rule."""
+    statement = (
+        sa.select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
+        .outerjoin(Organization, Organization.id == UserSession.organization_id)
+        .where(
+            UserSession.id == session_id,
+            UserSession.is_active,
+            UserSession.expires_at > now,
+            sa.or_(
+                sa.and_(UserSession.organization_id.is_(None), User.is_superuser),
+                Organization.id.is_not(None),
+            ),
+        )
+    )
+    if lock:
+        statement = statement.with_for_update(of=UserSession)
+    row = (await session.execute(statement)).one_or_none()
+    return (row[0], row[1]) if row is not None else None
+
+
+def _revoke(user_session: UserSession, now: datetime) -> None:
+    if user_session.is_active:
+        user_session.is_active = False
+        user_session.revoked_at = now
+
+
+# --- every request ----------------------------------------------------------------
+
+
+async def authenticate_access_token(
+    session: AsyncSession, claims: tokens.AccessClaims
+) -> tuple[Principal, User, UserSession] | None:
+    """`session` is the tenant session of `claims.organization_id` (or the system session
+    for a superuser's token)."""
+    found = await _load_live_session(session, claims.session_id, datetime.now(UTC))
+    if found is None:
+        return None
+    user_session, user = found
+    if user.id != claims.user_id or user.organization_id != claims.organization_id:
+        return None
+    principal = Principal(
+        kind=PrincipalKind.USER,
+        id=user.id,
+        organization_id=user.organization_id,
+        role=None if user.is_superuser else user.role,
+        session_id=user_session.id,
+    )
+    return principal, user, user_session
+
+
+async def find_api_key(system: AsyncSession, token: str) -> ApiKey | None:
+    """A live key (not revoked, not expired, organization not deleted) matching `token`."""
+    prefix = tokens.api_key_prefix(token)
+    if prefix is None:
+        return None
+    key = await system.scalar(
+        sa.select(ApiKey)
+        .join(Organization, Organization.id == ApiKey.organization_id)
+        .where(ApiKey.prefix == prefix)
+    )
+    now = datetime.now(UTC)
+    if (
+        key is None
+        or not tokens.digests_match(token, key.key_hash)
+        or key.revoked_at is not None
+        or (key.expires_at is not None and key.expires_at <= now)
+    ):
+        return None
+    return key
+
+
+def api_key_principal(key: ApiKey) -> Principal:
+    return Principal(
+        kind=PrincipalKind.API_KEY, id=key.id, organization_id=key.organization_id, role=key.role
+    )
+
+
+async def record_activity(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    last_seen: datetime | None,
+    ip: str | None,
+    user_session: UserSession | None,
+    interval_seconds: int,
+) -> None:
+    """The seed's `update_last_active`, throttled: at most one write per principal per
+    interval, and without bumping `updated_at` (activity is not an edit)."""
+    now = datetime.now(UTC)
+    if last_seen is not None and (now - last_seen).total_seconds() < interval_seconds:
+        return
+    if principal.kind is PrincipalKind.API_KEY:
+        await session.execute(
+            sa.update(ApiKey)
+            .where(ApiKey.id == principal.id)
+            .values(last_used_at=now, updated_at=ApiKey.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        return
+    values: dict[str, object] = {"last_active_at": now, "updated_at": User.updated_at}
+    if ip:
+        values["last_login_ip"] = ip
+    await session.execute(
+        sa.update(User)
+        .where(User.id == principal.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if user_session is not None:
+        await session.execute(
+            sa.update(UserSession)
+            .where(UserSession.id == user_session.id)
+            .values(last_activity_at=now, updated_at=UserSession.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        set_committed_value(user_session, "last_activity_at", now)
+
+
+async def has_grant(session: AsyncSession, user_id: uuid.UUID, permission: Permission) -> bool:
+    """An active, unexpired `UserPermission`; expiry is checked here, at use."""
+    now = datetime.now(UTC)
+    grant = await session.scalar(
+        sa.select(UserPermission.id)
+        .where(
+            UserPermission.user_id == user_id,
+            UserPermission.permission == permission.value,
+            UserPermission.is_active,
+            sa.or_(UserPermission.expires_at.is_(None), UserPermission.expires_at > now),
+        )
+        .limit(1)
+    )
+    return grant is not None
+
+
+# --- sessions the user sees ---------------------------------------------------------
+
+
+def sessions_of(user_id: uuid.UUID) -> sa.Select[UserSession]:
+    return sa.select(UserSession).where(UserSession.user_id == user_id)
+
+
+async def get_own_session(
+    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
+) -> UserSession:
+    """Another user's session is as missing as a nonexistent one."""
+    user_session = await session.scalar(sessions_of(user_id).where(UserSession.id == session_id))
+    if user_session is None:
+        raise NotFound("No such session.")
+    return user_session
+
+
+async def revoke_session(session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    _revoke(await get_own_session(session, user_id, session_id), datetime.now(UTC))
+    await session.flush()
+
+
+async def revoke_all_sessions(
+    session: AsyncSession, user_id: uuid.UUID, *, keep: uuid.UUID | None = None
+) -> None:
+    """After a password change, a deletion or a 2FA change: every other login ends."""
+    statement = (
+        sa.update(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.is_active)
+        .values(is_active=False, revoked_at=datetime.now(UTC))
+        .execution_options(synchronize_session="fetch")
+    )
+    if keep is not None:
+        statement = statement.where(UserSession.id != keep)
+    await session.execute(statement)
+
+
+# --- one-time codes (TOTP) --------------------------------------------------------
+
+
+def _matching_step(secret: str, code: str, now: datetime) -> int | None:
+    """The 30-second step `code` belongs to, allowing one step of clock drift."""
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(now)
+    for step in (current, current - 1, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code.strip()):
+            return step
+    return None
+
+
+def _accept_totp(user: User, code: str, now: datetime) -> bool:
+    """Valid and not used before: a code observed once cannot be replayed."""
+    if user.totp_secret is None:
+        return False
+    step = _matching_step(user.totp_secret, code, now)
+    if step is None or (user.totp_last_used_step is not None and step <= user.totp_last_used_step):
+        return False
+    user.totp_last_used_step = step
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class TotpEnrollment:
+    secret: str
+    otpauth_uri: str
+
+
+async def enroll_totp(session: AsyncSession, user: User) -> TotpEnrollment:
+    """A fresh secret, pending until a code from it is confirmed."""
+    if user.two_factor_enabled:
+        raise Conflict("Two-factor authentication is already enabled; disable it first.")
+    user.totp_secret = pyotp.random_base32()
+    user.totp_last_used_step = None
+    await session.flush()
+    uri = pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
+    return TotpEnrollment(secret=user.totp_secret, otpauth_uri=uri)
+
+
+def _code_error(message: str) -> ValidationFailed:
+    return ValidationFailed(
+        message, errors=[{"loc": ["body", "code"], "msg": message, "type": "value_error"}]
+    )
+
+
+async def confirm_totp(session: AsyncSession, user: User, code: str) -> None:
+    if user.two_factor_enabled:
+        raise Conflict("Two-factor authentication is already enabled.")
+    if user.totp_secret is None:
+        raise Conflict("Start with POST /auth/totp/enroll.")
+    if not _accept_totp(user, code, datetime.now(UTC)):
+        raise _code_error("The one-time code is not valid.")
+    user.two_factor_enabled = True
+    await session.flush()
+
+
+async def disable_totp(session: AsyncSession, user: User, code: str) -> None:
+    if not user.two_factor_enabled:
+        raise Conflict("Two-factor authentication is not enabled.")
+    if not _accept_totp(user, code, datetime.now(UTC)):
+        raise _code_error("The one-time code is not valid.")
+    user.two_factor_enabled = False
+    user.totp_secret = None
+    user.totp_last_used_step = None
+    await session.flush()

@@ -1,0 +1,111 @@
+"""Credentials on the wire: JWT access tokens, opaque refresh tokens, API keys.
+
+* Access token: HS256 JWT (`sub` user, `sid` session, `org` organization or null for a
+  superuser, `typ` "access"), short-lived. Only the algorithm we sign with is accepted,
+  so `alg: none` and key-confusion tricks fail. The session row is checked on every
+  request, which is what makes revocation immediate.
+* Refresh token: `<session id>.<256 random bits>`; the session stores the SHA-256 of the
+  one currently valid secret.
+* API key: `hdk_<12 hex prefix>_<256 random bits>`; the prefix finds the row, the
+  SHA-256 of the whole key must match. Random secrets this long need no slow hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+
+from app.config import Settings
+
+ALGORITHM = "HS256"
+ISSUER = "helpdesk"
+ACCESS = "access"
+API_KEY_SCHEME = "hdk"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    organization_id: uuid.UUID | None
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def digests_match(secret: str, expected_digest: str) -> bool:
+    return hmac.compare_digest(digest(secret), expected_digest)
+
+
+def issue_access_token(settings: Settings, claims: AccessClaims, now: datetime) -> str:
+    payload = {
+        "iss": ISSUER,
+        "typ": ACCESS,
+        "sub": str(claims.user_id),
+        "sid": str(claims.session_id),
+        "org": str(claims.organization_id) if claims.organization_id else None,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=settings.access_token_ttl_seconds)).timestamp()),
+    }
+    return jwt.encode(payload, settings.secret_key.get_secret_value(), algorithm=ALGORITHM)
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims | None:
+    """None for anything not a valid, unexpired access token of ours."""
+    try:
+        payload = jwt.decode(
+            token,
+            settings.secret_key.get_secret_value(),
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "sid", "iss", "typ"]},
+        )
+        if payload.get("typ") != ACCESS:
+            return None
+        org = payload.get("org")
+        return AccessClaims(
+            user_id=uuid.UUID(payload["sub"]),
+            session_id=uuid.UUID(payload["sid"]),
+            organization_id=uuid.UUID(org) if org else None,
+        )
+    except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def new_refresh_token(session_id: uuid.UUID) -> tuple[str, str]:
+    """(token for the client, digest for the session row)."""
+    secret = secrets.token_urlsafe(32)
+    return f"{session_id}.{secret}", digest(secret)
+
+
+def parse_refresh_token(token: str) -> tuple[uuid.UUID, str] | None:
+    """(session id, secret) or None when the token is not shaped like ours."""
+    session_part, _, secret = token.partition(".")
+    if not secret:
+        return None
+    try:
+        return uuid.UUID(session_part), secret
+    except ValueError:
+        return None
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """(key shown once, prefix stored in clear, digest stored)."""
+    prefix = secrets.token_hex(6)
+    key = f"{API_KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
+    return key, prefix, digest(key)
+
+
+def api_key_prefix(token: str) -> str | None:
+    scheme, _, rest = token.partition("_")
+    prefix, _, secret = rest.partition("_")
+    if scheme != API_KEY_SCHEME or len(prefix) != 12 or not secret:
+        return None
+    return prefix

@@ -1,0 +1,70 @@
+"""/customers: customer accounts, CRUD + restore."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from app.auth.dependencies import IncludeDeletedDep, require
+from app.auth.permissions import Permission
+from app.auth.principal import Principal
+from app.customers import service as customers
+from app.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
+from app.db.dependencies import SessionDep
+from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
+from app.models.user import Customer, CustomerTier
+
+router = APIRouter(prefix="/customers", tags=["customers"])
+
+Reader = Annotated[Principal, Depends(require(Permission.CUSTOMERS_READ))]
+Writer = Annotated[Principal, Depends(require(Permission.CUSTOMERS_WRITE))]
+
+
+@router.get("", response_model=Page[CustomerRead])
+async def list_customers(
+    _: Reader,
+    session: SessionDep,
+    page: PageParamsDep,
+    include_deleted: IncludeDeletedDep,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="Name contains.")
+    ] = None,
+    customer_tier: CustomerTier | None = None,
+) -> Page[CustomerRead]:
+    statement = customers.customers_query(
+        q=q, customer_tier=customer_tier, include_deleted=include_deleted
+    )
+    result = await paginate(session, statement, page, [SortKey(Customer.id)])
+    return Page(
+        items=[CustomerRead.model_validate(c) for c in result.rows],
+        next_cursor=result.next_cursor,
+    )
+
+
+@router.post("", response_model=CustomerRead, status_code=201)
+async def create_customer(body: CustomerCreate, _: Writer, session: SessionDep) -> Customer:
+    return await customers.create_customer(session, body)
+
+
+@router.get("/{customer_id}", response_model=CustomerRead)
+async def get_customer(customer_id: uuid.UUID, _: Reader, session: SessionDep) -> Customer:
+    return await customers.get_customer(session, customer_id)
+
+
+@router.patch("/{customer_id}", response_model=CustomerRead)
+async def update_customer(
+    customer_id: uuid.UUID, body: CustomerUpdate, _: Writer, session: SessionDep
+) -> Customer:
+    return await customers.update_customer(session, customer_id, body)
+
+
+@router.delete("/{customer_id}", status_code=204)
+async def delete_customer(customer_id: uuid.UUID, _: Writer, session: SessionDep) -> None:
+    await customers.delete_customer(session, customer_id)
+
+
+@router.post("/{customer_id}/restore", response_model=CustomerRead)
+async def restore_customer(customer_id: uuid.UUID, _: Writer, session: SessionDep) -> Customer:
+    return await customers.restore_customer(session, customer_id)

@@ -1,0 +1,163 @@
+"""Keyset (cursor) pagination: `{"items": [...], "next_cursor": "<opaque>" | null}`.
+
+A cursor is the sort key of the last row served, so a page never skips or repeats a row
+when others are inserted meanwhile (an offset would). Every ordering ends with the
+primary key, which makes the key unique. Cursors are opaque to clients: URL-safe base64
+of a JSON list, checked on the way back in (a tampered cursor is a 422, never a 500).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from fastapi import Depends, Query
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
+
+from app.kit.errors import ValidationFailed
+
+ItemT = TypeVar("ItemT")
+RowT = TypeVar("RowT")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    limit: int
+    cursor: str | None
+
+
+def _page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=1024, description="`next_cursor` of the previous page."),
+    ] = None,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor)
+
+
+PageParamsDep = Annotated[PageParams, Depends(_page_params)]
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One column of an ordering; `descending` flips both the ORDER BY and the seek."""
+
+    column: QueryableAttribute[Any]  # a mapped column: its key names the row attribute
+    descending: bool = False
+
+    def order_by(self) -> UnaryExpression[Any]:
+        return self.column.desc() if self.descending else self.column.asc()
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult(Generic[RowT]):
+    rows: Sequence[RowT]
+    next_cursor: str | None
+
+
+async def paginate(
+    session: AsyncSession,
+    statement: sa.Select[RowT],
+    params: PageParams,
+    keys: Sequence[SortKey],
+) -> PageResult[RowT]:
+    """Serve one page of `statement` ordered by `keys` (the last key must be unique and
+    non-null, normally the id). Sort columns must be non-nullable."""
+    if params.cursor is not None:
+        values = _decode(params.cursor, keys)
+        statement = statement.where(_after(keys, values))
+    statement = statement.order_by(*(key.order_by() for key in keys)).limit(params.limit + 1)
+    rows = list((await session.scalars(statement)).all())
+    if len(rows) <= params.limit:
+        return PageResult(rows, None)
+    rows = rows[: params.limit]
+    last = rows[-1]
+    return PageResult(rows, _encode([_value_of(last, key) for key in keys]))
+
+
+def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
+    """(a, b, c) strictly after (x, y, z) in the given directions, as
+    a>x OR (a=x AND b>y) OR (a=x AND b=y AND c>z): works for mixed directions and on
+    both dialects, and each disjunct can use the (org, a, b, c) index."""
+    disjuncts: list[ColumnElement[bool]] = []
+    for i, key in enumerate(keys):
+        equal_prefix = [keys[j].column == values[j] for j in range(i)]
+        beyond = key.column < values[i] if key.descending else key.column > values[i]
+        disjuncts.append(sa.and_(*equal_prefix, beyond))
+    return sa.or_(*disjuncts)
+
+
+def _value_of(row: Any, key: SortKey) -> Any:
+    return getattr(row, key.column.key)
+
+
+def _encode(values: list[Any]) -> str:
+    def plain(value: Any) -> Any:
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, Enum):
+            return value.value
+        return value
+
+    raw = json.dumps([plain(v) for v in values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
+    invalid = ValidationFailed(
+        "The cursor is not valid for this list.",
+        errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
+    )
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise invalid from None
+    if not isinstance(values, list) or len(values) != len(keys):
+        raise invalid
+    try:
+        return [_coerce(value, key) for value, key in zip(values, keys, strict=True)]
+    except (TypeError, ValueError):
+        raise invalid from None
+
+
+def _coerce(value: Any, key: SortKey) -> Any:
+    python_type = key.column.type.python_type
+    if value is None:
+        raise ValueError("null sort value")
+    if python_type is uuid.UUID:
+        return uuid.UUID(str(value))
+    if python_type is datetime:
+        parsed = datetime.fromisoformat(str(value))
+        if parsed.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return parsed
+    if python_type is int and not isinstance(value, bool):
+        return int(value)
+    if python_type is str:
+        return str(value)
+    if isinstance(python_type, type) and issubclass(python_type, Enum):
+        return python_type(value)
+    raise TypeError(f"cannot page on {python_type}")

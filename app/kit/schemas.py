@@ -1,0 +1,87 @@
+"""Field types and base models every domain's schemas share.
+
+Input models forbid unknown fields (no mass assignment of `organization_id`, `role`,
+counters…); output models read from ORM objects. `PatchModel` keeps PATCH honest: only
+the fields sent are applied, and `null` is accepted only where the column is nullable.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import lru_cache
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+
+class InputModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ReadModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class PatchModel(InputModel):
+    """Every field optional; explicit `null` only for names in `__nullable__`."""
+
+    __nullable__: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _null_only_where_nullable(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.__nullable__:
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+@lru_cache
+def _known_timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _valid_timezone(name: str) -> str:
+    if name not in _known_timezones():
+        raise ValueError("not an IANA time zone (e.g. Europe/Berlin, UTC)")
+    return name
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+def _dedupe(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(_lower)]
+Password = Annotated[str, Field(min_length=12, max_length=256)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=150)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
+Timezone = Annotated[str, Field(max_length=50), AfterValidator(_valid_timezone)]
+Language = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=10)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=2, max_length=63)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Labels = Annotated[list[Label], Field(max_length=100), AfterValidator(_dedupe)]
+DomainName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$",
+    ),
+    AfterValidator(_lower),
+]

@@ -1,0 +1,135 @@
+"""Organizations with a signed-in actor of every kind, for API tests.
+
+Users are created directly (one shared argon2 hash keeps set-up fast) and then log in
+through the real `/auth/token`, so every token a test uses came from the API."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import httpx
+
+from app.auth import tokens
+from app.auth.passwords import hash_password
+from app.config import API_PREFIX
+from app.db.session import Database, commit
+from app.models.organization import Organization
+from app.models.user import ApiKey, Customer, Department, Role, User
+
+PASSWORD = "correct-horse-battery"
+API = API_PREFIX
+
+ROLES = (Role.ADMIN, Role.MANAGER, Role.AGENT, Role.CUSTOMER)
+
+
+@lru_cache
+def password_hash() -> str:
+    return hash_password(PASSWORD)
+
+
+@dataclass
+class Actor:
+    name: str
+    token: str
+    user_id: uuid.UUID | None = None
+    email: str | None = None
+    refresh_token: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Tenant:
+    org: Organization
+    actors: dict[str, Actor] = field(default_factory=dict)
+    department_id: uuid.UUID | None = None
+    customer_account_id: uuid.UUID | None = None
+
+    @property
+    def slug(self) -> str:
+        return self.org.slug
+
+    def __getitem__(self, name: str) -> Actor:
+        return self.actors[name]
+
+
+async def login(
+    client: httpx.AsyncClient,
+    email: str,
+    password: str = PASSWORD,
+    client_id: str | None = None,
+    **extra: str,
+) -> httpx.Response:
+    form = {"username": email, "password": password, **extra}
+    if client_id is not None:
+        form["client_id"] = client_id
+    return await client.post(f"{API}/auth/token", data=form)
+
+
+async def login_actor(
+    client: httpx.AsyncClient, name: str, email: str, user_id: uuid.UUID, slug: str | None
+) -> Actor:
+    response = await login(client, email, client_id=slug)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return Actor(
+        name=name,
+        token=body["access_token"],
+        refresh_token=body["refresh_token"],
+        user_id=user_id,
+        email=email,
+    )
+
+
+async def add_user(database: Database, org: Organization, role: Role, **fields: object) -> User:
+    async with database.tenant_session(org.id) as session:
+        user = User(
+            email=f"{role.value}-{uuid.uuid4().hex[:8]}@{org.slug}.example.com",
+            password_hash=password_hash(),
+            role=role,
+            **fields,
+        )
+        session.add(user)
+        await commit(session)
+    return user
+
+
+async def make_tenant(client: httpx.AsyncClient, database: Database, name: str) -> Tenant:
+    suffix = uuid.uuid4().hex[:10]
+    async with database.system_session() as session:
+        org = Organization(name=f"{name} {suffix}", slug=f"{name.lower()}-{suffix}")
+        session.add(org)
+        await commit(session)
+    tenant = Tenant(org=org)
+    async with database.tenant_session(org.id) as session:
+        department = Department(name="Support")
+        account = Customer(name="Acme")
+        session.add_all([department, account])
+        await session.flush()
+        tenant.department_id, tenant.customer_account_id = department.id, account.id
+        key, prefix, key_hash = tokens.new_api_key()
+        session.add(ApiKey(name="integration", prefix=prefix, key_hash=key_hash, role=Role.ADMIN))
+        await commit(session)
+    tenant.actors["api_key"] = Actor(name="api_key", token=key)
+    for role in ROLES:
+        extra = {"customer_id": account.id} if role is Role.CUSTOMER else {}
+        user = await add_user(database, org, role, **extra)
+        tenant.actors[role.value] = await login_actor(
+            client, role.value, user.email, user.id, org.slug
+        )
+    return tenant
+
+
+async def make_superuser(client: httpx.AsyncClient, database: Database) -> Actor:
+    email = f"root-{uuid.uuid4().hex[:8]}@platform.example.com"
+    async with database.system_session() as session:
+        user = User(
+            organization_id=None, email=email, password_hash=password_hash(), is_superuser=True
+        )
+        session.add(user)
+        await commit(session)
+    return await login_actor(client, "superuser", email, user.id, None)
