@@ -36,6 +36,9 @@ class Settings(BaseSettings):
         default=None, description="Redis for arq jobs and shared rate limits; none = in-process."
     )
     job_queue_name: str = Field(default="arq:queue", description="arq queue (Redis key).")
+    redis_key_prefix: str = Field(
+        default="helpdesk", description="Namespace of the service's own Redis keys."
+    )
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     rate_limit_per_minute: int = Field(default=6000, ge=0)
     webhook_allow_private_targets: bool = False

@@ -53,7 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
             app.state.redis = redis
-            app.state.rate_limiter = RedisRateLimiter(redis)
+            app.state.rate_limiter = RedisRateLimiter(
+                redis, prefix=f"{settings.redis_key_prefix}:ratelimit"
+            )
             database.jobs = ArqJobQueue(redis, settings.job_queue_name)
         else:
             from app.worker import PERIODIC_SECONDS, TASKS

@@ -38,6 +38,7 @@ def settings(database_url: str) -> Settings:
         redis_url=None,
         webhook_allow_private_targets=True,
         job_queue_name=f"arq:test:{uuid.uuid4().hex}",
+        redis_key_prefix=f"helpdesk-test:{uuid.uuid4().hex}",
         # Every test logs in from the same ASGI client address; the per-IP login
         # budget has its own test with its own app.
         login_ip_max_attempts=1_000_000,
@@ -68,18 +69,18 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def tenant_a(client: httpx.AsyncClient, database: Database) -> Tenant:
-    return await make_tenant(client, database, "Alpha")
+async def tenant_a(database: Database) -> Tenant:
+    return await make_tenant(database, "Alpha")
 
 
 @pytest.fixture
-async def tenant_b(client: httpx.AsyncClient, database: Database) -> Tenant:
-    return await make_tenant(client, database, "Beta")
+async def tenant_b(database: Database) -> Tenant:
+    return await make_tenant(database, "Beta")
 
 
 @pytest.fixture
-async def superuser(client: httpx.AsyncClient, database: Database) -> Actor:
-    return await make_superuser(client, database)
+async def superuser(database: Database) -> Actor:
+    return await make_superuser(database)
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,7 @@ async def login(
     user.last_login_at = now
     user.last_active_at = now
     user.last_login_ip = client.ip
-    return await _open_session(system, settings, user, client, now)
+    return await open_session(system, settings, user, client, now)
 
 
 def _account_key(client_id: str | None, email: str) -> str:
@@ -136,7 +136,7 @@ async def _find_login_user(system: AsyncSession, email: str, client_id: str | No
     return await system.scalar(statement)
 
 
-async def _open_session(
+async def open_session(
     system: AsyncSession, settings: Settings, user: User, client: ClientInfo, now: datetime
 ) -> TokenPair:
     user_session = UserSession(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,6 +18,7 @@ def get_database(request: Request) -> Database:
     return database
 
 
+@asynccontextmanager
 async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     """Commits after the endpoint returns and before the response is sent
     (scope="function"), so a 201 is durable; any exception rolls back and drops the
@@ -38,13 +40,13 @@ async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Unbound until the auth dependency names the tenant."""
-    async for session in _unit_of_work(get_database(request).unbound_session()):
+    async with _unit_of_work(get_database(request).unbound_session()) as session:
         yield session
 
 
 async def get_system_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The platform escape hatch (superuser endpoints, credential look-ups)."""
-    async for session in _unit_of_work(get_database(request).system_session()):
+    async with _unit_of_work(get_database(request).system_session()) as session:
         yield session
 
 

@@ -1,16 +1,19 @@
 """Organizations with a signed-in actor of every kind, for API tests.
 
-Users are created directly (one shared argon2 hash keeps set-up fast) and then log in
-through the real `/auth/token`, so every token a test uses came from the API."""
+Users are created directly with one shared password hash, so `login()` works for all
+of them; the fixtures' own sessions are opened by the auth service without the argon2
+round (tests/auth exercises `/auth/token` itself)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import httpx
 
+from app.auth import service as auth
 from app.auth import tokens
 from app.auth.passwords import hash_password
 from app.config import API_PREFIX
@@ -70,35 +73,40 @@ async def login(
     return await client.post(f"{API}/auth/token", data=form)
 
 
-async def login_actor(
-    client: httpx.AsyncClient, name: str, email: str, user_id: uuid.UUID, slug: str | None
-) -> Actor:
-    response = await login(client, email, client_id=slug)
-    assert response.status_code == 200, response.text
-    body = response.json()
+async def sign_in(database: Database, name: str, user: User) -> Actor:
+    """A session opened by the same service `/auth/token` uses, minus the argon2 check
+    (tests/auth covers that path): keeps per-test set-up in milliseconds."""
+    async with database.system_session() as session:
+        pair = await auth.open_session(
+            session,
+            database.settings,
+            user,
+            auth.ClientInfo(ip="127.0.0.1", user_agent="tests"),
+            datetime.now(UTC),
+        )
+        await commit(session)
     return Actor(
         name=name,
-        token=body["access_token"],
-        refresh_token=body["refresh_token"],
-        user_id=user_id,
-        email=email,
+        token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        user_id=user.id,
+        email=user.email,
     )
 
 
 async def add_user(database: Database, org: Organization, role: Role, **fields: object) -> User:
     async with database.tenant_session(org.id) as session:
-        user = User(
-            email=f"{role.value}-{uuid.uuid4().hex[:8]}@{org.slug}.example.com",
-            password_hash=password_hash(),
-            role=role,
-            **fields,
-        )
+        defaults: dict[str, object] = {
+            "email": f"{role.value}-{uuid.uuid4().hex[:8]}@{org.slug}.example.com",
+            "password_hash": password_hash(),
+        }
+        user = User(role=role, **(defaults | fields))
         session.add(user)
         await commit(session)
     return user
 
 
-async def make_tenant(client: httpx.AsyncClient, database: Database, name: str) -> Tenant:
+async def make_tenant(database: Database, name: str) -> Tenant:
     suffix = uuid.uuid4().hex[:10]
     async with database.system_session() as session:
         org = Organization(name=f"{name} {suffix}", slug=f"{name.lower()}-{suffix}")
@@ -118,13 +126,11 @@ async def make_tenant(client: httpx.AsyncClient, database: Database, name: str) 
     for role in ROLES:
         extra = {"customer_id": account.id} if role is Role.CUSTOMER else {}
         user = await add_user(database, org, role, **extra)
-        tenant.actors[role.value] = await login_actor(
-            client, role.value, user.email, user.id, org.slug
-        )
+        tenant.actors[role.value] = await sign_in(database, role.value, user)
     return tenant
 
 
-async def make_superuser(client: httpx.AsyncClient, database: Database) -> Actor:
+async def make_superuser(database: Database) -> Actor:
     email = f"root-{uuid.uuid4().hex[:8]}@platform.example.com"
     async with database.system_session() as session:
         user = User(
@@ -132,4 +138,4 @@ async def make_superuser(client: httpx.AsyncClient, database: Database) -> Actor
         )
         session.add(user)
         await commit(session)
-    return await login_actor(client, "superuser", email, user.id, None)
+    return await sign_in(database, "superuser", user)
