@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from uuid_utils.compat import uuid7
 
 from app.db.types import JSONType, UTCDateTime
@@ -38,6 +38,13 @@ class Base(DeclarativeBase):
     id: Mapped[uuid.UUID] = mapped_column(
         sa.Uuid, primary_key=True, default=new_id, sort_order=-100
     )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # Database-set values (created_at, updated_at, generated columns) come back with
+        # the INSERT/UPDATE through RETURNING, instead of expiring and lazy-loading later
+        # — which async code cannot do, e.g. while a response is being serialised.
+        return {"eager_defaults": True}
 
 
 class CreatedAtMixin:

@@ -190,7 +190,7 @@ class Ticket(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
     time_to_resolution: Mapped[int | None] = mapped_column(sa.Integer)
     version: Mapped[int] = mapped_column(default=1, server_default="1")
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version, "eager_defaults": True}
 
     comments: Mapped[list[TicketComment]] = relationship(
         primaryjoin="Ticket.id == TicketComment.ticket_id",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -231,6 +231,11 @@ class UserPermission(TenantMixin, CreatedAtMixin, Base):
     granted_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
     expires_at: Mapped[datetime | None]
     is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+
+    @property
+    def is_effective(self) -> bool:
+        """In force right now: active and not expired."""
+        return self.is_active and (self.expires_at is None or self.expires_at > datetime.now(UTC))
 
 
 class ApiKey(TenantMixin, TimestampMixin, Base):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -109,12 +108,6 @@ async def restore_user(user_id: uuid.UUID, principal: Writer, session: SessionDe
     return await users.restore_user(session, principal, user_id)
 
 
-def _grant_read(grant: UserPermission, now: datetime) -> GrantRead:
-    read = GrantRead.model_validate(grant, from_attributes=True)
-    read.is_effective = users.is_effective(grant, now)
-    return read
-
-
 @router.get("/{user_id}/permissions", response_model=Page[GrantRead], summary="Grants of a user")
 async def list_grants(
     user_id: uuid.UUID, _: GrantManager, session: SessionDep, page: PageParamsDep
@@ -123,16 +116,16 @@ async def list_grants(
     result = await paginate(
         session, users.grants_query(user_id), page, [SortKey(UserPermission.id, descending=True)]
     )
-    now = datetime.now(UTC)
-    return Page(items=[_grant_read(g, now) for g in result.rows], next_cursor=result.next_cursor)
+    return Page(
+        items=[GrantRead.model_validate(g) for g in result.rows], next_cursor=result.next_cursor
+    )
 
 
 @router.post("/{user_id}/permissions", response_model=GrantRead, status_code=201)
 async def grant_permission(
     user_id: uuid.UUID, body: GrantCreate, principal: GrantManager, session: SessionDep
-) -> GrantRead:
-    grant = await users.grant_permission(session, principal, user_id, body)
-    return _grant_read(grant, datetime.now(UTC))
+) -> UserPermission:
+    return await users.grant_permission(session, principal, user_id, body)
 
 
 @router.delete("/{user_id}/permissions/{grant_id}", status_code=204)

@@ -244,6 +244,7 @@ async def _check_email_free(
 
 
 def _live_grants(user_id: uuid.UUID, now: datetime) -> sa.Select[UserPermission]:
+    """`UserPermission.is_effective` as SQL."""
     return sa.select(UserPermission).where(
         UserPermission.user_id == user_id,
         UserPermission.is_active,
@@ -253,10 +254,6 @@ def _live_grants(user_id: uuid.UUID, now: datetime) -> sa.Select[UserPermission]
 
 def grants_query(user_id: uuid.UUID) -> sa.Select[UserPermission]:
     return sa.select(UserPermission).where(UserPermission.user_id == user_id)
-
-
-def is_effective(grant: UserPermission, now: datetime) -> bool:
-    return grant.is_active and (grant.expires_at is None or grant.expires_at > now)
 
 
 async def grant_permission(
@@ -279,7 +276,7 @@ async def grant_permission(
         )
     )
     if current is not None:
-        if is_effective(current, now):
+        if current.is_effective:
             raise Conflict("The user already holds this grant; revoke it to change it.")
         current.is_active = False  # expired: make room for the new one
         await session.flush()

@@ -1,0 +1,323 @@
+"""Every identity route, every kind of caller, own and other organization: exact status.
+
+The table below is the contract in executable form: who may call what, and that
+another organization's row is a 404 (indistinguishable from a missing one) while a
+route the caller's role may not touch is a 403. Each route gets fresh organizations,
+and each call a fresh target row, so deletions and revocations cannot leak between
+cases. `test_every_route_is_in_the_matrix` keeps the table complete.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.auth import tokens
+from app.db.session import Database, commit
+from app.models import ApiKey, Customer, Department, Organization, User, UserPermission
+from app.models.user import Role
+from tests.support.identity import API, Actor, Tenant, add_user, sign_in
+
+ROLES = ("superuser", "admin", "manager", "agent", "customer", "api_key")
+STAFF_READERS = frozenset({"admin", "manager", "agent", "api_key"})
+WRITERS = frozenset({"admin", "manager", "api_key"})
+ADMINS = frozenset({"admin", "api_key"})
+PEOPLE = frozenset({"superuser", "admin", "manager", "agent", "customer"})
+PLATFORM = frozenset({"superuser"})
+ONLY_ADMIN_USER = frozenset({"admin"})  # API keys cannot mint credentials
+
+Targets = dict[str, str]
+
+
+@dataclass
+class World:
+    database: Database
+    home: Tenant
+    away: Tenant
+    superuser: Actor
+
+    def actor(self, role: str) -> Actor:
+        return self.superuser if role == "superuser" else self.home[role]
+
+
+TargetBuilder = Callable[[World, str, Tenant], Awaitable[Targets]]
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    allowed: frozenset[str]
+    status: int  # what an allowed caller gets on its own organization's row
+    target: TargetBuilder | None = None  # None: the route names no row
+    body: Callable[[], dict[str, Any]] | None = None
+    other_status: int = 404  # an allowed caller on another organization's row
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def _row(world: World, tenant: Tenant, row: Any, *, deleted: bool = False) -> str:
+    async with world.database.tenant_session(tenant.org.id) as session:
+        session.add(row)
+        await session.flush()
+        if deleted:
+            row.soft_delete()
+        await commit(session)
+    return str(row.id)
+
+
+async def a_user(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": str((await add_user(world.database, tenant.org, Role.AGENT)).id)}
+
+
+async def a_deleted_user(world: World, _role: str, tenant: Tenant) -> Targets:
+    user = await add_user(world.database, tenant.org, Role.AGENT)
+    async with world.database.tenant_session(tenant.org.id) as session:
+        row = await session.get(User, user.id)
+        assert row is not None
+        row.soft_delete()
+        await commit(session)
+    return {"id": str(user.id)}
+
+
+async def a_grant(world: World, role: str, tenant: Tenant) -> Targets:
+    user_id = (await a_user(world, role, tenant))["id"]
+    grant = UserPermission(user_id=uuid.UUID(user_id), permission="deleted:read")
+    return {"id": user_id, "grant": await _row(world, tenant, grant)}
+
+
+async def a_department(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, Department(name=unique("dept")))}
+
+
+async def a_deleted_department(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, Department(name=unique("dept")), deleted=True)}
+
+
+async def a_customer(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, Customer(name=unique("acct")))}
+
+
+async def a_deleted_customer(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, Customer(name=unique("acct")), deleted=True)}
+
+
+async def an_api_key(world: World, _role: str, tenant: Tenant) -> Targets:
+    _, prefix, key_hash = tokens.new_api_key()
+    key = ApiKey(name="k", prefix=prefix, key_hash=key_hash, role=Role.AGENT)
+    return {"id": await _row(world, tenant, key)}
+
+
+async def a_session(world: World, role: str, tenant: Tenant) -> Targets:
+    """Own organization: another session of the caller itself; other: a stranger's."""
+    if tenant is world.home:
+        actor = world.actor(role)
+        async with world.database.system_session() as session:
+            user = await session.get(User, actor.user_id) if actor.user_id else None
+        if user is None:  # an API key has no sessions: any id will do
+            return {"id": str(uuid.uuid4())}
+        return {"id": _session_id(await sign_in(world.database, "again", user))}
+    async with world.database.system_session() as session:
+        stranger = await session.get(User, tenant["agent"].user_id)
+    assert stranger is not None
+    return {"id": _session_id(await sign_in(world.database, "stranger", stranger))}
+
+
+def _session_id(actor: Actor) -> str:
+    assert actor.refresh_token is not None
+    return actor.refresh_token.split(".")[0]
+
+
+async def an_organization(world: World, _role: str, _tenant: Tenant) -> Targets:
+    async with world.database.system_session() as session:
+        org = Organization(name="Target", slug=unique("target"))
+        session.add(org)
+        await commit(session)
+    return {"id": str(org.id)}
+
+
+async def a_deleted_organization(world: World, role: str, tenant: Tenant) -> Targets:
+    targets = await an_organization(world, role, tenant)
+    async with world.database.system_session() as session:
+        org = await session.get(Organization, uuid.UUID(targets["id"]))
+        assert org is not None
+        org.soft_delete()
+        await commit(session)
+    return targets
+
+
+def new_org() -> dict[str, Any]:
+    slug = unique("new")
+    return {
+        "name": "New",
+        "slug": slug,
+        "admin": {"email": f"admin@{slug}.example.com", "password": "a-long-password-1"},
+    }
+
+
+CASES = [
+    # platform
+    Case("GET", "/organizations", PLATFORM, 200),
+    Case("POST", "/organizations", PLATFORM, 201, body=new_org),
+    Case("GET", "/organizations/{id}", PLATFORM, 200, an_organization, other_status=200),
+    Case(
+        "PATCH",
+        "/organizations/{id}",
+        PLATFORM,
+        200,
+        an_organization,
+        body=lambda: {"name": "Renamed"},
+        other_status=200,
+    ),
+    Case("DELETE", "/organizations/{id}", PLATFORM, 204, an_organization, other_status=204),
+    Case(
+        "POST",
+        "/organizations/{id}/restore",
+        PLATFORM,
+        200,
+        a_deleted_organization,
+        other_status=200,
+    ),
+    # the caller's own organization
+    Case("GET", "/organizations/current", STAFF_READERS, 200),
+    Case("PATCH", "/organizations/current", ADMINS, 200, body=lambda: {"settings": {"a": 1}}),
+    # users
+    Case("GET", "/users", STAFF_READERS, 200),
+    Case(
+        "POST",
+        "/users",
+        WRITERS,
+        201,
+        body=lambda: {"email": f"{unique('u')}@example.com", "role": "agent"},
+    ),
+    Case("GET", "/users/me", PEOPLE, 200),
+    Case("PATCH", "/users/me", PEOPLE, 200, body=lambda: {"first_name": "Me"}),
+    Case("GET", "/users/{id}", STAFF_READERS, 200, a_user),
+    Case("PATCH", "/users/{id}", WRITERS, 200, a_user, body=lambda: {"first_name": "X"}),
+    Case("DELETE", "/users/{id}", WRITERS, 204, a_user),
+    Case("POST", "/users/{id}/restore", WRITERS, 200, a_deleted_user),
+    Case("GET", "/users/{id}/permissions", ONLY_ADMIN_USER, 200, a_user),
+    Case(
+        "POST",
+        "/users/{id}/permissions",
+        ONLY_ADMIN_USER,
+        201,
+        a_user,
+        body=lambda: {"permission": "deleted:read"},
+    ),
+    Case("DELETE", "/users/{id}/permissions/{grant}", ONLY_ADMIN_USER, 204, a_grant),
+    # sessions and self-service security
+    Case("GET", "/sessions", PEOPLE, 200),
+    Case("GET", "/sessions/{id}", PEOPLE, 200, a_session),
+    Case("DELETE", "/sessions/{id}", PEOPLE, 204, a_session),
+    Case("POST", "/auth/logout", PEOPLE, 204),
+    Case("POST", "/auth/totp/enroll", PEOPLE, 200),
+    # Allowed callers reach the rule: no enrolment yet / 2FA not on → 409.
+    Case("POST", "/auth/totp/confirm", PEOPLE, 409, body=lambda: {"code": "000000"}),
+    Case("POST", "/auth/totp/disable", PEOPLE, 409, body=lambda: {"code": "000000"}),
+    # departments and customer accounts
+    Case("GET", "/departments", STAFF_READERS, 200),
+    Case("POST", "/departments", WRITERS, 201, body=lambda: {"name": unique("d")}),
+    Case("GET", "/departments/{id}", STAFF_READERS, 200, a_department),
+    Case("PATCH", "/departments/{id}", WRITERS, 200, a_department, body=lambda: {"email": None}),
+    Case("DELETE", "/departments/{id}", WRITERS, 204, a_department),
+    Case("POST", "/departments/{id}/restore", WRITERS, 200, a_deleted_department),
+    Case("GET", "/customers", STAFF_READERS, 200),
+    Case("POST", "/customers", WRITERS, 201, body=lambda: {"name": unique("c")}),
+    Case("GET", "/customers/{id}", STAFF_READERS, 200, a_customer),
+    Case("PATCH", "/customers/{id}", WRITERS, 200, a_customer, body=lambda: {"notes": "vip"}),
+    Case("DELETE", "/customers/{id}", WRITERS, 204, a_customer),
+    Case("POST", "/customers/{id}/restore", WRITERS, 200, a_deleted_customer),
+    # API keys: admins (users) only
+    Case("GET", "/api-keys", ONLY_ADMIN_USER, 200),
+    Case("POST", "/api-keys", ONLY_ADMIN_USER, 201, body=lambda: {"name": "k"}),
+    Case("GET", "/api-keys/{id}", ONLY_ADMIN_USER, 200, an_api_key),
+    Case("DELETE", "/api-keys/{id}", ONLY_ADMIN_USER, 204, an_api_key),
+]
+UNAUTHENTICATED_ROUTES = {"POST /auth/token", "POST /auth/refresh"}
+
+
+def expected(case: Case, role: str, scope: str) -> int:
+    if role not in case.allowed:
+        return 403
+    return case.other_status if scope == "other" else case.status
+
+
+async def _call(
+    client: httpx.AsyncClient, case: Case, targets: Targets, headers: dict[str, str]
+) -> httpx.Response:
+    path = API + case.path.format(**targets)
+    body = case.body() if case.body else None
+    return await client.request(case.method, path, json=body, headers=headers)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+async def test_route_by_role_and_organization(
+    case: Case,
+    client: httpx.AsyncClient,
+    database: Database,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    superuser: Actor,
+) -> None:
+    world = World(database, tenant_a, tenant_b, superuser)
+    scopes = {"own": tenant_a, "other": tenant_b} if case.target else {"own": tenant_a}
+    outcomes: dict[tuple[str, str], tuple[int, int]] = {}
+    for role in ROLES:
+        for scope, tenant in scopes.items():
+            targets = await case.target(world, role, tenant) if case.target else {}
+            response = await _call(client, case, targets, world.actor(role).headers)
+            assert response.status_code < 500, response.text
+            if response.status_code >= 400:
+                assert response.headers["content-type"] == "application/problem+json"
+            outcomes[(role, scope)] = (response.status_code, expected(case, role, scope))
+    wrong = {key: got for key, (got, want) in outcomes.items() if got != want}
+    assert not wrong, f"{case.id}: (role, scope) -> got {wrong}; want {outcomes}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+async def test_route_without_credentials_is_401(case: Case, client: httpx.AsyncClient) -> None:
+    targets = {"id": str(uuid.uuid4()), "grant": str(uuid.uuid4())}
+    response = await _call(client, case, targets, {})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_other_organizations_row_looks_exactly_like_a_missing_one(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    foreign = (await a_user(World(database, tenant_a, tenant_b, tenant_a["admin"]), "", tenant_b))[
+        "id"
+    ]
+    headers = tenant_a["agent"].headers
+    theirs = await client.get(f"{API}/users/{foreign}", headers=headers)
+    missing = await client.get(f"{API}/users/{uuid.uuid4()}", headers=headers)
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json() == missing.json()
+
+
+def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
+    """A new route of this API must say who may call it, here."""
+    spec_routes = {
+        f"{method.upper()} {path.removeprefix(API)}"
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith(API)
+        for method in operations
+    }
+    named_ids = re.compile(r"\{(user|organization|department|customer|key|session)_id\}")
+    table = {case.id.replace("{grant}", "{grant_id}") for case in CASES}
+    assert {named_ids.sub("{id}", r) for r in spec_routes} - UNAUTHENTICATED_ROUTES == table
