@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -21,6 +22,7 @@ cli = typer.Typer(
 )
 console = Console(stderr=True)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @cli.command()
@@ -87,23 +89,24 @@ def create_superuser(
 ) -> None:
     """Create a platform superuser (idempotent: an existing email changes nothing)."""
     from app.users import service as users
+    from app.users.schemas import SuperuserCreate
 
-    _check_password(password)
+    data = _validated(SuperuserCreate, {"email": email, "password": password})
 
     async def run() -> bool:
         database = Database(get_settings())
         try:
             async with database.system_session() as session:
-                if await users.get_superuser_by_email(session, email) is not None:
+                if await users.get_superuser_by_email(session, data.email) is not None:
                     return False
-                await users.create_superuser(session, email=email, password=password)
+                await users.create_superuser(session, data)
                 await commit(session)
                 return True
         finally:
             await database.dispose()
 
     created = asyncio.run(run())
-    console.print(f"superuser {email} " + ("created" if created else "already exists"))
+    console.print(f"superuser {data.email} " + ("created" if created else "already exists"))
 
 
 @cli.command("create-org")
@@ -111,28 +114,30 @@ def create_org(
     name: Annotated[str, typer.Option(help="Display name.")],
     slug: Annotated[str, typer.Option(help="Login client_id: lowercase letters, digits, -.")],
     admin_email: Annotated[str, typer.Option(help="First admin's email.")],
-    admin_password: Annotated[str, typer.Option(help="First admin's password.")],
+    admin_password: Annotated[str, typer.Option(help="First admin's password (12+ chars).")],
     domain: Annotated[str | None, typer.Option(help="Email domain.")] = None,
 ) -> None:
     """Create an organization and its first admin (idempotent on the slug)."""
     from app.organizations import service as organizations
+    from app.organizations.schemas import OrganizationCreate
 
-    _check_password(admin_password)
+    data = _validated(
+        OrganizationCreate,
+        {
+            "name": name,
+            "slug": slug,
+            "domain": domain,
+            "admin": {"email": admin_email, "password": admin_password},
+        },
+    )
 
     async def run() -> bool:
         database = Database(get_settings())
         try:
             async with database.system_session() as session:
-                if await organizations.get_by_slug(session, slug) is not None:
+                if await organizations.get_by_slug(session, data.slug) is not None:
                     return False
-                await organizations.create_organization(
-                    session,
-                    name=name,
-                    slug=slug,
-                    domain=domain,
-                    admin_email=admin_email,
-                    admin_password=admin_password,
-                )
+                await organizations.create_organization(session, data)
                 await commit(session)
                 return True
         finally:
@@ -157,13 +162,7 @@ def demo(
                 if await organizations.get_by_slug(session, demo_seed.DEMO_SLUG) is not None:
                     return False
                 org, _ = await organizations.create_organization(
-                    session,
-                    name=demo_seed.DEMO_NAME,
-                    slug=demo_seed.DEMO_SLUG,
-                    admin_email=demo_seed.DEMO_ADMIN_EMAIL,
-                    admin_password=demo_seed.DEMO_PASSWORD,
-                    admin_first_name="Ada",
-                    admin_last_name="Admin",
+                    session, demo_seed.demo_organization()
                 )
                 await commit(session)
             # The organization must exist before a tenant session can write into it, so
@@ -213,9 +212,15 @@ async def _remove_organization(database: Database, organization_id: object) -> N
         await commit(session)
 
 
-def _check_password(password: str) -> None:
-    if len(password) < 12:
-        raise typer.BadParameter("passwords need at least 12 characters")
+def _validated(schema: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """The API's own validation for CLI input: same rules, errors on the terminal."""
+    try:
+        return schema.model_validate(values)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            console.print(f"[red]{where}: {error['msg']}[/red]")
+        raise typer.Exit(code=2) from None
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.passwords import hash_password
 from app.models.ticket import CommentType, Priority, TicketChannel, TicketComment, TicketStatus
 from app.models.user import Customer, CustomerTier, Department, Role, User
+from app.organizations.schemas import OrganizationCreate
 from app.tickets.service import create_ticket
 
 DEMO_SLUG = "demo"
@@ -30,6 +31,21 @@ SUBJECTS = [
     "Wi-Fi router keeps rebooting",
     "How do I add a second user?",
 ]
+
+
+def demo_organization() -> OrganizationCreate:
+    return OrganizationCreate.model_validate(
+        {
+            "name": DEMO_NAME,
+            "slug": DEMO_SLUG,
+            "admin": {
+                "email": DEMO_ADMIN_EMAIL,
+                "password": DEMO_PASSWORD,
+                "first_name": "Ada",
+                "last_name": "Admin",
+            },
+        }
+    )
 
 
 @dataclass

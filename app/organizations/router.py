@@ -67,18 +67,7 @@ async def list_organizations(
 async def create_organization(
     body: OrganizationCreate, _: Platform, system: SystemSessionDep
 ) -> OrganizationCreated:
-    organization, admin = await organizations.create_organization(
-        system,
-        name=body.name,
-        slug=body.slug,
-        domain=body.domain,
-        subscription_tier=body.subscription_tier,
-        settings=body.settings,
-        admin_email=body.admin.email,
-        admin_password=body.admin.password,
-        admin_first_name=body.admin.first_name,
-        admin_last_name=body.admin.last_name,
-    )
+    organization, admin = await organizations.create_organization(system, body)
     return OrganizationCreated(
         **OrganizationRead.model_validate(organization).model_dump(),
         admin=UserRead.model_validate(admin),

@@ -16,8 +16,9 @@ from app.auth.passwords import hash_password
 from app.db.session import is_system
 from app.kit.errors import NotFound
 from app.kit.records import apply_changes, check_unique, get_or_404
-from app.models.organization import Organization, SubscriptionTier
+from app.models.organization import Organization
 from app.models.user import Role, User
+from app.organizations.schemas import OrganizationCreate
 
 
 def _require_system(session: AsyncSession) -> None:
@@ -51,37 +52,27 @@ async def current_organization(session: AsyncSession) -> Organization:
 
 
 async def create_organization(
-    session: AsyncSession,
-    *,
-    name: str,
-    slug: str,
-    admin_email: str,
-    admin_password: str,
-    domain: str | None = None,
-    subscription_tier: SubscriptionTier = SubscriptionTier.BASIC,
-    settings: dict[str, Any] | None = None,
-    admin_first_name: str = "",
-    admin_last_name: str = "",
+    session: AsyncSession, data: OrganizationCreate
 ) -> tuple[Organization, User]:
     """The organization and its first admin in one unit of work. Needs the system
     session: the organization does not exist yet, so no tenant session can be bound."""
     _require_system(session)
-    await _check_slug_free(session, slug)
+    await _check_slug_free(session, data.slug)
     organization = Organization(
-        name=name.strip(),
-        slug=slug,
-        domain=domain,
-        subscription_tier=subscription_tier,
-        settings=settings or {},
+        name=data.name,
+        slug=data.slug,
+        domain=data.domain,
+        subscription_tier=data.subscription_tier,
+        settings=data.settings,
     )
     session.add(organization)
     await session.flush()
     admin = User(
         organization_id=organization.id,
-        email=admin_email.strip().lower(),
-        password_hash=hash_password(admin_password),
-        first_name=admin_first_name,
-        last_name=admin_last_name,
+        email=data.admin.email,
+        password_hash=hash_password(data.admin.password),
+        first_name=data.admin.first_name,
+        last_name=data.admin.last_name,
         role=Role.ADMIN,
     )
     session.add(admin)

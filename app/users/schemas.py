@@ -24,6 +24,11 @@ from app.kit.schemas import (
 from app.models.user import AvailabilityStatus, CustomerTier, Role
 
 
+class SuperuserCreate(InputModel):
+    email: Email
+    password: Password
+
+
 class UserCreate(InputModel):
     email: Email
     password: Password | None = Field(

@@ -24,7 +24,13 @@ from app.db.session import is_system
 from app.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.kit.records import apply_changes, check_unique, field_error, get_or_404
 from app.models.user import Customer, Department, Role, User, UserPermission
-from app.users.schemas import GrantCreate, UserCreate, UserSelfUpdate, UserUpdate
+from app.users.schemas import (
+    GrantCreate,
+    SuperuserCreate,
+    UserCreate,
+    UserSelfUpdate,
+    UserUpdate,
+)
 
 # --- platform superusers (system session) -------------------------------------------
 
@@ -37,14 +43,21 @@ async def get_superuser_by_email(session: AsyncSession, email: str) -> User | No
     )
 
 
-async def create_superuser(session: AsyncSession, *, email: str, password: str) -> User:
+async def create_superuser(session: AsyncSession, data: SuperuserCreate) -> User:
     """Platform operators belong to no organization; only the system session sees them."""
     if not is_system(session.sync_session):
         raise RuntimeError("superusers are created from the system session")
+    await check_unique(
+        session,
+        User,
+        User.organization_id.is_(None),
+        sa.func.lower(User.email) == data.email,
+        detail="A superuser with this email already exists.",
+    )
     user = User(
         organization_id=None,
-        email=email.strip().lower(),
-        password_hash=hash_password(password),
+        email=data.email,
+        password_hash=hash_password(data.password),
         is_superuser=True,
     )
     session.add(user)

@@ -9,12 +9,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from app.config import Settings
 from app.db.session import Database, commit
-from app.demo.service import DEMO_SLUG
+from app.demo.service import DEMO_ADMIN_EMAIL, DEMO_PASSWORD, DEMO_SLUG
+from app.main import create_app
 from app.models import Department, Organization, Ticket, User
 from tests.support.services import create_database, drop_database
 
@@ -54,17 +56,21 @@ def test_bootstrap_commands_are_idempotent(fresh_pg: str) -> None:
         "--slug",
         "acme",
         "--admin-email",
-        "boss@acme.test",
+        "boss@acme.example.com",
         "--admin-password",
         "correct-horse-battery",
     ]
     assert "created" in _ok(helpdesk(fresh_pg, *org))
     assert "already exists" in _ok(helpdesk(fresh_pg, *org))
-    su = ["create-superuser", "--email", "root@platform.test", "--password", "x" * 16]
+    su = ["create-superuser", "--email", "root@platform.example.com", "--password", "x" * 16]
     assert "created" in _ok(helpdesk(fresh_pg, *su))
     assert "already exists" in _ok(helpdesk(fresh_pg, *su))
-    weak = helpdesk(fresh_pg, "create-superuser", "--email", "a@b.test", "--password", "short")
-    assert weak.returncode != 0
+    weak = helpdesk(
+        fresh_pg, "create-superuser", "--email", "a@b.example.com", "--password", "short"
+    )
+    assert weak.returncode == 2 and "password" in weak.stderr
+    bad_slug = helpdesk(fresh_pg, *org[:3], "--slug", "Not A Slug", *org[5:])
+    assert bad_slug.returncode == 2 and "slug" in bad_slug.stderr
 
     async def counts() -> tuple[int, int]:
         database = Database(Settings(database_url=fresh_pg, _env_file=None))  # type: ignore[call-arg]
@@ -112,7 +118,7 @@ def test_sqlite_embedded_mode_smoke(tmp_path: Path) -> None:
             "--slug",
             "other",
             "--admin-email",
-            "a@other.test",
+            "a@other.example.com",
             "--admin-password",
             "correct-horse-battery",
         )
@@ -144,3 +150,34 @@ def test_sqlite_embedded_mode_smoke(tmp_path: Path) -> None:
         await database.dispose()
 
     asyncio.run(crud())
+
+    async def api() -> None:
+        """`make run`'s mode end to end: log in as the printed demo admin, use the API."""
+        app = create_app(Settings(database_url=url, redis_url=None, _env_file=None))  # type: ignore[call-arg]
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                token = await client.post(
+                    "/api/v1/auth/token",
+                    data={
+                        "username": DEMO_ADMIN_EMAIL,
+                        "password": DEMO_PASSWORD,
+                        "client_id": DEMO_SLUG,
+                    },
+                )
+                assert token.status_code == 200, token.text
+                headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+                current = await client.get("/api/v1/organizations/current", headers=headers)
+                assert current.json()["slug"] == DEMO_SLUG
+                page = await client.get("/api/v1/users?limit=5", headers=headers)
+                assert len(page.json()["items"]) == 5 and page.json()["next_cursor"]
+                created = await client.post(
+                    "/api/v1/departments", json={"name": "Night shift"}, headers=headers
+                )
+                assert created.status_code == 201
+                again = await client.post(
+                    "/api/v1/departments", json={"name": "NIGHT SHIFT"}, headers=headers
+                )
+                assert again.status_code == 409
+
+    asyncio.run(api())
