@@ -17,7 +17,7 @@ from app.customers.router import router as customers_router
 from app.db.session import Database
 from app.departments.router import router as departments_router
 from app.health.router import router as health_router
-from app.kit.errors import install_error_handlers
+from app.kit.errors import PROBLEM_RESPONSES, document_problems, install_error_handlers
 from app.kit.jobs import ArqJobQueue, InProcessJobQueue
 from app.kit.limits import BodySizeLimitMiddleware
 from app.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -97,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     for router in API_ROUTERS:
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
+    document_problems(app)
     return app
 
 

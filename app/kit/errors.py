@@ -8,7 +8,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -98,6 +99,43 @@ _STATUS_SLUGS = {
     )
 }
 _STATUS_SLUGS[405] = ("method-not-allowed", "Method not allowed")
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of this API is rendered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = None
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# Every API route may answer these; documenting them lets clients (and the contract
+# tests) rely on the body shape of an error.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("Bad request"),
+    401: _documented("Missing, invalid, expired or revoked credential"),
+    403: _documented("The caller's role may not do this"),
+    404: _documented("No such resource in the caller's organization"),
+    409: _documented("Conflicts with the current state (a unique value, the last admin…)"),
+    413: _documented("Body over the configured limit"),
+    422: _documented("Invalid input; `errors` lists the fields"),
+    429: _documented("Rate limited; see Retry-After"),
+}
 _STATUS_SLUGS[500] = ("internal-error", "Internal server error")
 
 
@@ -172,6 +210,29 @@ async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(409, "The request conflicts with an existing resource.")
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return ""
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Class 22 (data exception: a NUL character in text, a number out of range) is
+    the client's input the schema let through; anything else is ours."""
+    assert isinstance(exc, DBAPIError)
+    if _sqlstate(exc).startswith("22"):
+        log.info("data_exception", sqlstate=_sqlstate(exc))
+        return problem_response(
+            422,
+            "A value cannot be stored: text must not contain NUL characters and numbers "
+            "must be within range.",
+            slug="invalid-value",
+        )
+    return await _unhandled(request, exc)
+
+
 async def _stale_data(_request: Request, _exc: Exception) -> JSONResponse:
     return problem_response(412, "The resource was modified concurrently; reload it and retry.")
 
@@ -186,5 +247,23 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(StaleDataError, _stale_data)
     app.add_exception_handler(Exception, _unhandled)
+
+
+def document_problems(app: FastAPI) -> None:
+    """Publish the `Problem` schema the documented error responses point at."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(problem.pop("$defs", {}))
+        components["Problem"] = problem
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
