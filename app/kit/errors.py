@@ -224,11 +224,14 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
     if _sqlstate(exc).startswith("22"):
         log.info("data_exception", sqlstate=_sqlstate(exc))
+        # Reached by query and form values (bodies are checked field by field earlier),
+        # so the location is the request as a whole.
+        message = "text must not contain NUL characters; numbers must be within range"
         return problem_response(
             422,
-            "A value cannot be stored: text must not contain NUL characters and numbers "
-            "must be within range.",
+            f"A value cannot be stored: {message}.",
             slug="invalid-value",
+            errors=[{"loc": ["request"], "msg": message, "type": "invalid_value"}],
         )
     return await _unhandled(request, exc)
 

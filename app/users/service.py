@@ -125,6 +125,11 @@ async def update_user(
     password = changes.pop("password", None)
     new_role: Role = changes.get("role", user.role)
     _check_may_manage(actor, user)
+    if password is not None and user.id == actor.user_id:
+        raise ValidationFailed(
+            "Change your own password with PATCH /users/me and your current password.",
+            errors=[field_error("password", "use /users/me to change your own password")],
+        )
     if new_role != user.role:
         if user.id == actor.user_id and ROLE_RANK[new_role] > ROLE_RANK[user.role]:
             raise Forbidden("Nobody can raise their own role.")
