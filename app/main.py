@@ -24,6 +24,7 @@ from app.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from app.kit.security_headers import SecurityHeadersMiddleware
 from app.observability import RequestContextMiddleware, configure_logging
 from app.organizations.router import router as organizations_router
+from app.tickets.router import router as tickets_router
 from app.users.router import router as users_router
 
 API_ROUTERS = (
@@ -34,6 +35,7 @@ API_ROUTERS = (
     departments_router,
     customers_router,
     api_keys_router,
+    tickets_router,
 )
 
 

@@ -44,7 +44,7 @@ from app.models.channel import ChannelType
 from app.models.custom_field import FieldType
 from app.models.retention import RetentionType
 from app.models.user import Role
-from app.tickets.service import TICKET_SEQUENCE, create_ticket
+from app.tickets.service import TICKET_SEQUENCE, open_ticket
 
 
 def uid() -> str:
@@ -82,7 +82,7 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
             business_hours_id=rows[BusinessHours].id,
         )
     )
-    ticket = await create_ticket(
+    ticket = await open_ticket(
         session,
         subject="Printer on fire",
         customer_id=customer.id,

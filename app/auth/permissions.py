@@ -33,6 +33,7 @@ class Permission(enum.StrEnum):
     TICKETS_UPDATE = "tickets:update"
     TICKETS_DELETE = "tickets:delete"
     TICKETS_FORCE_ASSIGN = "tickets:force_assign"  # past an agent's max_concurrent_tickets
+    TICKETS_HISTORY = "tickets:history"  # the audit trail of every change
     COMMENTS_INTERNAL = "comments:internal"
     CUSTOM_FIELDS_MANAGE = "custom_fields:manage"
     SLA_MANAGE = "sla:manage"
@@ -55,6 +56,7 @@ _AGENT = _CUSTOMER | {
     P.DEPARTMENTS_READ,
     P.CUSTOMERS_READ,
     P.TICKETS_UPDATE,
+    P.TICKETS_HISTORY,
     P.COMMENTS_INTERNAL,
     P.KB_WRITE,
     P.FIELD_SERVICE_READ,

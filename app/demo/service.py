@@ -12,7 +12,7 @@ from app.auth.passwords import hash_password
 from app.models.ticket import CommentType, Priority, TicketChannel, TicketComment, TicketStatus
 from app.models.user import Customer, CustomerTier, Department, Role, User
 from app.organizations.schemas import OrganizationCreate
-from app.tickets.service import create_ticket
+from app.tickets.service import open_ticket
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo Company"
@@ -109,7 +109,7 @@ async def seed_demo_content(
     for n in range(tickets):
         customer = rng.choice(customers)
         agent = rng.choice([*agents, None])
-        ticket = await create_ticket(
+        ticket = await open_ticket(
             session,
             subject=rng.choice(SUBJECTS),
             description="Reported through the demo seed.",

@@ -60,13 +60,25 @@ PageParamsDep = Annotated[PageParams, Depends(_page_params)]
 
 @dataclass(frozen=True, slots=True)
 class SortKey:
-    """One column of an ordering; `descending` flips both the ORDER BY and the seek."""
+    """One column of an ordering; `descending` flips both the ORDER BY and the seek.
+    A `nullable` column sorts its NULLs last in either direction."""
 
     column: QueryableAttribute[Any]  # a mapped column: its key names the row attribute
     descending: bool = False
+    nullable: bool = False
 
     def order_by(self) -> UnaryExpression[Any]:
-        return self.column.desc() if self.descending else self.column.asc()
+        ordered = self.column.desc() if self.descending else self.column.asc()
+        return ordered.nulls_last() if self.nullable else ordered
+
+    def equal(self, value: Any) -> ColumnElement[bool]:
+        return self.column.is_(None) if value is None else self.column == value
+
+    def beyond(self, value: Any) -> ColumnElement[bool]:
+        if value is None:  # past a NULL only later NULLs (decided by the next keys)
+            return sa.false()
+        strictly = self.column < value if self.descending else self.column > value
+        return sa.or_(strictly, self.column.is_(None)) if self.nullable else strictly
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +94,7 @@ async def paginate(
     keys: Sequence[SortKey],
 ) -> PageResult[RowT]:
     """Serve one page of `statement` ordered by `keys` (the last key must be unique and
-    non-null, normally the id). Sort columns must be non-nullable."""
+    non-null, normally the id)."""
     if params.cursor is not None:
         values = _decode(params.cursor, keys)
         statement = statement.where(_after(keys, values))
@@ -101,9 +113,8 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool
     both dialects, and each disjunct can use the (org, a, b, c) index."""
     disjuncts: list[ColumnElement[bool]] = []
     for i, key in enumerate(keys):
-        equal_prefix = [keys[j].column == values[j] for j in range(i)]
-        beyond = key.column < values[i] if key.descending else key.column > values[i]
-        disjuncts.append(sa.and_(*equal_prefix, beyond))
+        equal_prefix = [keys[j].equal(values[j]) for j in range(i)]
+        disjuncts.append(sa.and_(*equal_prefix, key.beyond(values[i])))
     return sa.or_(*disjuncts)
 
 
@@ -146,6 +157,8 @@ def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
 def _coerce(value: Any, key: SortKey) -> Any:
     python_type = key.column.type.python_type
     if value is None:
+        if key.nullable:
+            return None
         raise ValueError("null sort value")
     if python_type is uuid.UUID:
         return uuid.UUID(str(value))

@@ -1,24 +1,123 @@
-"""Tickets: creation with a collision-free per-organization number.
+"""Tickets: the lifecycle rules, whoever calls (API, inbound channels, workers).
 
-The full lifecycle (state machine, history, SLA, comments API) builds on this service."""
+* Numbers `TK-000042` come from a per-organization counter (no collisions under load).
+* Status moves follow `TRANSITIONS`; anything else is a 409. `resolved_at`,
+  `closed_at` and the seed's `calculate_sla_metrics` figures move with the status.
+* Every change of a field, every comment and assignment is written to `TicketHistory`
+  by one function, `_record`, which every write path calls with what it changed;
+  the same change set becomes the `ticket.updated` event in the outbox.
+* Customers see and act on their own tickets only, and never internal comments.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.principal import Principal
+from app.kit.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
+from app.kit.outbox import record_event
+from app.kit.records import apply_changes, field_error
 from app.kit.sequences import next_value
-from app.models.ticket import Priority, Ticket, TicketChannel, TicketStatus
+from app.models.ticket import (
+    CommentType,
+    Priority,
+    Ticket,
+    TicketChannel,
+    TicketComment,
+    TicketHistory,
+    TicketStatus,
+)
+from app.models.user import STAFF_ROLES, Department, Role, User
+from app.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
 
 TICKET_SEQUENCE = "ticket"
+S = TicketStatus
+TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
+    S.NEW: frozenset({S.OPEN, S.PENDING, S.RESOLVED, S.CANCELLED}),
+    S.OPEN: frozenset({S.PENDING, S.RESOLVED, S.CANCELLED}),
+    S.PENDING: frozenset({S.OPEN, S.RESOLVED, S.CANCELLED}),
+    S.RESOLVED: frozenset({S.OPEN, S.CLOSED}),
+    S.CLOSED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+# Tickets that count against an agent's `max_concurrent_tickets`.
+ACTIVE_STATUSES = frozenset({S.NEW, S.OPEN, S.PENDING})
+
+Changes = dict[str, tuple[Any, Any]]
 
 
 def format_ticket_number(value: int) -> str:
     return f"TK-{value:06d}"
 
 
-async def create_ticket(
+def _is_customer(actor: Principal) -> bool:
+    return actor.role is Role.CUSTOMER
+
+
+# --- the one history/event mechanism ---------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list | dict | bool | int | float):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def _record(
+    session: AsyncSession,
+    ticket: Ticket,
+    actor_user_id: uuid.UUID | None,
+    changes: Changes,
+    *,
+    event: str | None = "ticket.updated",
+) -> None:
+    """One history row per changed field, and one event naming them, in this
+    transaction. `actor_user_id` None means the system (workers, automation, keys)."""
+    for field, (old, new) in changes.items():
+        session.add(
+            TicketHistory(
+                ticket_id=ticket.id,
+                user_id=actor_user_id,
+                field=field,
+                old_value=_text(old),
+                new_value=_text(new),
+            )
+        )
+    if event is not None and changes:
+        record_event(
+            session,
+            event,
+            aggregate_type="ticket",
+            aggregate_id=ticket.id,
+            payload={
+                "id": str(ticket.id),
+                "ticket_number": ticket.ticket_number,
+                "changes": {f: {"old": _text(o), "new": _text(n)} for f, (o, n) in changes.items()},
+            },
+        )
+
+
+# --- creation ----------------------------------------------------------------------------
+
+
+async def open_ticket(
     session: AsyncSession,
     *,
     subject: str,
@@ -31,7 +130,10 @@ async def create_ticket(
     assigned_agent_id: uuid.UUID | None = None,
     department_id: uuid.UUID | None = None,
     tags: list[str] | None = None,
+    custom_fields: dict[str, Any] | None = None,
 ) -> Ticket:
+    """Insert a ticket with the next number, its history row and `ticket.created`.
+    Callers have validated references (the API does in `create_ticket`)."""
     number = await next_value(session, TICKET_SEQUENCE)
     ticket = Ticket(
         ticket_number=format_ticket_number(number),
@@ -45,7 +147,352 @@ async def create_ticket(
         assigned_agent_id=assigned_agent_id,
         department_id=department_id,
         tags=sorted({t.strip().lower() for t in tags or [] if t.strip()}),
+        custom_fields=custom_fields or {},
     )
     session.add(ticket)
     await session.flush()
+    _record(session, ticket, created_by_id, {"ticket": (None, ticket.ticket_number)}, event=None)
+    record_event(
+        session,
+        "ticket.created",
+        aggregate_type="ticket",
+        aggregate_id=ticket.id,
+        payload={"id": str(ticket.id), "ticket_number": ticket.ticket_number},
+    )
     return ticket
+
+
+async def create_ticket(
+    session: AsyncSession, actor: Principal, data: TicketCreate, *, force_assignment: bool = False
+) -> Ticket:
+    if _is_customer(actor):
+        if data.customer_id not in (None, actor.id):
+            raise Forbidden("Customers open tickets for themselves only.")
+        if data.assigned_agent_id is not None or data.department_id is not None:
+            raise Forbidden("Customers cannot assign tickets.")
+        customer_id = actor.id
+    elif data.customer_id is None:
+        raise ValidationFailed(
+            "Staff must name the customer.",
+            errors=[field_error("customer_id", "required unless the caller is a customer")],
+        )
+    else:
+        customer_id = data.customer_id
+    await _check_references(
+        session,
+        customer_id=customer_id,
+        assigned_agent_id=data.assigned_agent_id,
+        department_id=data.department_id,
+    )
+    if data.assigned_agent_id is not None and not force_assignment:
+        await _check_capacity(session, data.assigned_agent_id, exclude=None)
+    return await open_ticket(
+        session,
+        subject=data.subject,
+        description=data.description,
+        priority=data.priority,
+        channel=data.channel,
+        customer_id=customer_id,
+        created_by_id=actor.user_id,
+        assigned_agent_id=data.assigned_agent_id,
+        department_id=data.department_id,
+        tags=data.tags,
+        custom_fields=data.custom_fields,
+    )
+
+
+async def _check_references(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID | None = None,
+    assigned_agent_id: uuid.UUID | None = None,
+    department_id: uuid.UUID | None = None,
+) -> None:
+    """The seed's `limit_choices_to`: the customer is a customer user, the assignee
+    staff, the department live — all of this organization (422 otherwise)."""
+    errors = []
+    if customer_id is not None and not await _user_with_role(
+        session, customer_id, frozenset({Role.CUSTOMER})
+    ):
+        errors.append(field_error("customer_id", "no such customer user"))
+    if assigned_agent_id is not None and not await _user_with_role(
+        session, assigned_agent_id, STAFF_ROLES
+    ):
+        errors.append(field_error("assigned_agent_id", "no such agent, manager or admin"))
+    if (
+        department_id is not None
+        and await session.scalar(sa.select(Department.id).where(Department.id == department_id))
+        is None
+    ):
+        errors.append(field_error("department_id", "no such department"))
+    if errors:
+        raise ValidationFailed("Some references are not valid.", errors=errors)
+
+
+async def _user_with_role(
+    session: AsyncSession, user_id: uuid.UUID, roles: frozenset[Role]
+) -> bool:
+    found = await session.scalar(sa.select(User.id).where(User.id == user_id, User.role.in_(roles)))
+    return found is not None
+
+
+async def _check_capacity(
+    session: AsyncSession, agent_id: uuid.UUID, *, exclude: uuid.UUID | None
+) -> None:
+    """Locks the agent's row first, so two concurrent assignments cannot both take the
+    last free slot."""
+    limit = await session.scalar(
+        sa.select(User.max_concurrent_tickets).where(User.id == agent_id).with_for_update()
+    )
+    statement = sa.select(sa.func.count()).where(
+        Ticket.assigned_agent_id == agent_id, Ticket.status.in_(ACTIVE_STATUSES)
+    )
+    if exclude is not None:
+        statement = statement.where(Ticket.id != exclude)
+    active = await session.scalar(statement) or 0
+    if limit is not None and active >= limit:
+        raise Conflict(
+            f"The agent already has {active} active tickets (limit {limit}); "
+            "a manager can pass force_assignment=true."
+        )
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def visible_tickets(actor: Principal, *, include_deleted: bool = False) -> sa.Select[Ticket]:
+    statement = sa.select(Ticket)
+    if _is_customer(actor):
+        statement = statement.where(Ticket.customer_id == actor.id)
+    if include_deleted:
+        statement = statement.execution_options(include_deleted=True)
+    return statement
+
+
+async def get_ticket(
+    session: AsyncSession,
+    actor: Principal,
+    ticket_id: uuid.UUID,
+    *,
+    include_deleted: bool = False,
+    for_update: bool = False,
+) -> Ticket:
+    """Another organization's ticket, or another customer's, is simply not found."""
+    statement = visible_tickets(actor, include_deleted=include_deleted).where(
+        Ticket.id == ticket_id
+    )
+    if for_update:
+        statement = statement.with_for_update()
+    ticket = await session.scalar(statement)
+    if ticket is None:
+        raise NotFound("No such ticket.")
+    return ticket
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFilters:
+    statuses: list[TicketStatus]
+    priorities: list[Priority]
+    channel: TicketChannel | None = None
+    assigned_agent_id: uuid.UUID | None = None
+    unassigned: bool = False
+    customer_id: uuid.UUID | None = None
+    department_id: uuid.UUID | None = None
+    tag: str | None = None
+    sla_breach: bool | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    q: str | None = None
+
+
+def tickets_query(
+    actor: Principal, filters: TicketFilters, *, dialect: str, include_deleted: bool = False
+) -> sa.Select[Ticket]:
+    statement = visible_tickets(actor, include_deleted=include_deleted)
+    conditions: list[sa.ColumnElement[bool]] = []
+    if filters.statuses:
+        conditions.append(Ticket.status.in_(filters.statuses))
+    if filters.priorities:
+        conditions.append(Ticket.priority.in_(filters.priorities))
+    if filters.channel is not None:
+        conditions.append(Ticket.channel == filters.channel)
+    if filters.unassigned:
+        conditions.append(Ticket.assigned_agent_id.is_(None))
+    elif filters.assigned_agent_id is not None:
+        conditions.append(Ticket.assigned_agent_id == filters.assigned_agent_id)
+    if filters.customer_id is not None:
+        conditions.append(Ticket.customer_id == filters.customer_id)
+    if filters.department_id is not None:
+        conditions.append(Ticket.department_id == filters.department_id)
+    if filters.tag is not None:
+        conditions.append(_has_tag(filters.tag.strip().lower(), dialect))
+    if filters.sla_breach is not None:
+        conditions.append(Ticket.sla_breach.is_(filters.sla_breach))
+    if filters.created_after is not None:
+        conditions.append(Ticket.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        conditions.append(Ticket.created_at < filters.created_before)
+    if filters.q:
+        conditions.append(_matches_text(filters.q))
+    return statement.where(*conditions)
+
+
+def _has_tag(tag: str, dialect: str) -> sa.ColumnElement[bool]:
+    if dialect == "postgresql":
+        # JSONB containment: served by the GIN index on tags.
+        return sa.type_coerce(Ticket.tags, JSONB).contains([tag])
+    each = sa.func.json_each(Ticket.tags).table_valued("value")
+    return sa.exists(sa.select(1).select_from(each).where(each.c.value == tag))
+
+
+def _matches_text(q: str) -> sa.ColumnElement[bool]:
+    needle = q.lower()
+    return sa.or_(
+        sa.func.lower(Ticket.subject).contains(needle, autoescape=True),
+        sa.func.lower(Ticket.description).contains(needle, autoescape=True),
+    )
+
+
+# --- changes -------------------------------------------------------------------------------
+
+
+async def update_ticket(
+    session: AsyncSession,
+    actor: Principal,
+    ticket_id: uuid.UUID,
+    data: TicketUpdate,
+    *,
+    expected_version: int | None = None,
+    force_assignment: bool = False,
+) -> Ticket:
+    ticket = await get_ticket(session, actor, ticket_id, for_update=True)
+    if expected_version is not None and expected_version != ticket.version:
+        raise PreconditionFailed(
+            f"The ticket is at version {ticket.version}, not {expected_version}; reload it."
+        )
+    requested = data.changes()
+    await _check_references(
+        session,
+        assigned_agent_id=requested.get("assigned_agent_id"),
+        department_id=requested.get("department_id"),
+    )
+    new_agent = requested.get("assigned_agent_id")
+    if new_agent is not None and new_agent != ticket.assigned_agent_id and not force_assignment:
+        await _check_capacity(session, new_agent, exclude=ticket.id)
+    now = datetime.now(UTC)
+    new_status = requested.pop("status", None)
+    changes = apply_changes(ticket, requested)
+    if new_status is not None and new_status != ticket.status:
+        changes |= _move(ticket, new_status, now)
+    if changes:
+        _record(session, ticket, actor.user_id, changes)
+        await session.flush()
+    return ticket
+
+
+def _move(ticket: Ticket, target: TicketStatus, now: datetime) -> Changes:
+    """A status move and what comes with it, as the seed's `calculate_sla_metrics`."""
+    if target not in TRANSITIONS[ticket.status]:
+        allowed = ", ".join(sorted(s.value for s in TRANSITIONS[ticket.status])) or "none"
+        raise Conflict(
+            f"A {ticket.status.value} ticket cannot move to {target.value} (allowed: {allowed})."
+        )
+    values: dict[str, Any] = {"status": target}
+    if target is S.RESOLVED:
+        values["resolved_at"] = now
+        values["time_to_resolution"] = _seconds(ticket.created_at, now)
+    elif target is S.CLOSED:
+        values["closed_at"] = now
+    elif ticket.status is S.RESOLVED:  # reopened
+        values["resolved_at"] = None
+        values["time_to_resolution"] = None
+    return apply_changes(ticket, values)
+
+
+def _seconds(start: datetime, end: datetime) -> int:
+    return max(0, int((end - start).total_seconds()))
+
+
+async def delete_ticket(session: AsyncSession, actor: Principal, ticket_id: uuid.UUID) -> None:
+    ticket = await get_ticket(session, actor, ticket_id)
+    now = datetime.now(UTC)
+    ticket.soft_delete(now)
+    _record(session, ticket, actor.user_id, {"deleted_at": (None, now)}, event="ticket.deleted")
+    await session.flush()
+
+
+async def restore_ticket(session: AsyncSession, actor: Principal, ticket_id: uuid.UUID) -> Ticket:
+    ticket = await get_ticket(session, actor, ticket_id, include_deleted=True)
+    if ticket.deleted_at is not None:
+        deleted_at = ticket.deleted_at
+        ticket.restore()
+        _record(session, ticket, actor.user_id, {"deleted_at": (deleted_at, None)})
+        await session.flush()
+    return ticket
+
+
+# --- comments ------------------------------------------------------------------------------
+
+
+def comments_query(actor: Principal, ticket_id: uuid.UUID) -> sa.Select[TicketComment]:
+    statement = sa.select(TicketComment).where(TicketComment.ticket_id == ticket_id)
+    if _is_customer(actor):
+        statement = statement.where(TicketComment.comment_type == CommentType.PUBLIC)
+    return statement
+
+
+async def add_comment(
+    session: AsyncSession,
+    actor: Principal,
+    ticket_id: uuid.UUID,
+    data: CommentCreate,
+    *,
+    may_write_internal: bool,
+) -> TicketComment:
+    """The first public reply by staff sets `first_response_at` (and its seconds).
+    A comment has a person as author, so API keys cannot write one."""
+    if actor.user_id is None:
+        raise Forbidden("Comments are written by users; API keys cannot author them.")
+    ticket = await get_ticket(session, actor, ticket_id, for_update=True)
+    if data.comment_type is CommentType.INTERNAL and not may_write_internal:
+        raise Forbidden("Only staff write internal notes.")
+    comment = TicketComment(
+        ticket_id=ticket.id,
+        author_id=actor.user_id,
+        content=data.content,
+        comment_type=data.comment_type,
+    )
+    session.add(comment)
+    await session.flush()
+    changes: Changes = {"comment": (None, comment.id)}
+    if (
+        data.comment_type is CommentType.PUBLIC
+        and not _is_customer(actor)
+        and ticket.first_response_at is None
+    ):
+        now = datetime.now(UTC)
+        changes |= apply_changes(
+            ticket,
+            {
+                "first_response_at": now,
+                "time_to_first_response": _seconds(ticket.created_at, now),
+            },
+        )
+    _record(session, ticket, actor.user_id, changes, event=None)
+    record_event(
+        session,
+        "ticket.comment_added",
+        aggregate_type="ticket",
+        aggregate_id=ticket.id,
+        payload={
+            "id": str(ticket.id),
+            "comment_id": str(comment.id),
+            "comment_type": comment.comment_type.value,
+        },
+    )
+    await session.flush()
+    return comment
+
+
+def history_query(ticket_id: uuid.UUID) -> sa.Select[TicketHistory]:
+    return sa.select(TicketHistory).where(TicketHistory.ticket_id == ticket_id)

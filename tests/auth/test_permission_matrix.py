@@ -1,4 +1,4 @@
-"""Every identity route, every kind of caller, own and other organization: exact status.
+"""Every API route, every kind of caller, own and other organization: exact status.
 
 The table below is the contract in executable form: who may call what, and that
 another organization's row is a 404 (indistinguishable from a missing one) while a
@@ -22,7 +22,9 @@ from fastapi import FastAPI
 from app.auth import tokens
 from app.db.session import Database, commit
 from app.models import ApiKey, Customer, Department, Organization, User, UserPermission
+from app.models.ticket import Ticket
 from app.models.user import Role
+from app.tickets.service import open_ticket
 from tests.support.identity import API, Actor, Tenant, add_user, sign_in
 
 ROLES = ("superuser", "admin", "manager", "agent", "customer", "api_key")
@@ -32,6 +34,8 @@ ADMINS = frozenset({"admin", "api_key"})
 PEOPLE = frozenset({"superuser", "admin", "manager", "agent", "customer"})
 PLATFORM = frozenset({"superuser"})
 ONLY_ADMIN_USER = frozenset({"admin"})  # API keys cannot mint credentials
+TENANT_PEOPLE = frozenset({"admin", "manager", "agent", "customer"})
+TENANT_PEOPLE_AND_KEYS = TENANT_PEOPLE | {"api_key"}
 
 Targets = dict[str, str]
 
@@ -57,7 +61,7 @@ class Case:
     allowed: frozenset[str]
     status: int  # what an allowed caller gets on its own organization's row
     target: TargetBuilder | None = None  # None: the route names no row
-    body: Callable[[], dict[str, Any]] | None = None
+    body: Callable[[World], dict[str, Any]] | None = None
     other_status: int = 404  # an allowed caller on another organization's row
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -160,7 +164,27 @@ async def a_deleted_organization(world: World, role: str, tenant: Tenant) -> Tar
     return targets
 
 
-def new_org() -> dict[str, Any]:
+async def a_ticket(world: World, _role: str, tenant: Tenant) -> Targets:
+    """A ticket of the tenant's customer actor: "own" for that customer too."""
+    async with world.database.tenant_session(tenant.org.id) as session:
+        ticket = await open_ticket(
+            session, subject="Case", customer_id=tenant["customer"].user_id, created_by_id=None
+        )
+        await commit(session)
+    return {"id": str(ticket.id)}
+
+
+async def a_deleted_ticket(world: World, role: str, tenant: Tenant) -> Targets:
+    targets = await a_ticket(world, role, tenant)
+    async with world.database.tenant_session(tenant.org.id) as session:
+        ticket = await session.get(Ticket, uuid.UUID(targets["id"]))
+        assert ticket is not None
+        ticket.soft_delete()
+        await commit(session)
+    return targets
+
+
+def new_org(_: World) -> dict[str, Any]:
     slug = unique("new")
     return {
         "name": "New",
@@ -180,7 +204,7 @@ CASES = [
         PLATFORM,
         200,
         an_organization,
-        body=lambda: {"name": "Renamed"},
+        body=lambda _: {"name": "Renamed"},
         other_status=200,
     ),
     Case("DELETE", "/organizations/{id}", PLATFORM, 204, an_organization, other_status=204),
@@ -194,7 +218,7 @@ CASES = [
     ),
     # the caller's own organization
     Case("GET", "/organizations/current", STAFF_READERS, 200),
-    Case("PATCH", "/organizations/current", ADMINS, 200, body=lambda: {"settings": {"a": 1}}),
+    Case("PATCH", "/organizations/current", ADMINS, 200, body=lambda _: {"settings": {"a": 1}}),
     # users
     Case("GET", "/users", STAFF_READERS, 200),
     Case(
@@ -202,12 +226,12 @@ CASES = [
         "/users",
         WRITERS,
         201,
-        body=lambda: {"email": f"{unique('u')}@example.com", "role": "agent"},
+        body=lambda _: {"email": f"{unique('u')}@example.com", "role": "agent"},
     ),
     Case("GET", "/users/me", PEOPLE, 200),
-    Case("PATCH", "/users/me", PEOPLE, 200, body=lambda: {"first_name": "Me"}),
+    Case("PATCH", "/users/me", PEOPLE, 200, body=lambda _: {"first_name": "Me"}),
     Case("GET", "/users/{id}", STAFF_READERS, 200, a_user),
-    Case("PATCH", "/users/{id}", WRITERS, 200, a_user, body=lambda: {"first_name": "X"}),
+    Case("PATCH", "/users/{id}", WRITERS, 200, a_user, body=lambda _: {"first_name": "X"}),
     Case("DELETE", "/users/{id}", WRITERS, 204, a_user),
     Case("POST", "/users/{id}/restore", WRITERS, 200, a_deleted_user),
     Case("GET", "/users/{id}/permissions", ONLY_ADMIN_USER, 200, a_user),
@@ -217,7 +241,7 @@ CASES = [
         ONLY_ADMIN_USER,
         201,
         a_user,
-        body=lambda: {"permission": "deleted:read"},
+        body=lambda _: {"permission": "deleted:read"},
     ),
     Case("DELETE", "/users/{id}/permissions/{grant}", ONLY_ADMIN_USER, 204, a_grant),
     # sessions and self-service security
@@ -227,26 +251,52 @@ CASES = [
     Case("POST", "/auth/logout", PEOPLE, 204),
     Case("POST", "/auth/totp/enroll", PEOPLE, 200),
     # Allowed callers reach the rule: no enrolment yet / 2FA not on → 409.
-    Case("POST", "/auth/totp/confirm", PEOPLE, 409, body=lambda: {"code": "000000"}),
-    Case("POST", "/auth/totp/disable", PEOPLE, 409, body=lambda: {"code": "000000"}),
+    Case("POST", "/auth/totp/confirm", PEOPLE, 409, body=lambda _: {"code": "000000"}),
+    Case("POST", "/auth/totp/disable", PEOPLE, 409, body=lambda _: {"code": "000000"}),
     # departments and customer accounts
     Case("GET", "/departments", STAFF_READERS, 200),
-    Case("POST", "/departments", WRITERS, 201, body=lambda: {"name": unique("d")}),
+    Case("POST", "/departments", WRITERS, 201, body=lambda _: {"name": unique("d")}),
     Case("GET", "/departments/{id}", STAFF_READERS, 200, a_department),
-    Case("PATCH", "/departments/{id}", WRITERS, 200, a_department, body=lambda: {"email": None}),
+    Case("PATCH", "/departments/{id}", WRITERS, 200, a_department, body=lambda _: {"email": None}),
     Case("DELETE", "/departments/{id}", WRITERS, 204, a_department),
     Case("POST", "/departments/{id}/restore", WRITERS, 200, a_deleted_department),
     Case("GET", "/customers", STAFF_READERS, 200),
-    Case("POST", "/customers", WRITERS, 201, body=lambda: {"name": unique("c")}),
+    Case("POST", "/customers", WRITERS, 201, body=lambda _: {"name": unique("c")}),
     Case("GET", "/customers/{id}", STAFF_READERS, 200, a_customer),
-    Case("PATCH", "/customers/{id}", WRITERS, 200, a_customer, body=lambda: {"notes": "vip"}),
+    Case("PATCH", "/customers/{id}", WRITERS, 200, a_customer, body=lambda _: {"notes": "vip"}),
     Case("DELETE", "/customers/{id}", WRITERS, 204, a_customer),
     Case("POST", "/customers/{id}/restore", WRITERS, 200, a_deleted_customer),
     # API keys: admins (users) only
     Case("GET", "/api-keys", ONLY_ADMIN_USER, 200),
-    Case("POST", "/api-keys", ONLY_ADMIN_USER, 201, body=lambda: {"name": "k"}),
+    Case("POST", "/api-keys", ONLY_ADMIN_USER, 201, body=lambda _: {"name": "k"}),
     Case("GET", "/api-keys/{id}", ONLY_ADMIN_USER, 200, an_api_key),
     Case("DELETE", "/api-keys/{id}", ONLY_ADMIN_USER, 204, an_api_key),
+    # tickets: customers act on their own only (the target belongs to the customer actor)
+    Case("GET", "/tickets", TENANT_PEOPLE_AND_KEYS, 200),
+    Case(
+        "POST",
+        "/tickets",
+        TENANT_PEOPLE_AND_KEYS,
+        201,
+        body=lambda world: {"subject": "Help", "customer_id": str(world.home["customer"].user_id)},
+    ),
+    Case("GET", "/tickets/{id}", TENANT_PEOPLE_AND_KEYS, 200, a_ticket),
+    Case(
+        "PATCH", "/tickets/{id}", STAFF_READERS, 200, a_ticket, body=lambda _: {"priority": "high"}
+    ),
+    Case("DELETE", "/tickets/{id}", WRITERS, 204, a_ticket),
+    Case("POST", "/tickets/{id}/restore", WRITERS, 200, a_deleted_ticket),
+    Case("GET", "/tickets/{id}/comments", TENANT_PEOPLE_AND_KEYS, 200, a_ticket),
+    # API keys pass the gate but cannot author comments (a comment has a person).
+    Case(
+        "POST",
+        "/tickets/{id}/comments",
+        TENANT_PEOPLE,
+        201,
+        a_ticket,
+        body=lambda _: {"content": "Any news?"},
+    ),
+    Case("GET", "/tickets/{id}/history", STAFF_READERS, 200, a_ticket),
 ]
 UNAUTHENTICATED_ROUTES = {"POST /auth/token", "POST /auth/refresh"}
 
@@ -258,10 +308,14 @@ def expected(case: Case, role: str, scope: str) -> int:
 
 
 async def _call(
-    client: httpx.AsyncClient, case: Case, targets: Targets, headers: dict[str, str]
+    client: httpx.AsyncClient,
+    case: Case,
+    targets: Targets,
+    headers: dict[str, str],
+    world: World | None = None,
 ) -> httpx.Response:
     path = API + case.path.format(**targets)
-    body = case.body() if case.body else None
+    body = case.body(world) if case.body and world else None
     return await client.request(case.method, path, json=body, headers=headers)
 
 
@@ -280,7 +334,7 @@ async def test_route_by_role_and_organization(
     for role in ROLES:
         for scope, tenant in scopes.items():
             targets = await case.target(world, role, tenant) if case.target else {}
-            response = await _call(client, case, targets, world.actor(role).headers)
+            response = await _call(client, case, targets, world.actor(role).headers, world)
             assert response.status_code < 500, response.text
             if response.status_code >= 400:
                 assert response.headers["content-type"] == "application/problem+json"
@@ -318,6 +372,6 @@ def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
         if path.startswith(API)
         for method in operations
     }
-    named_ids = re.compile(r"\{(user|organization|department|customer|key|session)_id\}")
+    named_ids = re.compile(r"\{(user|organization|department|customer|key|session|ticket)_id\}")
     table = {case.id.replace("{grant}", "{grant_id}") for case in CASES}
     assert {named_ids.sub("{id}", r) for r in spec_routes} - UNAUTHENTICATED_ROUTES == table
