@@ -18,6 +18,7 @@ from app.db.session import Database
 from app.departments.router import router as departments_router
 from app.health.router import router as health_router
 from app.kit.errors import PROBLEM_RESPONSES, document_problems, install_error_handlers
+from app.kit.idempotency import IdempotentReplay, replay_response
 from app.kit.jobs import ArqJobQueue, InProcessJobQueue
 from app.kit.limits import BodySizeLimitMiddleware
 from app.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_exception_handler(IdempotentReplay, replay_response)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_request_body_bytes,

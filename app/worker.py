@@ -15,12 +15,17 @@ from arq.worker import Function, func
 
 from app.config import get_settings
 from app.db.session import Database
+from app.kit.idempotency import PURGE_JOB, purge_expired
 from app.kit.jobs import ArqJobQueue, Task, run_job
 from app.kit.outbox import RELAY_JOB, SWEEP_JOB, relay_outbox, sweep_outbox
 from app.observability import configure_logging
 
-TASKS: dict[str, Task] = {RELAY_JOB: relay_outbox, SWEEP_JOB: sweep_outbox}
-PERIODIC_SECONDS: dict[str, float] = {SWEEP_JOB: 60.0}
+TASKS: dict[str, Task] = {
+    RELAY_JOB: relay_outbox,
+    SWEEP_JOB: sweep_outbox,
+    PURGE_JOB: purge_expired,
+}
+PERIODIC_SECONDS: dict[str, float] = {SWEEP_JOB: 60.0, PURGE_JOB: 3600.0}
 
 
 def _arq_function(name: str, task: Task) -> Function:
@@ -34,6 +39,10 @@ def _arq_function(name: str, task: Task) -> Function:
 
 async def _sweep_cron(ctx: dict[str, Any]) -> Any:
     return await run_job(ctx["database"], sweep_outbox, None)
+
+
+async def _purge_cron(ctx: dict[str, Any]) -> Any:
+    return await run_job(ctx["database"], purge_expired, None)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -57,7 +66,10 @@ def redis_settings() -> RedisSettings:
 
 class WorkerSettings:
     functions = [_arq_function(name, task) for name, task in TASKS.items()]
-    cron_jobs = [cron(_sweep_cron, name="outbox.sweep.cron", second=0, unique=True)]
+    cron_jobs = [
+        cron(_sweep_cron, name="outbox.sweep.cron", second=0, unique=True),
+        cron(_purge_cron, name="idempotency.purge.cron", minute=17, second=0, unique=True),
+    ]
     on_startup = startup
     on_shutdown = shutdown
     max_jobs = 20

@@ -19,6 +19,7 @@ from app.models import (
     CustomField,
     DataRetentionPolicy,
     Department,
+    IdempotencyKey,
     InboundMessage,
     KBArticle,
     KBCategory,
@@ -122,6 +123,7 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
         WebhookSubscription(
             url="https://example.com/hook", events=["ticket.created"], secret="whsec_" + "B" * 32
         ),
+        IdempotencyKey(key=f"retry-{uid()}", fingerprint="0" * 64),
         OutboxEvent(
             event_type="ticket.created",
             aggregate_type="ticket",

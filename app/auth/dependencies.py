@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Header, Query, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from app.config import API_PREFIX, Settings
 from app.db.dependencies import DatabaseDep, SessionDep, SystemSessionDep
 from app.db.session import bind_tenant
 from app.kit.errors import Forbidden, RateLimited, Unauthorized
+from app.kit.idempotency import Idempotency, claim, fingerprint
 from app.kit.ratelimit import Decision, RateLimiter
 
 bearer = OAuth2PasswordBearer(
@@ -182,3 +183,33 @@ async def include_deleted_param(
 
 
 IncludeDeletedDep = Annotated[bool, Depends(include_deleted_param)]
+
+
+async def idempotency_key(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Retry-safe writes: same key + same request within 24 h → the "
+            "first response; same key + another request → 409.",
+        ),
+    ] = None,
+) -> Idempotency:
+    """Claims the key for this request (or answers the stored response / a 409)."""
+    if key is None:
+        return Idempotency()
+    request_fingerprint = fingerprint(
+        settings.secret_key.get_secret_value().encode(),
+        principal.rate_limit_key,
+        request.method,
+        request.url.path,
+        await request.body(),
+    )
+    return await claim(session, key, request_fingerprint)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(idempotency_key)]

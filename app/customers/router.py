@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from app.auth.dependencies import IncludeDeletedDep, require
+from app.auth.dependencies import IdempotencyDep, IncludeDeletedDep, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.customers import service as customers
@@ -44,8 +44,12 @@ async def list_customers(
 
 
 @router.post("", response_model=CustomerRead, status_code=201)
-async def create_customer(body: CustomerCreate, _: Writer, session: SessionDep) -> Customer:
-    return await customers.create_customer(session, body)
+async def create_customer(
+    body: CustomerCreate, _: Writer, session: SessionDep, idempotency: IdempotencyDep
+) -> CustomerRead:
+    created = CustomerRead.model_validate(await customers.create_customer(session, body))
+    await idempotency.complete(201, created)
+    return created
 
 
 @router.get("/{customer_id}", response_model=CustomerRead)

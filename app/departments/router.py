@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from app.auth.dependencies import IncludeDeletedDep, require
+from app.auth.dependencies import IdempotencyDep, IncludeDeletedDep, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.dependencies import SessionDep
@@ -41,8 +41,12 @@ async def list_departments(
 
 
 @router.post("", response_model=DepartmentRead, status_code=201)
-async def create_department(body: DepartmentCreate, _: Writer, session: SessionDep) -> Department:
-    return await departments.create_department(session, body)
+async def create_department(
+    body: DepartmentCreate, _: Writer, session: SessionDep, idempotency: IdempotencyDep
+) -> DepartmentRead:
+    created = DepartmentRead.model_validate(await departments.create_department(session, body))
+    await idempotency.complete(201, created)
+    return created
 
 
 @router.get("/{department_id}", response_model=DepartmentRead)

@@ -4,6 +4,7 @@ from app.models.automation import AutomationRule, VisualWorkflow, VisualWorkflow
 from app.models.channel import Channel, InboundMessage
 from app.models.custom_field import CustomField
 from app.models.field_service import Technician, WorkOrder
+from app.models.idempotency import IdempotencyKey
 from app.models.kb import KBArticle, KBCategory
 from app.models.organization import Organization, SequenceCounter
 from app.models.outbox import OutboxEvent
@@ -22,6 +23,7 @@ __all__ = [
     "Customer",
     "DataRetentionPolicy",
     "Department",
+    "IdempotencyKey",
     "InboundMessage",
     "KBArticle",
     "KBCategory",

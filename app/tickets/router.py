@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
-from app.auth.dependencies import IncludeDeletedDep, may, require
+from app.auth.dependencies import IdempotencyDep, IncludeDeletedDep, may, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.dependencies import SessionDep
@@ -136,11 +136,14 @@ async def create_ticket(
     session: SessionDep,
     response: Response,
     force_assignment: ForceAssignment,
-) -> Ticket:
+    idempotency: IdempotencyDep,
+) -> TicketRead:
     ticket = await tickets.create_ticket(
         session, principal, body, force_assignment=force_assignment
     )
-    return _with_etag(response, ticket)
+    created = TicketRead.model_validate(_with_etag(response, ticket))
+    await idempotency.complete(201, created, {"ETag": response.headers["ETag"]})
+    return created
 
 
 @router.get("/{ticket_id}", response_model=TicketRead)
@@ -202,12 +205,19 @@ async def list_comments(
 
 @router.post("/{ticket_id}/comments", response_model=CommentRead, status_code=201)
 async def add_comment(
-    ticket_id: uuid.UUID, body: CommentCreate, principal: Reader, session: SessionDep
-) -> TicketComment:
+    ticket_id: uuid.UUID,
+    body: CommentCreate,
+    principal: Reader,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+) -> CommentRead:
     internal_ok = await may(session, principal, Permission.COMMENTS_INTERNAL)
-    return await tickets.add_comment(
+    comment = await tickets.add_comment(
         session, principal, ticket_id, body, may_write_internal=internal_ok
     )
+    created = CommentRead.model_validate(comment)
+    await idempotency.complete(201, created)
+    return created
 
 
 @router.get(

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.auth.dependencies import (
+    IdempotencyDep,
     IncludeDeletedDep,
     PrincipalSessionDep,
     UserPrincipal,
@@ -63,8 +64,12 @@ async def list_users(
 
 
 @router.post("", response_model=UserRead, status_code=201)
-async def create_user(body: UserCreate, principal: Writer, session: SessionDep) -> User:
-    return await users.create_user(session, principal, body)
+async def create_user(
+    body: UserCreate, principal: Writer, session: SessionDep, idempotency: IdempotencyDep
+) -> UserRead:
+    created = UserRead.model_validate(await users.create_user(session, principal, body))
+    await idempotency.complete(201, created)
+    return created
 
 
 async def _me_read(session: PrincipalSessionDep, principal: Principal, user: User) -> MeRead:

@@ -24,6 +24,7 @@ INDEX_LEAD_EXCEPTIONS = {
     ("webhook_deliveries", "ix_webhook_deliveries_due"): "platform sweep across tenants",
     ("users", "uq_users_superuser_email"): "superusers have no organization",
     ("api_keys", "uq_api_keys_prefix"): "global credential lookup",
+    ("idempotency_keys", "ix_idempotency_keys_created_at"): "platform purge across tenants",
 }
 
 

@@ -1,0 +1,132 @@
+"""`Idempotency-Key` for writes clients retry: the same key and the same request within
+24 hours answer the first response and write nothing new; the same key with another
+request is a 409.
+
+The route's dependency claims the key by inserting it in the request's transaction
+(`INSERT … ON CONFLICT DO NOTHING`): a concurrent retry blocks on the unique index until
+the first request commits, then finds its stored answer. A write that fails rolls its
+claim back with everything else, so the retry runs afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import new_id
+from app.db.session import dialect_name, session_organization
+from app.kit.errors import AppError, Conflict
+from app.models.idempotency import IdempotencyKey
+
+TTL = timedelta(hours=24)
+PURGE_JOB = "idempotency.purge"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+class IdempotentReplay(Exception):
+    """The stored answer of an earlier identical request: sent as is."""
+
+    def __init__(self, status: int, body: Any, headers: Mapping[str, str]) -> None:
+        super().__init__("idempotent replay")
+        self.status, self.body, self.headers = status, body, dict(headers)
+
+
+async def replay_response(_request: Any, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IdempotentReplay)
+    return JSONResponse(
+        exc.body, status_code=exc.status, headers={**exc.headers, REPLAYED_HEADER: "true"}
+    )
+
+
+def fingerprint(secret: bytes, credential: str, method: str, path: str, body: bytes) -> str:
+    """Keyed (HMAC): a stored fingerprint of a body that held a password reveals
+    nothing without the server's secret."""
+    digest = hmac.new(secret, digestmod=hashlib.sha256)
+    for part in (credential.encode(), method.encode(), path.encode(), body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+@dataclass
+class Idempotency:
+    """What a route holds: `complete()` stores the answer under the claimed key (a no-op
+    when the request carried no key)."""
+
+    session: AsyncSession | None = None
+    record: IdempotencyKey | None = None
+
+    async def complete(
+        self, status: int, body: Any, headers: Mapping[str, str] | None = None
+    ) -> None:
+        if self.record is None or self.session is None:
+            return
+        self.record.response_status = status
+        self.record.response_body = jsonable_encoder(body)
+        self.record.response_headers = dict(headers or {})
+        await self.session.flush()
+
+
+async def claim(session: AsyncSession, key: str, request_fingerprint: str) -> Idempotency:
+    """Claim `key` for this request, or raise: the stored answer (same request) or 409."""
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise AppError("Idempotency-Key must be 1 to 255 printable characters.")
+    now = datetime.now(UTC)
+    for _ in range(2):
+        if await _insert(session, key, request_fingerprint):
+            record = await session.scalar(
+                sa.select(IdempotencyKey).where(IdempotencyKey.key == key)
+            )
+            assert record is not None
+            return Idempotency(session, record)
+        existing = await session.scalar(sa.select(IdempotencyKey).where(IdempotencyKey.key == key))
+        if existing is None:
+            continue  # its request rolled back meanwhile: claim again
+        if existing.created_at <= now - TTL:
+            await session.delete(existing)
+            await session.flush()
+            continue
+        if existing.fingerprint != request_fingerprint:
+            raise Conflict("This Idempotency-Key was used for a different request.")
+        if existing.response_status is None:
+            raise Conflict("A request with this Idempotency-Key is still in progress.")
+        raise IdempotentReplay(
+            existing.response_status, existing.response_body, existing.response_headers
+        )
+    raise Conflict("This Idempotency-Key could not be claimed; retry.")
+
+
+async def _insert(session: AsyncSession, key: str, request_fingerprint: str) -> bool:
+    org = session_organization(session.sync_session)
+    if org is None:
+        raise RuntimeError("idempotency keys need a tenant session")
+    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
+    table = cast(sa.Table, IdempotencyKey.__table__)
+    statement = (
+        insert(table)
+        .values(id=new_id(), organization_id=org, key=key, fingerprint=request_fingerprint)
+        .on_conflict_do_nothing(index_elements=["organization_id", "key"])
+        .returning(table.c.id)
+    )
+    return (await session.execute(statement)).first() is not None
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    """Platform sweep (system session): forget keys older than 24 hours."""
+    result = await session.execute(
+        sa.delete(IdempotencyKey)
+        .where(IdempotencyKey.created_at < datetime.now(UTC) - TTL)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
