@@ -40,7 +40,12 @@ class Settings(BaseSettings):
         default="helpdesk", description="Namespace of the service's own Redis keys."
     )
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
-    rate_limit_per_minute: int = Field(default=6000, ge=0)
+    rate_limit_per_minute: int = Field(
+        default=6000, ge=0, description="Per credential; 0 turns API rate limiting off."
+    )
+    rate_limit_organization_per_minute: int | None = Field(
+        default=None, ge=1, description="Whole organization; default 10x the per-credential."
+    )
     webhook_allow_private_targets: bool = False
     max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_attachment_bytes: int = Field(default=25 * 1_048_576, ge=1024)
@@ -80,6 +85,10 @@ class Settings(BaseSettings):
         ):
             raise ValueError("SECRET_KEY must be set (32+ characters) in production")
         return self
+
+    @property
+    def organization_rate_limit(self) -> int:
+        return self.rate_limit_organization_per_minute or 10 * self.rate_limit_per_minute
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from app.kit.schemas import InputModel, ReadModel, Title
+from app.kit.schemas import InputModel, Instant, ReadModel, Title
 from app.models.user import Role
 
 
@@ -17,7 +17,7 @@ class ApiKeyCreate(InputModel):
     role: Literal[Role.ADMIN, Role.MANAGER, Role.AGENT] = Field(
         default=Role.AGENT, description="The role the integration acts with."
     )
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
 
 
 class ApiKeyRead(ReadModel):

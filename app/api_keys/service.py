@@ -15,6 +15,7 @@ from app.auth.principal import Principal
 from app.kit.errors import ValidationFailed
 from app.kit.records import field_error, get_or_404
 from app.models.user import ApiKey
+from app.users.service import check_may_assign
 
 
 def api_keys_query() -> sa.Select[ApiKey]:
@@ -28,6 +29,7 @@ async def get_api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:
 async def create_api_key(
     session: AsyncSession, actor: Principal, data: ApiKeyCreate
 ) -> tuple[ApiKey, str]:
+    check_may_assign(actor, data.role)
     if data.expires_at is not None and data.expires_at <= datetime.now(UTC):
         raise ValidationFailed(
             "The key would be born expired.",

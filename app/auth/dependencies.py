@@ -8,6 +8,7 @@ user's unexpired grants.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -22,10 +23,12 @@ from app.auth.permissions import Permission
 from app.auth.principal import Principal, PrincipalKind
 from app.config import API_PREFIX, Settings
 from app.db.dependencies import DatabaseDep, SessionDep, SystemSessionDep
-from app.db.session import bind_tenant
+from app.db.session import Database, after_commit, bind_tenant, commit
 from app.kit.errors import Forbidden, RateLimited, Unauthorized
 from app.kit.idempotency import Idempotency, claim, fingerprint
-from app.kit.ratelimit import Decision, RateLimiter
+from app.kit.ratelimit import RateLimiter
+
+log = structlog.get_logger(__name__)
 
 bearer = OAuth2PasswordBearer(
     tokenUrl=f"{API_PREFIX}/auth/token",
@@ -74,14 +77,8 @@ async def authenticate(
         principal = auth.api_key_principal(key)
         assert principal.organization_id is not None
         await bind_tenant(session, principal.organization_id)
-        await auth.record_activity(
-            session,
-            principal,
-            last_seen=key.last_used_at,
-            ip=None,
-            user_session=None,
-            interval_seconds=settings.activity_write_interval_seconds,
-        )
+        if auth.activity_due(key.last_used_at, settings.activity_write_interval_seconds):
+            _record_activity_after_commit(database, session, principal, None, None)
     else:
         claims = tokens.decode_access_token(settings, token)
         if claims is None:
@@ -94,14 +91,10 @@ async def authenticate(
         if found is None:
             raise Unauthorized(auth.INVALID_TOKEN)
         principal, user, user_session = found
-        await auth.record_activity(
-            lookup_session,
-            principal,
-            last_seen=user.last_active_at,
-            ip=client_ip(request),
-            user_session=user_session,
-            interval_seconds=settings.activity_write_interval_seconds,
-        )
+        if auth.activity_due(user.last_active_at, settings.activity_write_interval_seconds):
+            _record_activity_after_commit(
+                database, lookup_session, principal, client_ip(request), user_session.id
+            )
     structlog.contextvars.bind_contextvars(
         organization_id=str(principal.organization_id or ""), principal=principal.rate_limit_key
     )
@@ -109,21 +102,50 @@ async def authenticate(
     return principal
 
 
+def _record_activity_after_commit(
+    database: Database,
+    session: AsyncSession,
+    principal: Principal,
+    ip: str | None,
+    user_session_id: uuid.UUID | None,
+) -> None:
+    """Best effort, in its own transaction once the request's has committed: a failure
+    here never fails the request, and the activity UPDATE's row lock never joins the
+    request's locks (where it could deadlock with, say, the last-admin check)."""
+
+    async def write() -> None:
+        try:
+            org = principal.organization_id
+            unit = database.tenant_session(org) if org else database.system_session()
+            async with unit as activity_session:
+                await auth.record_activity(
+                    activity_session, principal, ip=ip, user_session_id=user_session_id
+                )
+                await commit(activity_session)
+        except Exception:
+            log.warning("activity_write_failed", exc_info=True)
+
+    after_commit(session, write)
+
+
 async def _enforce_rate_limit(
     response: Response, principal: Principal, settings: Settings, limiter: RateLimiter
 ) -> None:
-    """Per organization and per credential, the same budget each (`0` switches it off)."""
+    """Per credential, then per organization (a larger budget, so one busy credential
+    cannot starve its colleagues). A refused call does not spend the organization's."""
     limit = settings.rate_limit_per_minute
     if limit <= 0:
         return
-    keys = [f"api:{principal.rate_limit_key}"]
-    if principal.organization_id is not None:
-        keys.append(f"api:org:{principal.organization_id}")
-    decisions: list[Decision] = [await limiter.hit(key, limit, 60) for key in keys]
-    tightest = min(decisions, key=lambda d: (d.allowed, d.remaining))
-    if not tightest.allowed:
-        raise RateLimited("Rate limit exceeded; retry later.", headers=tightest.retry_headers())
-    response.headers.update(tightest.headers())
+    decision = await limiter.hit(f"api:{principal.rate_limit_key}", limit, 60)
+    if decision.allowed and principal.organization_id is not None:
+        organization = await limiter.hit(
+            f"api:org:{principal.organization_id}", settings.organization_rate_limit, 60
+        )
+        if not organization.allowed or organization.remaining < decision.remaining:
+            decision = organization
+    if not decision.allowed:
+        raise RateLimited("Rate limit exceeded; retry later.", headers=decision.retry_headers())
+    response.headers.update(decision.headers())
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

@@ -22,6 +22,7 @@ from app.auth.schemas import (
     SessionRead,
     TokenResponse,
     TotpCode,
+    TotpEnroll,
     TotpEnrollResponse,
 )
 from app.db.dependencies import SystemSessionDep
@@ -116,8 +117,10 @@ async def _me(session: PrincipalSessionDep, principal: UserPrincipal) -> User:
 
 
 @router.post("/totp/enroll", response_model=TotpEnrollResponse, summary="Start 2FA set-up")
-async def enroll_totp(principal: UserPrincipal, session: PrincipalSessionDep) -> TotpEnrollResponse:
-    enrollment = await auth.enroll_totp(session, await _me(session, principal))
+async def enroll_totp(
+    body: TotpEnroll, principal: UserPrincipal, session: PrincipalSessionDep
+) -> TotpEnrollResponse:
+    enrollment = await auth.enroll_totp(session, await _me(session, principal), body.password)
     return TotpEnrollResponse(secret=enrollment.secret, otpauth_uri=enrollment.otpauth_uri)
 
 
@@ -125,16 +128,18 @@ async def enroll_totp(principal: UserPrincipal, session: PrincipalSessionDep) ->
 async def confirm_totp(
     body: TotpCode, principal: UserPrincipal, session: PrincipalSessionDep
 ) -> None:
-    await auth.confirm_totp(session, await _me(session, principal), body.code)
-    await auth.revoke_all_sessions(session, principal.id, keep=principal.session_id)
+    await auth.confirm_totp(
+        session, await _me(session, principal), body.code, current_session=principal.session_id
+    )
 
 
 @router.post("/totp/disable", status_code=204, summary="Turn 2FA off (needs a current code)")
 async def disable_totp(
     body: TotpCode, principal: UserPrincipal, session: PrincipalSessionDep
 ) -> None:
-    await auth.disable_totp(session, await _me(session, principal), body.code)
-    await auth.revoke_all_sessions(session, principal.id, keep=principal.session_id)
+    await auth.disable_totp(
+        session, await _me(session, principal), body.code, current_session=principal.session_id
+    )
 
 
 def _session_read(user_session: UserSession, current: uuid.UUID | None) -> SessionRead:

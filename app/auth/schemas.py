@@ -21,6 +21,11 @@ class RefreshRequest(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=512)
 
 
+class TotpEnroll(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=1, max_length=1024, description="Your current password.")
+
+
 class TotpEnrollResponse(BaseModel):
     secret: str = Field(description="Base32 secret for the authenticator app (shown once).")
     otpauth_uri: str = Field(description="The same secret as an otpauth:// URI (QR code).")

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import tokens
 from app.auth.passwords import verify_password
@@ -64,22 +63,24 @@ async def login(
     totp: str | None,
     client: ClientInfo,
 ) -> TokenPair:
-    """Password (+ one-time code) → a new session. Every failure looks the same, costs
-    the same argon2 verification, and counts against the account's failure budget."""
-    await _check_login_budget(settings, limiter, client.ip, _account_key(client_id, email))
+    """Password (+ one-time code) → a new session. Every failure looks the same and
+    costs the same argon2 verification. Each attempt is counted against the account
+    *before* the password is checked (so concurrent guesses cannot slip past the
+    budget); a successful login clears the count."""
+    account = _account_key(client_id, email)
+    await _spend_login_budget(settings, limiter, client.ip, account)
     user = await _find_login_user(system, email, client_id)
-    matches, rehash = verify_password(password, user.password_hash if user else None)
+    matches, rehash = await verify_password(password, user.password_hash if user else None)
     if user is None or not matches:
-        await _count_failure(settings, limiter, client_id, email)
         raise Unauthorized(INVALID_CREDENTIALS)
     now = datetime.now(UTC)
     if user.two_factor_enabled:
         if not totp:
             raise TotpRequired("This account requires a one-time code: send `totp`.")
+        await system.refresh(user, with_for_update=True)  # one login per code step
         if not _accept_totp(user, totp, now):
-            await _count_failure(settings, limiter, client_id, email)
             raise Unauthorized(INVALID_CREDENTIALS)
-    await limiter.clear(_account_key(client_id, email), settings.login_account_window_seconds)
+    await limiter.clear(account, settings.login_account_window_seconds)
     if rehash is not None:
         user.password_hash = rehash
     user.last_login_at = now
@@ -92,7 +93,7 @@ def _account_key(client_id: str | None, email: str) -> str:
     return f"login:account:{client_id or ''}:{email.strip().lower()}"
 
 
-async def _check_login_budget(
+async def _spend_login_budget(
     settings: Settings, limiter: RateLimiter, ip: str | None, account_key: str
 ) -> None:
     per_ip = await limiter.hit(
@@ -104,7 +105,7 @@ async def _check_login_budget(
         raise RateLimited(
             "Too many login attempts from this address.", headers=per_ip.retry_headers()
         )
-    per_account = await limiter.peek(
+    per_account = await limiter.hit(
         account_key, settings.login_account_max_failures, settings.login_account_window_seconds
     )
     if not per_account.allowed:
@@ -112,16 +113,6 @@ async def _check_login_budget(
             "Too many failed logins for this account; try again later.",
             headers=per_account.retry_headers(),
         )
-
-
-async def _count_failure(
-    settings: Settings, limiter: RateLimiter, client_id: str | None, email: str
-) -> None:
-    await limiter.hit(
-        _account_key(client_id, email),
-        settings.login_account_max_failures,
-        settings.login_account_window_seconds,
-    )
 
 
 async def _find_login_user(system: AsyncSession, email: str, client_id: str | None) -> User | None:
@@ -149,7 +140,9 @@ async def open_session(
         expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
         refresh_token_hash="",
     )
-    refresh_token, user_session.refresh_token_hash = tokens.new_refresh_token(user_session.id)
+    refresh_token, user_session.refresh_token_hash = tokens.new_refresh_token(
+        settings, user_session.id
+    )
     system.add(user_session)
     await system.flush()
     return _token_pair(settings, user, user_session, refresh_token, now)
@@ -170,10 +163,11 @@ def _token_pair(
 
 async def refresh(system: AsyncSession, settings: Settings, *, refresh_token: str) -> TokenPair:
     """Rotate: the presented token becomes invalid, a new one is returned. Presenting a
-    token that was already rotated away means it leaked (or was raced): the whole
-    session is revoked and that revocation is committed with the 401."""
-    parsed = tokens.parse_refresh_token(refresh_token)
-    if parsed is None:
+    token we really issued for this session but already rotated away means it leaked
+    (or was raced): the whole session is revoked and that revocation is committed with
+    the 401. Tokens carry a MAC, so guessing a session id revokes nothing."""
+    parsed = tokens.parse_refresh_token(settings, refresh_token)
+    if parsed is None:  # not one we issued (a forged token must not revoke anything)
         raise Unauthorized("The refresh token is invalid.")
     session_id, secret = parsed
     now = datetime.now(UTC)
@@ -187,7 +181,7 @@ async def refresh(system: AsyncSession, settings: Settings, *, refresh_token: st
             "This refresh token was already used; the session has been revoked.",
             keep_writes=True,
         )
-    new_token, user_session.refresh_token_hash = tokens.new_refresh_token(user_session.id)
+    new_token, user_session.refresh_token_hash = tokens.new_refresh_token(settings, user_session.id)
     user_session.last_activity_at = now
     user_session.expires_at = now + timedelta(seconds=settings.refresh_token_ttl_seconds)
     user.last_active_at = now
@@ -276,20 +270,24 @@ def api_key_principal(key: ApiKey) -> Principal:
     )
 
 
+def activity_due(last_seen: datetime | None, interval_seconds: int) -> bool:
+    """The throttle: at most one activity write per principal per interval."""
+    if last_seen is None:
+        return True
+    return (datetime.now(UTC) - last_seen).total_seconds() >= interval_seconds
+
+
 async def record_activity(
     session: AsyncSession,
     principal: Principal,
     *,
-    last_seen: datetime | None,
     ip: str | None,
-    user_session: UserSession | None,
-    interval_seconds: int,
+    user_session_id: uuid.UUID | None,
 ) -> None:
-    """The seed's `update_last_active`, throttled: at most one write per principal per
-    interval, and without bumping `updated_at` (activity is not an edit)."""
+    """The seed's `update_last_active`, without bumping `updated_at` (activity is not an
+    edit). Runs in its own short transaction after the request's (see `authenticate`),
+    so the row lock it takes never widens a request's locks."""
     now = datetime.now(UTC)
-    if last_seen is not None and (now - last_seen).total_seconds() < interval_seconds:
-        return
     if principal.kind is PrincipalKind.API_KEY:
         await session.execute(
             sa.update(ApiKey)
@@ -307,27 +305,31 @@ async def record_activity(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if user_session is not None:
+    if user_session_id is not None:
         await session.execute(
             sa.update(UserSession)
-            .where(UserSession.id == user_session.id)
+            .where(UserSession.id == user_session_id)
             .values(last_activity_at=now, updated_at=UserSession.updated_at)
             .execution_options(synchronize_session=False)
         )
-        set_committed_value(user_session, "last_activity_at", now)
+
+
+def live_grants(user_id: uuid.UUID) -> sa.Select[UserPermission]:
+    """Grants in force right now: `UserPermission.is_effective` as SQL. Expiry is checked
+    at use, so an expired grant stops working with no job running."""
+    now = datetime.now(UTC)
+    return sa.select(UserPermission).where(
+        UserPermission.user_id == user_id,
+        UserPermission.is_active,
+        sa.or_(UserPermission.expires_at.is_(None), UserPermission.expires_at > now),
+    )
 
 
 async def has_grant(session: AsyncSession, user_id: uuid.UUID, permission: Permission) -> bool:
-    """An active, unexpired `UserPermission`; expiry is checked here, at use."""
-    now = datetime.now(UTC)
     grant = await session.scalar(
-        sa.select(UserPermission.id)
-        .where(
-            UserPermission.user_id == user_id,
-            UserPermission.permission == permission.value,
-            UserPermission.is_active,
-            sa.or_(UserPermission.expires_at.is_(None), UserPermission.expires_at > now),
-        )
+        live_grants(user_id)
+        .where(UserPermission.permission == permission.value)
+        .with_only_columns(UserPermission.id)
         .limit(1)
     )
     return grant is not None
@@ -400,10 +402,17 @@ class TotpEnrollment:
     otpauth_uri: str
 
 
-async def enroll_totp(session: AsyncSession, user: User) -> TotpEnrollment:
-    """A fresh secret, pending until a code from it is confirmed."""
+async def enroll_totp(session: AsyncSession, user: User, password: str) -> TotpEnrollment:
+    """A fresh secret, pending until a code from it is confirmed. Asks for the password
+    again: a stolen access token alone must not be able to lock the owner out."""
     if user.two_factor_enabled:
         raise Conflict("Two-factor authentication is already enabled; disable it first.")
+    matches, _ = await verify_password(password, user.password_hash)
+    if not matches:
+        raise ValidationFailed(
+            "The password is wrong.",
+            errors=[{"loc": ["body", "password"], "msg": "wrong password", "type": "value_error"}],
+        )
     user.totp_secret = pyotp.random_base32()
     user.totp_last_used_step = None
     await session.flush()
@@ -417,7 +426,11 @@ def _code_error(message: str) -> ValidationFailed:
     )
 
 
-async def confirm_totp(session: AsyncSession, user: User, code: str) -> None:
+async def confirm_totp(
+    session: AsyncSession, user: User, code: str, *, current_session: uuid.UUID | None
+) -> None:
+    """Turns 2FA on; every other session of the user ends (they were opened without it)."""
+    await session.refresh(user, with_for_update=True)
     if user.two_factor_enabled:
         raise Conflict("Two-factor authentication is already enabled.")
     if user.totp_secret is None:
@@ -425,15 +438,24 @@ async def confirm_totp(session: AsyncSession, user: User, code: str) -> None:
     if not _accept_totp(user, code, datetime.now(UTC)):
         raise _code_error("The one-time code is not valid.")
     user.two_factor_enabled = True
+    await revoke_all_sessions(session, user.id, keep=current_session)
     await session.flush()
 
 
-async def disable_totp(session: AsyncSession, user: User, code: str) -> None:
+async def disable_totp(
+    session: AsyncSession, user: User, code: str, *, current_session: uuid.UUID | None
+) -> None:
+    await session.refresh(user, with_for_update=True)
     if not user.two_factor_enabled:
         raise Conflict("Two-factor authentication is not enabled.")
     if not _accept_totp(user, code, datetime.now(UTC)):
         raise _code_error("The one-time code is not valid.")
+    reset_totp(user)
+    await revoke_all_sessions(session, user.id, keep=current_session)
+    await session.flush()
+
+
+def reset_totp(user: User) -> None:
     user.two_factor_enabled = False
     user.totp_secret = None
     user.totp_last_used_step = None
-    await session.flush()

@@ -4,8 +4,9 @@
   superuser, `typ` "access"), short-lived. Only the algorithm we sign with is accepted,
   so `alg: none` and key-confusion tricks fail. The session row is checked on every
   request, which is what makes revocation immediate.
-* Refresh token: `<session id>.<256 random bits>`; the session stores the SHA-256 of the
-  one currently valid secret.
+* Refresh token: `<session id>.<256 random bits>.<HMAC>`; the session stores the SHA-256
+  of the one currently valid secret, the HMAC proves we issued it (only a genuine old
+  token counts as a replay).
 * API key: `hdk_<12 hex prefix>_<256 random bits>`; the prefix finds the row, the
   SHA-256 of the whole key must match. Random secrets this long need no slow hash.
 """
@@ -79,16 +80,26 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims | None:
         return None
 
 
-def new_refresh_token(session_id: uuid.UUID) -> tuple[str, str]:
+def _refresh_mac(settings: Settings, session_id: str, secret: str) -> str:
+    key = settings.secret_key.get_secret_value().encode()
+    mac = hmac.new(key, f"refresh:{session_id}:{secret}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def new_refresh_token(settings: Settings, session_id: uuid.UUID) -> tuple[str, str]:
     """(token for the client, digest for the session row)."""
     secret = secrets.token_urlsafe(32)
-    return f"{session_id}.{secret}", digest(secret)
+    mac = _refresh_mac(settings, str(session_id), secret)
+    return f"{session_id}.{secret}.{mac}", digest(secret)
 
 
-def parse_refresh_token(token: str) -> tuple[uuid.UUID, str] | None:
-    """(session id, secret) or None when the token is not shaped like ours."""
-    session_part, _, secret = token.partition(".")
-    if not secret:
+def parse_refresh_token(settings: Settings, token: str) -> tuple[uuid.UUID, str] | None:
+    """(session id, secret) of a token we issued, or None (malformed or forged)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    session_part, secret, mac = parts
+    if not secret or not hmac.compare_digest(mac, _refresh_mac(settings, session_part, secret)):
         return None
     try:
         return uuid.UUID(session_part), secret

@@ -63,7 +63,7 @@ async def seed_demo_content(
 ) -> DemoSummary:
     """Fill an empty organization (tenant session) with realistic, reproducible data."""
     rng = random.Random(seed)
-    password_hash = hash_password(DEMO_PASSWORD)
+    password_hash = await hash_password(DEMO_PASSWORD)
     departments = [Department(name=n) for n in ("Support", "Billing", "Field Service")]
     accounts = [
         Customer(name=f"{n} Ltd", customer_tier=t)

@@ -13,6 +13,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.kit.security_headers import SECURITY_HEADERS
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://helpdesk.dev/problems/"
 
@@ -222,6 +224,15 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     """Class 22 (data exception: a NUL character in text, a number out of range) is
     the client's input the schema let through; anything else is ours."""
     assert isinstance(exc, DBAPIError)
+    if _sqlstate(exc) in {"40001", "40P01"}:
+        # A serialization failure or deadlock: nothing was written; a retry succeeds.
+        log.info("transient_conflict", sqlstate=_sqlstate(exc))
+        return problem_response(
+            503,
+            "The request collided with a concurrent one; retry it.",
+            slug="transient-conflict",
+            headers={"Retry-After": "1"},
+        )
     if _sqlstate(exc).startswith("22"):
         log.info("data_exception", sqlstate=_sqlstate(exc))
         # Reached by query and form values (bodies are checked field by field earlier),
@@ -242,7 +253,9 @@ async def _stale_data(_request: Request, _exc: Exception) -> JSONResponse:
 
 async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", exc_info=exc)
-    return problem_response(500, "An unexpected error occurred.")
+    # Answered by Starlette's outermost middleware, past our header middleware: the
+    # security headers are added here.
+    return problem_response(500, "An unexpected error occurred.", headers=dict(SECURITY_HEADERS))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -7,6 +7,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.kit.errors import problem_response
 
+UPLOAD_PATH_SUFFIXES = ("/attachments",)
+
 
 class BodySizeLimitMiddleware:
     def __init__(self, app: ASGIApp, *, max_bytes: int, multipart_max_bytes: int) -> None:
@@ -20,12 +22,12 @@ class BodySizeLimitMiddleware:
             return
         headers = dict(scope.get("headers", []))
         content_type = headers.get(b"content-type", b"").decode("latin-1")
-        # Uploads get their own, larger ceiling; the attachment service checks each file.
-        limit = (
-            self.multipart_max_bytes
-            if content_type.startswith("multipart/form-data")
-            else self.max_bytes
-        )
+        # Uploads (multipart to an upload route) get their own, larger ceiling; the
+        # attachment service checks each file. Elsewhere a multipart body is no bigger.
+        is_upload = content_type.startswith("multipart/form-data") and str(
+            scope.get("path", "")
+        ).endswith(UPLOAD_PATH_SUFFIXES)
+        limit = self.multipart_max_bytes if is_upload else self.max_bytes
         detail = f"The request body exceeds the limit of {limit} bytes."
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

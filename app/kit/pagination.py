@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -150,7 +150,7 @@ def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
         raise invalid
     try:
         return [_coerce(value, key) for value, key in zip(values, keys, strict=True)]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise invalid from None
 
 
@@ -166,7 +166,7 @@ def _coerce(value: Any, key: SortKey) -> Any:
         parsed = datetime.fromisoformat(str(value))
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
-        return parsed
+        return parsed.astimezone(UTC)
     if python_type is int and not isinstance(value, bool):
         return int(value)
     if python_type is str:

@@ -7,12 +7,15 @@ the fields sent are applied, and `null` is accepted only where the column is nul
 
 from __future__ import annotations
 
+import json
 import zoneinfo
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -24,7 +27,9 @@ from pydantic import (
 
 
 class InputModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # No blanket whitespace stripping: passwords and message bodies keep every
+    # character; fields that want trimming say so in their type (Name, Title, …).
+    model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="after")
     @classmethod
@@ -103,3 +108,41 @@ DomainName = Annotated[
     ),
     AfterValidator(_lower),
 ]
+
+
+def _as_utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of the representable range") from None
+
+
+# An instant with an offset, normalised to UTC (where the year 9999 with a negative
+# offset overflows: a 422, not a 500).
+Instant = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+
+MAX_JSON_DEPTH = 8
+MAX_JSON_BYTES = 64 * 1024
+
+
+def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Free-form objects (settings, custom field values) stay small and shallow: they are
+    stored, indexed and sent back on every read."""
+
+    def depth(node: Any, level: int) -> int:
+        if level > MAX_JSON_DEPTH:
+            return level
+        if isinstance(node, dict):
+            return max((depth(v, level + 1) for v in node.values()), default=level)
+        if isinstance(node, list):
+            return max((depth(v, level + 1) for v in node), default=level)
+        return level
+
+    if depth(value, 1) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
+        raise ValueError(f"larger than {MAX_JSON_BYTES // 1024} KiB")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded_json)]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_ALWAYS = {
+SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
     "Cross-Origin-Opener-Policy": "same-origin",
+    "Cache-Control": "no-store",
 }
 # JSON answers load nothing; the Swagger page (/docs) needs its scripts, so it is exempt.
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -30,12 +31,12 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in _ALWAYS.items():
-                    headers.setdefault(name, value)
+                for name, value in SECURITY_HEADERS.items():
+                    if name != "Cache-Control" or is_api:
+                        # Tenant data and credentials: no shared or browser cache keeps them.
+                        headers.setdefault(name, value)
                 if is_api:
                     headers.setdefault("Content-Security-Policy", _API_CSP)
-                    # Tenant data and credentials: no shared or browser cache keeps them.
-                    headers.setdefault("Cache-Control", "no-store")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

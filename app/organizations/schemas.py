@@ -12,6 +12,7 @@ from app.kit.schemas import (
     DomainName,
     Email,
     InputModel,
+    JsonObject,
     Name,
     Password,
     PatchModel,
@@ -35,7 +36,7 @@ class OrganizationCreate(InputModel):
     slug: Slug = Field(description="The login client_id: lowercase letters, digits, dashes.")
     domain: DomainName | None = None
     subscription_tier: SubscriptionTier = SubscriptionTier.BASIC
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: JsonObject = Field(default_factory=dict)
     admin: FirstAdmin
 
 
@@ -47,7 +48,7 @@ class CurrentOrganizationUpdate(PatchModel):
     name: Title | None = None
     domain: DomainName | None = None
     subscription_tier: SubscriptionTier | None = None
-    settings: dict[str, Any] | None = None
+    settings: JsonObject | None = None
 
 
 class OrganizationUpdate(CurrentOrganizationUpdate):

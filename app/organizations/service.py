@@ -70,7 +70,7 @@ async def create_organization(
     admin = User(
         organization_id=organization.id,
         email=data.admin.email,
-        password_hash=hash_password(data.admin.password),
+        password_hash=await hash_password(data.admin.password),
         first_name=data.admin.first_name,
         last_name=data.admin.last_name,
         role=Role.ADMIN,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -15,6 +14,7 @@ from app.db.dependencies import SessionDep
 from app.db.session import dialect_name
 from app.kit.errors import AppError, Forbidden
 from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
+from app.kit.schemas import Instant
 from app.models.ticket import Priority, Ticket, TicketChannel, TicketComment, TicketHistory
 from app.models.ticket import TicketStatus as Status
 from app.tickets import service as tickets
@@ -76,7 +76,7 @@ def _expected_version(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    if not (tag.isascii() and tag.isdigit()):
         raise AppError('If-Match must be the ticket\'s version, e.g. "3".')
     return int(tag)
 
@@ -101,8 +101,8 @@ async def list_tickets(
     department_id: uuid.UUID | None = None,
     tag: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
     sla_breach: bool | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Instant | None = None,
+    created_before: Instant | None = None,
     q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     sort: Sort = "-created_at",
 ) -> Page[TicketRead]:

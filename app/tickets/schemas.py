@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from app.kit.schemas import InputModel, PatchModel, ReadModel
+from app.kit.schemas import InputModel, JsonObject, PatchModel, ReadModel
 from app.models.ticket import CommentType, Priority, TicketChannel, TicketStatus
 
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -24,7 +24,7 @@ def _normalise_tags(tags: list[str]) -> list[str]:
 
 
 Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_normalise_tags)]
-CustomFieldValues = Annotated[dict[str, Any], Field(max_length=200)]
+CustomFieldValues = Annotated[JsonObject, Field(max_length=200)]
 
 
 class TicketCreate(InputModel):
@@ -83,8 +83,20 @@ class TicketRead(ReadModel):
     deleted_at: datetime | None
 
 
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must contain more than whitespace")
+    return text
+
+
+# Kept exactly as written (indentation, trailing newlines): it is someone's message.
+MessageBody = Annotated[
+    str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(_not_blank)
+]
+
+
 class CommentCreate(InputModel):
-    content: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    content: MessageBody
     comment_type: CommentType = CommentType.PUBLIC
 
 

@@ -464,21 +464,21 @@ async def add_comment(
     )
     session.add(comment)
     await session.flush()
-    changes: Changes = {"comment": (None, comment.id)}
+    _record(session, ticket, actor.user_id, {"comment": (None, comment.id)}, event=None)
     if (
         data.comment_type is CommentType.PUBLIC
         and not _is_customer(actor)
         and ticket.first_response_at is None
     ):
         now = datetime.now(UTC)
-        changes |= apply_changes(
+        first_response = apply_changes(
             ticket,
             {
                 "first_response_at": now,
                 "time_to_first_response": _seconds(ticket.created_at, now),
             },
         )
-    _record(session, ticket, actor.user_id, changes, event=None)
+        _record(session, ticket, actor.user_id, first_response)
     record_event(
         session,
         "ticket.comment_added",

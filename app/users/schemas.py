@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field, model_validator
 
 from app.auth.permissions import Permission
 from app.kit.schemas import (
     Email,
     InputModel,
+    Instant,
     Labels,
     Language,
     Name,
@@ -77,6 +78,9 @@ class UserUpdate(PatchModel):
     email_notifications: bool | None = None
     sms_notifications: bool | None = None
     push_notifications: bool | None = None
+    two_factor_enabled: Literal[False] | None = Field(
+        default=None, description="false: reset a user's lost second factor (admins)."
+    )
 
 
 class UserSelfUpdate(PatchModel):
@@ -104,7 +108,7 @@ class UserRead(ReadModel):
     first_name: str
     last_name: str
     phone: str | None
-    role: Role
+    role: Role | None = Field(description="null for platform superusers.")
     is_superuser: bool
     customer_tier: CustomerTier
     customer_id: uuid.UUID | None
@@ -126,6 +130,12 @@ class UserRead(ReadModel):
     updated_at: datetime
     deleted_at: datetime | None
 
+    @model_validator(mode="after")
+    def _superusers_have_no_tenant_role(self) -> UserRead:
+        if self.is_superuser:
+            self.role = None
+        return self
+
 
 class MeRead(UserRead):
     permissions: list[Permission] = Field(
@@ -135,7 +145,7 @@ class MeRead(UserRead):
 
 class GrantCreate(InputModel):
     permission: Permission
-    expires_at: AwareDatetime | None = Field(default=None, description="Omit for no expiry.")
+    expires_at: Instant | None = Field(default=None, description="Omit for no expiry.")
 
 
 class GrantRead(ReadModel):

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import service as auth
 from app.auth.passwords import hash_password, verify_password
 from app.auth.permissions import GRANTABLE, ROLE_RANK, Permission
-from app.auth.principal import Principal
+from app.auth.principal import Principal, PrincipalKind
 from app.db.session import is_system
 from app.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.kit.records import apply_changes, check_unique, field_error, get_or_404
@@ -57,7 +57,7 @@ async def create_superuser(session: AsyncSession, data: SuperuserCreate) -> User
     user = User(
         organization_id=None,
         email=data.email,
-        password_hash=hash_password(data.password),
+        password_hash=await hash_password(data.password),
         is_superuser=True,
     )
     session.add(user)
@@ -105,13 +105,15 @@ async def get_user(
 
 
 async def create_user(session: AsyncSession, actor: Principal, data: UserCreate) -> User:
-    _check_may_assign(actor, data.role)
+    check_may_assign(actor, data.role)
+    if data.password is not None:
+        _check_sets_credentials(actor)
     fields = data.model_dump(exclude={"password"})
-    await _check_references(session, fields, role=data.role)
+    await _check_references(session, fields, role=data.role, changed=set(fields))
     await _check_email_free(session, data.email)
     user = User(**fields)
     if data.password is not None:
-        user.password_hash = hash_password(data.password)
+        user.password_hash = await hash_password(data.password)
     session.add(user)
     await session.flush()
     return user
@@ -123,28 +125,38 @@ async def update_user(
     user = await get_user(session, user_id)
     changes = data.changes()
     password = changes.pop("password", None)
+    reset_two_factor = changes.pop("two_factor_enabled", None) is False
     new_role: Role = changes.get("role", user.role)
     _check_may_manage(actor, user)
-    if password is not None and user.id == actor.user_id:
+    if user.id == actor.user_id and (password is not None or reset_two_factor):
         raise ValidationFailed(
-            "Change your own password with PATCH /users/me and your current password.",
-            errors=[field_error("password", "use /users/me to change your own password")],
+            "Change your own credentials through /users/me and /auth/totp.",
+            errors=[field_error("password", "use /users/me for your own account")],
         )
+    if password is not None or reset_two_factor or _email_changes(user, changes):
+        await _check_may_set_credentials(session, actor, user)
     if new_role != user.role:
-        if user.id == actor.user_id and ROLE_RANK[new_role] > ROLE_RANK[user.role]:
-            raise Forbidden("Nobody can raise their own role.")
-        _check_may_assign(actor, new_role)
+        check_may_assign(actor, new_role)
         if user.role is Role.ADMIN:
             await _ensure_another_admin(session, user)
-    await _check_references(session, {**_current_references(user), **changes}, role=new_role)
-    if "email" in changes and changes["email"] != user.email:
+    await _check_references(
+        session, {**_current_references(user), **changes}, role=new_role, changed=set(changes)
+    )
+    if _email_changes(user, changes):
         await _check_email_free(session, changes["email"], exclude=user.id)
     apply_changes(user, changes)
     if password is not None:
-        user.password_hash = hash_password(password)
+        user.password_hash = await hash_password(password)
+    if reset_two_factor:
+        auth.reset_totp(user)
+    if password is not None or reset_two_factor:
         await auth.revoke_all_sessions(session, user.id)
     await session.flush()
     return user
+
+
+def _email_changes(user: User, changes: dict[str, Any]) -> bool:
+    return "email" in changes and changes["email"] != user.email
 
 
 async def update_me(session: AsyncSession, principal: Principal, data: UserSelfUpdate) -> User:
@@ -154,13 +166,13 @@ async def update_me(session: AsyncSession, principal: Principal, data: UserSelfU
     password = changes.pop("password", None)
     current_password = changes.pop("current_password", None)
     if password is not None:
-        matches, _ = verify_password(current_password or "", user.password_hash)
+        matches, _ = await verify_password(current_password or "", user.password_hash)
         if not matches:
             raise ValidationFailed(
                 "The current password is wrong.",
                 errors=[field_error("current_password", "does not match the current password")],
             )
-        user.password_hash = hash_password(password)
+        user.password_hash = await hash_password(password)
         # Whoever else held a session on the old password is logged out.
         await auth.revoke_all_sessions(session, user.id, keep=principal.session_id)
     apply_changes(user, changes)
@@ -191,12 +203,14 @@ async def restore_user(session: AsyncSession, actor: Principal, user_id: uuid.UU
 async def effective_permissions(session: AsyncSession, principal: Principal) -> list[Permission]:
     granted: set[Permission] = set()
     if principal.user_id is not None and not principal.is_superuser:
-        rows = await session.scalars(_live_grants(principal.user_id, datetime.now(UTC)))
+        rows = await session.scalars(auth.live_grants(principal.user_id))
         granted = {Permission(g.permission) for g in rows}
     return sorted(principal.role_permissions | granted)
 
 
-def _check_may_assign(actor: Principal, role: Role) -> None:
+def check_may_assign(actor: Principal, role: Role) -> None:
+    """Nobody hands out a role above their own (users and API keys alike), so nobody
+    raises their own either; only admins make admins."""
     assert actor.role is not None
     if role is Role.ADMIN and actor.role is not Role.ADMIN:
         raise Forbidden("Only admins can make admins.")
@@ -205,20 +219,46 @@ def _check_may_assign(actor: Principal, role: Role) -> None:
 
 
 def _check_may_manage(actor: Principal, user: User) -> None:
+    """Admins manage everyone; others only users ranked strictly below them."""
     assert actor.role is not None
-    if user.role is Role.ADMIN and actor.role is not Role.ADMIN:
+    if actor.role is Role.ADMIN:
+        return
+    if user.role is Role.ADMIN:
         raise Forbidden("Only admins can change admins.")
-    if ROLE_RANK[user.role] > ROLE_RANK[actor.role]:
+    if ROLE_RANK[user.role] >= ROLE_RANK[actor.role] and user.id != actor.user_id:
         raise Forbidden(f"A {actor.role.value} cannot change a {user.role.value}.")
 
 
-async def _ensure_another_admin(session: AsyncSession, admin: User) -> None:
-    """Locks the organization's admin rows, so two concurrent demotions cannot both
-    see "one other admin left" and leave none."""
-    admins = await session.scalars(
-        sa.select(User.id).where(User.role == Role.ADMIN).with_for_update()
+def _check_sets_credentials(actor: Principal) -> None:
+    if actor.kind is PrincipalKind.API_KEY:
+        raise Forbidden("API keys cannot set passwords, emails or second factors.")
+
+
+async def _check_may_set_credentials(session: AsyncSession, actor: Principal, user: User) -> None:
+    """Setting someone's password, email (their login) or resetting their 2FA hands
+    over their account: people only (no API keys), and below admins only for users
+    who hold no grants — or the grants would be handed over too."""
+    _check_sets_credentials(actor)
+    if actor.role is Role.ADMIN:
+        return
+    has_grants = await session.scalar(
+        auth.live_grants(user.id).with_only_columns(UserPermission.id).limit(1)
     )
-    if not any(admin_id != admin.id for admin_id in admins):
+    if has_grants is not None:
+        raise Forbidden("Only admins reset the credentials of users holding grants.")
+
+
+async def _ensure_another_admin(session: AsyncSession, admin: User) -> None:
+    """Locks the organization's admin rows (in id order), so two concurrent demotions
+    cannot both see "one other admin left" and leave none. Only admins who can log in
+    (have a password) count."""
+    admins = await session.execute(
+        sa.select(User.id, User.password_hash)
+        .where(User.role == Role.ADMIN)
+        .order_by(User.id)
+        .with_for_update()
+    )
+    if not any(admin_id != admin.id and hashed for admin_id, hashed in admins):
         raise Conflict("This is the organization's last admin; make another admin first.")
 
 
@@ -226,18 +266,27 @@ def _current_references(user: User) -> dict[str, Any]:
     return {"customer_id": user.customer_id, "department_id": user.department_id}
 
 
-async def _check_references(session: AsyncSession, fields: dict[str, Any], *, role: Role) -> None:
-    """Referenced rows exist in this organization and fit the role (422 otherwise)."""
+async def _check_references(
+    session: AsyncSession, fields: dict[str, Any], *, role: Role, changed: set[str]
+) -> None:
+    """Referenced rows exist in this organization and fit the role (422 otherwise).
+    Existence is checked for references being set now: a user whose department was
+    deleted since stays editable."""
     errors = []
     customer_id = fields.get("customer_id")
     if customer_id is not None:
         if role is not Role.CUSTOMER:
             errors.append(field_error("customer_id", "only customer users belong to an account"))
-        elif await session.scalar(sa.select(Customer.id).where(Customer.id == customer_id)) is None:
+        elif (
+            "customer_id" in changed
+            and await session.scalar(sa.select(Customer.id).where(Customer.id == customer_id))
+            is None
+        ):
             errors.append(field_error("customer_id", "no such customer account"))
     department_id = fields.get("department_id")
     if (
         department_id is not None
+        and "department_id" in changed
         and await session.scalar(sa.select(Department.id).where(Department.id == department_id))
         is None
     ):
@@ -261,15 +310,6 @@ async def _check_email_free(
 # --- permission grants ------------------------------------------------------------------
 
 
-def _live_grants(user_id: uuid.UUID, now: datetime) -> sa.Select[UserPermission]:
-    """`UserPermission.is_effective` as SQL."""
-    return sa.select(UserPermission).where(
-        UserPermission.user_id == user_id,
-        UserPermission.is_active,
-        sa.or_(UserPermission.expires_at.is_(None), UserPermission.expires_at > now),
-    )
-
-
 def grants_query(user_id: uuid.UUID) -> sa.Select[UserPermission]:
     return sa.select(UserPermission).where(UserPermission.user_id == user_id)
 
@@ -286,6 +326,12 @@ async def grant_permission(
         errors.append(field_error("expires_at", "must be in the future"))
     if errors:
         raise ValidationFailed("The grant is not valid.", errors=errors)
+    if user_id == actor.user_id:
+        raise Forbidden("Nobody grants permissions to themselves.")
+    if data.permission not in actor.role_permissions:
+        # Grants pass on what the granter's role holds, never more (and never what the
+        # granter only holds by a grant): no chain of grants climbs above a role.
+        raise Forbidden(f"Your role does not hold `{data.permission.value}` to grant it.")
     current = await session.scalar(
         sa.select(UserPermission).where(
             UserPermission.user_id == user_id,

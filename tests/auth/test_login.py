@@ -224,4 +224,4 @@ async def test_outdated_password_hash_is_upgraded_on_login(
         stored = await session.scalar(sa.select(User.password_hash).where(User.id == user.id))
     assert stored is not None and stored != weak
     # The new hash uses the current parameters: verifying it asks for no further upgrade.
-    assert passwords.verify_password(PASSWORD, stored) == (True, None)
+    assert await passwords.verify_password(PASSWORD, stored) == (True, None)

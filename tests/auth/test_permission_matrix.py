@@ -25,7 +25,7 @@ from app.models import ApiKey, Customer, Department, Organization, User, UserPer
 from app.models.ticket import Ticket
 from app.models.user import Role
 from app.tickets.service import open_ticket
-from tests.support.identity import API, Actor, Tenant, add_user, sign_in
+from tests.support.identity import API, PASSWORD, Actor, Tenant, add_user, sign_in
 
 ROLES = ("superuser", "admin", "manager", "agent", "customer", "api_key")
 STAFF_READERS = frozenset({"admin", "manager", "agent", "api_key"})
@@ -249,7 +249,7 @@ CASES = [
     Case("GET", "/sessions/{id}", PEOPLE, 200, a_session),
     Case("DELETE", "/sessions/{id}", PEOPLE, 204, a_session),
     Case("POST", "/auth/logout", PEOPLE, 204),
-    Case("POST", "/auth/totp/enroll", PEOPLE, 200),
+    Case("POST", "/auth/totp/enroll", PEOPLE, 200, body=lambda _: {"password": PASSWORD}),
     # Allowed callers reach the rule: no enrolment yet / 2FA not on → 409.
     Case("POST", "/auth/totp/confirm", PEOPLE, 409, body=lambda _: {"code": "000000"}),
     Case("POST", "/auth/totp/disable", PEOPLE, 409, body=lambda _: {"code": "000000"}),

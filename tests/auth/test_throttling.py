@@ -108,9 +108,25 @@ async def test_api_rate_limit_per_credential_with_headers(
         limited = await client.get(f"{API}/users/me", headers=headers)
         assert limited.status_code == 429 and limited.headers["content-type"] == PROBLEM
         assert "retry-after" in limited.headers and limited.headers["ratelimit-remaining"] == "0"
-        # The organization's budget is shared by all its credentials: it is spent too.
+        # Another credential has its own budget...
         other = await client.get(f"{API}/users/me", headers=tenant_a["manager"].headers)
-        assert other.status_code == 429
+        assert other.status_code == 200
+
+
+async def test_organization_budget_is_shared_and_refusals_do_not_spend_it(
+    settings: Settings, tenant_a: Tenant
+) -> None:
+    overrides = {"rate_limit_per_minute": 2, "rate_limit_organization_per_minute": 3}
+    async with app_client(settings, **overrides) as client:
+        customer, agent, admin = (tenant_a[n].headers for n in ("customer", "agent", "admin"))
+        for _ in range(2):
+            assert (await client.get(f"{API}/users/me", headers=customer)).status_code == 200
+        # The customer's own refusals do not eat into what the organization has left.
+        for _ in range(3):
+            assert (await client.get(f"{API}/users/me", headers=customer)).status_code == 429
+        assert (await client.get(f"{API}/users/me", headers=agent)).status_code == 200
+        shared = await client.get(f"{API}/users/me", headers=admin)
+        assert shared.status_code == 429 and shared.headers["ratelimit-limit"] == "3"
 
 
 async def test_rate_limit_zero_turns_it_off(settings: Settings, tenant_a: Tenant) -> None:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from app.db.session import Database
 from app.models import User
-from tests.support.identity import API, Actor, Tenant, login
+from tests.support.identity import API, PASSWORD, Actor, Tenant, login
 
 PROBLEM = "application/problem+json"
 
@@ -21,7 +21,9 @@ def _code(secret: str, steps_ago: int = 0) -> str:
 
 
 async def _enable(client: httpx.AsyncClient, actor: Actor) -> str:
-    enrolled = await client.post(f"{API}/auth/totp/enroll", headers=actor.headers)
+    enrolled = await client.post(
+        f"{API}/auth/totp/enroll", json={"password": PASSWORD}, headers=actor.headers
+    )
     assert enrolled.status_code == 200
     body = enrolled.json()
     assert body["otpauth_uri"].startswith("otpauth://totp/")
@@ -67,7 +69,10 @@ async def test_confirm_with_a_wrong_code_keeps_2fa_off(
 ) -> None:
     agent = tenant_a["agent"]
     assert agent.email is not None
-    assert (await client.post(f"{API}/auth/totp/enroll", headers=agent.headers)).status_code == 200
+    enrol = await client.post(
+        f"{API}/auth/totp/enroll", json={"password": PASSWORD}, headers=agent.headers
+    )
+    assert enrol.status_code == 200
     bad = await client.post(
         f"{API}/auth/totp/confirm", json={"code": "123456"}, headers=agent.headers
     )
@@ -86,7 +91,9 @@ async def test_disable_needs_a_valid_code(client: httpx.AsyncClient, tenant_a: T
     manager = tenant_a["manager"]
     assert manager.email is not None
     secret = await _enable(client, manager)
-    again = await client.post(f"{API}/auth/totp/enroll", headers=manager.headers)
+    again = await client.post(
+        f"{API}/auth/totp/enroll", json={"password": PASSWORD}, headers=manager.headers
+    )
     assert again.status_code == 409
     wrong = await client.post(
         f"{API}/auth/totp/disable", json={"code": "000000"}, headers=manager.headers
@@ -112,5 +119,7 @@ async def test_superuser_can_use_2fa(client: httpx.AsyncClient, superuser: Actor
 
 
 async def test_api_keys_have_no_second_factor(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
-    response = await client.post(f"{API}/auth/totp/enroll", headers=tenant_a["api_key"].headers)
+    response = await client.post(
+        f"{API}/auth/totp/enroll", json={"password": PASSWORD}, headers=tenant_a["api_key"].headers
+    )
     assert response.status_code == 403 and response.headers["content-type"] == PROBLEM

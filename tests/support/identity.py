@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 import httpx
+from pwdlib import PasswordHash
 
 from app.auth import service as auth
 from app.auth import tokens
-from app.auth.passwords import hash_password
 from app.config import API_PREFIX
 from app.db.session import Database, commit
 from app.models.organization import Organization
@@ -29,7 +29,7 @@ ROLES = (Role.ADMIN, Role.MANAGER, Role.AGENT, Role.CUSTOMER)
 
 @lru_cache
 def password_hash() -> str:
-    return hash_password(PASSWORD)
+    return PasswordHash.recommended().hash(PASSWORD)
 
 
 @dataclass

@@ -270,7 +270,8 @@ async def test_minimal_user_gets_the_seed_defaults_and_cannot_log_in_without_pas
         ("manager", "customer", 201),
         ("agent", "customer", 403),
         ("customer", "customer", 403),
-        ("api_key", "agent", 201),
+        # A key may create users but never set a password: keys mint no credentials.
+        ("api_key", "agent", 403),
     ],
 )
 async def test_who_may_create_which_role(
