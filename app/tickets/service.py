@@ -4,7 +4,7 @@
 * Status moves follow `TRANSITIONS`; anything else is a 409. `resolved_at`,
   `closed_at` and the seed's `calculate_sla_metrics` figures move with the status.
 * Every change of a field, every comment and assignment is written to `TicketHistory`
-  by one function, `_record`, which every write path calls with what it changed;
+  by one function, `record_changes`, which every write path calls with what it changed;
   the same change set becomes the `ticket.updated` event in the outbox.
 * Customers see and act on their own tickets only, and never internal comments.
 """
@@ -80,7 +80,7 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _record(
+def record_changes(
     session: AsyncSession,
     ticket: Ticket,
     actor_user_id: uuid.UUID | None,
@@ -151,7 +151,9 @@ async def open_ticket(
     )
     session.add(ticket)
     await session.flush()
-    _record(session, ticket, created_by_id, {"ticket": (None, ticket.ticket_number)}, event=None)
+    record_changes(
+        session, ticket, created_by_id, {"ticket": (None, ticket.ticket_number)}, event=None
+    )
     record_event(
         session,
         "ticket.created",
@@ -385,7 +387,7 @@ async def update_ticket(
     if new_status is not None and new_status != ticket.status:
         changes |= _move(ticket, new_status, now)
     if changes:
-        _record(session, ticket, actor.user_id, changes)
+        record_changes(session, ticket, actor.user_id, changes)
         await session.flush()
     return ticket
 
@@ -417,7 +419,9 @@ async def delete_ticket(session: AsyncSession, actor: Principal, ticket_id: uuid
     ticket = await get_ticket(session, actor, ticket_id)
     now = datetime.now(UTC)
     ticket.soft_delete(now)
-    _record(session, ticket, actor.user_id, {"deleted_at": (None, now)}, event="ticket.deleted")
+    record_changes(
+        session, ticket, actor.user_id, {"deleted_at": (None, now)}, event="ticket.deleted"
+    )
     await session.flush()
 
 
@@ -426,7 +430,7 @@ async def restore_ticket(session: AsyncSession, actor: Principal, ticket_id: uui
     if ticket.deleted_at is not None:
         deleted_at = ticket.deleted_at
         ticket.restore()
-        _record(session, ticket, actor.user_id, {"deleted_at": (deleted_at, None)})
+        record_changes(session, ticket, actor.user_id, {"deleted_at": (deleted_at, None)})
         await session.flush()
     return ticket
 
@@ -464,7 +468,7 @@ async def add_comment(
     )
     session.add(comment)
     await session.flush()
-    _record(session, ticket, actor.user_id, {"comment": (None, comment.id)}, event=None)
+    record_changes(session, ticket, actor.user_id, {"comment": (None, comment.id)}, event=None)
     if (
         data.comment_type is CommentType.PUBLIC
         and not _is_customer(actor)
@@ -478,7 +482,7 @@ async def add_comment(
                 "time_to_first_response": _seconds(ticket.created_at, now),
             },
         )
-        _record(session, ticket, actor.user_id, first_response)
+        record_changes(session, ticket, actor.user_id, first_response)
     record_event(
         session,
         "ticket.comment_added",
