@@ -58,6 +58,16 @@ class CommentType(enum.StrEnum):
     INTERNAL = "internal"
 
 
+# Full-text documents (PostgreSQL): the queries in app/tickets/search.py use these exact
+# expressions so the GIN indexes below serve them (written as PostgreSQL prints them
+# back, so `alembic check` sees no difference). 'simple' = no stemming: tenants write
+# in every language; prefix matching (`term:*`) and trigrams cover partial words.
+TICKET_DOCUMENT_SQL = (
+    "to_tsvector('simple'::regconfig, (subject::text || ' '::text) || description)"
+)
+COMMENT_DOCUMENT_SQL = "to_tsvector('simple'::regconfig, content)"
+
+
 def _live(table: str, *extra: str) -> dict[str, Any]:
     clause = sa.text(" AND ".join((f"{table}.deleted_at IS NULL", *extra)))
     return {"postgresql_where": clause, "sqlite_where": clause}
@@ -129,6 +139,15 @@ class Ticket(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
             "tags",
             postgresql_using="gin",
             postgresql_ops={"tags": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
+        sa.Index("ix_tickets_search", sa.text(TICKET_DOCUMENT_SQL), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+        sa.Index(
+            "ix_tickets_subject_trgm",
+            "subject",
+            postgresql_using="gin",
+            postgresql_ops={"subject": "gin_trgm_ops"},
         ).ddl_if(dialect="postgresql"),
         sa.CheckConstraint("length(trim(subject)) > 0", name="subject_not_blank"),
         sa.CheckConstraint("version >= 1", name="version_positive"),
@@ -228,6 +247,9 @@ class TicketComment(TenantMixin, TimestampMixin, Base):
     __tablename__ = "ticket_comments"
     __table_args__ = (
         sa.Index("ix_ticket_comments_ticket", "organization_id", "ticket_id", "created_at"),
+        sa.Index(
+            "ix_ticket_comments_search", sa.text(COMMENT_DOCUMENT_SQL), postgresql_using="gin"
+        ).ddl_if(dialect="postgresql"),
         sa.CheckConstraint("length(content) > 0", name="content_not_empty"),
         tenant_fk("ticket_id", "tickets"),
         tenant_fk("author_id", "users"),

@@ -37,6 +37,7 @@ from app.models.ticket import (
     TicketStatus,
 )
 from app.models.user import STAFF_ROLES, Department, Role, User
+from app.tickets import search
 from app.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
 
 TICKET_SEQUENCE = "ticket"
@@ -335,7 +336,7 @@ def tickets_query(
     if filters.created_before is not None:
         conditions.append(Ticket.created_at < filters.created_before)
     if filters.q:
-        conditions.append(_matches_text(filters.q))
+        conditions.append(search.matches(filters.q, actor, dialect))
     return statement.where(*conditions)
 
 
@@ -345,14 +346,6 @@ def _has_tag(tag: str, dialect: str) -> sa.ColumnElement[bool]:
         return sa.type_coerce(Ticket.tags, JSONB).contains([tag])
     each = sa.func.json_each(Ticket.tags).table_valued("value")
     return sa.exists(sa.select(1).select_from(each).where(each.c.value == tag))
-
-
-def _matches_text(q: str) -> sa.ColumnElement[bool]:
-    needle = q.lower()
-    return sa.or_(
-        sa.func.lower(Ticket.subject).contains(needle, autoescape=True),
-        sa.func.lower(Ticket.description).contains(needle, autoescape=True),
-    )
 
 
 # --- changes -------------------------------------------------------------------------------

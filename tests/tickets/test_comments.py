@@ -542,11 +542,6 @@ async def test_customer_search_never_matches_internal_notes(
     assert await search(client, tenant_a["customer"], secret) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: tickets_query's `q` (app/tickets/service.py, _matches_text) searches only "
-    "subject and description; the contract says full-text over comments too",
-)
 async def test_search_matches_comment_text(
     client: httpx.AsyncClient, database: Database, tenant_a: Tenant
 ) -> None:

@@ -1451,11 +1451,6 @@ async def _comment(client: httpx.AsyncClient, actor: Actor, ticket_id: str, **bo
     assert response.status_code == 201, response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (contract gap): service._matches_text searches subject and description only; "
-    "API.md says q is full-text over subject, description and comments",
-)
 async def test_q_also_searches_comments(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
     target = await create(client, tenant_a, subject="Login trouble")
     await create(client, tenant_a, subject="Other")

@@ -1,0 +1,80 @@
+"""/custom-fields: definitions CRUD + restore.
+
+Anyone of the organization who reads tickets reads the definitions (a customer's form
+needs them to show the fields); only holders of `custom_fields:manage` change them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from app.auth.dependencies import IdempotencyDep, IncludeDeletedDep, require
+from app.auth.permissions import Permission
+from app.auth.principal import Principal
+from app.custom_fields import service as custom_fields
+from app.custom_fields.schemas import CustomFieldCreate, CustomFieldRead, CustomFieldUpdate
+from app.db.dependencies import SessionDep
+from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
+from app.models.custom_field import CustomField, EntityType
+
+router = APIRouter(prefix="/custom-fields", tags=["custom fields"])
+
+Reader = Annotated[Principal, Depends(require(Permission.TICKETS_READ))]
+Writer = Annotated[Principal, Depends(require(Permission.CUSTOM_FIELDS_MANAGE))]
+
+# The order a form shows the fields in; the id makes the key unique for the cursor.
+ORDER = [SortKey(CustomField.position), SortKey(CustomField.id)]
+
+
+@router.get("", response_model=Page[CustomFieldRead])
+async def list_custom_fields(
+    _: Reader,
+    session: SessionDep,
+    page: PageParamsDep,
+    include_deleted: IncludeDeletedDep,
+    entity_type: Annotated[
+        EntityType | None, Query(description="Only the fields of this kind of record.")
+    ] = None,
+) -> Page[CustomFieldRead]:
+    statement = custom_fields.custom_fields_query(
+        entity_type=entity_type, include_deleted=include_deleted
+    )
+    result = await paginate(session, statement, page, ORDER)
+    return Page(
+        items=[CustomFieldRead.model_validate(f) for f in result.rows],
+        next_cursor=result.next_cursor,
+    )
+
+
+@router.post("", response_model=CustomFieldRead, status_code=201)
+async def create_custom_field(
+    body: CustomFieldCreate, _: Writer, session: SessionDep, idempotency: IdempotencyDep
+) -> CustomFieldRead:
+    created = CustomFieldRead.model_validate(await custom_fields.create_custom_field(session, body))
+    await idempotency.complete(201, created)
+    return created
+
+
+@router.get("/{field_id}", response_model=CustomFieldRead)
+async def get_custom_field(field_id: uuid.UUID, _: Reader, session: SessionDep) -> CustomField:
+    return await custom_fields.get_custom_field(session, field_id)
+
+
+@router.patch("/{field_id}", response_model=CustomFieldRead)
+async def update_custom_field(
+    field_id: uuid.UUID, body: CustomFieldUpdate, _: Writer, session: SessionDep
+) -> CustomField:
+    return await custom_fields.update_custom_field(session, field_id, body)
+
+
+@router.delete("/{field_id}", status_code=204)
+async def delete_custom_field(field_id: uuid.UUID, _: Writer, session: SessionDep) -> None:
+    await custom_fields.delete_custom_field(session, field_id)
+
+
+@router.post("/{field_id}/restore", response_model=CustomFieldRead)
+async def restore_custom_field(field_id: uuid.UUID, _: Writer, session: SessionDep) -> CustomField:
+    return await custom_fields.restore_custom_field(session, field_id)

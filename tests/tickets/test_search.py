@@ -1,0 +1,266 @@
+"""`q` search (PostgreSQL full-text + trigrams) and the query plans of ticket lists."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal, PrincipalKind
+from app.db.session import Database, commit
+from app.models.organization import Organization
+from app.models.ticket import CommentType, TicketComment
+from app.models.user import Role, User
+from app.tickets import service as tickets
+from app.tickets.search import prefix_query
+from app.tickets.service import TicketFilters, open_ticket
+from tests.support.identity import API, Tenant
+
+
+async def _search(client: httpx.AsyncClient, headers: dict[str, str], q: str) -> set[str]:
+    response = await client.get(f"{API}/tickets", params={"q": q, "limit": 200}, headers=headers)
+    assert response.status_code == 200, response.text
+    return {item["subject"] for item in response.json()["items"]}
+
+
+@pytest.fixture
+async def corpus(database: Database, tenant_a: Tenant) -> Tenant:
+    customer = tenant_a["customer"].user_id
+    agent = tenant_a["agent"].user_id
+    async with database.tenant_session(tenant_a.org.id) as session:
+        printer = await open_ticket(
+            session,
+            subject="Printer jammed",
+            description="Paper stuck in tray two",
+            customer_id=customer,
+            created_by_id=None,
+        )
+        await open_ticket(
+            session,
+            subject="Invoice question",
+            description="Überweisung fehlt seit Mai",
+            customer_id=customer,
+            created_by_id=None,
+        )
+        vpn = await open_ticket(
+            session,
+            subject="VPN drops",
+            description="",
+            customer_id=customer,
+            created_by_id=None,
+        )
+        session.add_all(
+            [
+                TicketComment(ticket_id=vpn.id, author_id=agent, content="Kerberos ticket expired"),
+                TicketComment(
+                    ticket_id=printer.id,
+                    author_id=agent,
+                    content="Escalated to facilities, vendor Brother",
+                    comment_type=CommentType.INTERNAL,
+                ),
+            ]
+        )
+        await commit(session)
+    return tenant_a
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("printer", {"Printer jammed"}),
+        ("PRINT", {"Printer jammed"}),  # a word's prefix
+        ("inter", {"Printer jammed"}),  # inside a word: trigrams on the subject
+        ("paper tray", {"Printer jammed"}),  # every word, anywhere in the document
+        ("paper invoice", set()),
+        ("überweisung", {"Invoice question"}),  # any language: no stemming, Unicode words
+        ("kerberos", {"VPN drops"}),  # a comment
+        ("brother", {"Printer jammed"}),  # an internal note, for staff
+        ("%", set()),
+        ("a_b", set()),
+    ],
+)
+async def test_staff_search(
+    client: httpx.AsyncClient, corpus: Tenant, q: str, expected: set[str]
+) -> None:
+    assert await _search(client, corpus["agent"].headers, q) == expected
+
+
+async def test_customers_never_match_through_internal_notes(
+    client: httpx.AsyncClient, corpus: Tenant
+) -> None:
+    headers = corpus["customer"].headers
+    assert await _search(client, headers, "brother") == set()
+    assert await _search(client, headers, "kerberos") == {"VPN drops"}
+
+
+async def test_a_new_comment_is_searchable_in_its_own_transaction(
+    database: Database, corpus: Tenant
+) -> None:
+    agent = corpus["agent"]
+    principal = Principal(PrincipalKind.USER, agent.user_id, corpus.org.id, Role.AGENT)
+    async with database.tenant_session(corpus.org.id) as session:
+        ticket = await session.scalar(tickets.visible_tickets(principal).limit(1))
+        assert ticket is not None
+        session.add(TicketComment(ticket_id=ticket.id, author_id=agent.user_id, content="zeppelin"))
+        await session.flush()
+        found = await session.scalars(
+            tickets.tickets_query(
+                principal, TicketFilters([], [], q="zeppelin"), dialect="postgresql"
+            )
+        )
+        assert [t.id for t in found] == [ticket.id]
+
+
+def test_prefix_query_cannot_inject_operators() -> None:
+    assert prefix_query("printer & !jam | (x") == "printer:* & jam:* & x:*"
+    assert prefix_query("!!! ***") is None
+
+
+# --- plans on 100k tickets ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def big_org(database: Database) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """100,000 tickets over 20 organizations (5,000 in the measured one), built in SQL."""
+    async with database.system_session() as session:
+        orgs = []
+        for n in range(20):
+            org = Organization(name=f"Load {n}", slug=f"load-{uuid.uuid4().hex[:10]}")
+            session.add(org)
+            orgs.append(org)
+        await session.flush()
+        people = []
+        for org in orgs:
+            customer = User(organization_id=org.id, email="c@example.com", role=Role.CUSTOMER)
+            agent = User(organization_id=org.id, email="a@example.com", role=Role.AGENT)
+            session.add_all([customer, agent])
+            people.append((org, customer, agent))
+        await session.flush()
+        for index, (org, customer, agent) in enumerate(people):
+            await session.execute(
+                sa.text(
+                    """
+                    INSERT INTO tickets (id, organization_id, ticket_number, subject, description,
+                        status, priority, channel, customer_id, assigned_agent_id, tags,
+                        created_at, updated_at)
+                    SELECT gen_random_uuid(), :org, 'TK-' || lpad(g::text, 6, '0'),
+                        'Subject ' || g || ' '
+                            || (ARRAY['printer','vpn','invoice','login'])[1 + g % 4],
+                        'Body of ticket ' || g,
+                        (ARRAY['new','open','pending','resolved'])[1 + g % 4],
+                        (ARRAY['low','medium','high','urgent'])[1 + g % 4],
+                        (ARRAY['web','email','chat'])[1 + g % 3],
+                        :customer, CASE WHEN g % 2 = 0 THEN CAST(:agent AS uuid) END,
+                        CAST(:tags AS jsonb),
+                        now() - g * interval '1 minute' - :offset * interval '1 second',
+                        now() - g * interval '1 minute'
+                    FROM generate_series(1, 5000) AS g
+                    """
+                ),
+                {
+                    "org": org.id,
+                    "customer": customer.id,
+                    "agent": agent.id,
+                    "tags": json.dumps(["hardware"] if index % 2 else ["billing"]),
+                    "offset": index,
+                },
+            )
+        await commit(session)
+    async with database.system_session() as session:
+        await session.execute(sa.text("ANALYZE tickets"))
+        await commit(session)
+    org, customer, agent = people[7]
+    return org.id, customer.id, agent.id
+
+
+def _scans(plan: Any) -> list[tuple[str, str]]:
+    found = []
+    if isinstance(plan, dict):
+        if "Node Type" in plan and "Relation Name" in plan:
+            found.append((plan["Node Type"], plan["Relation Name"]))
+        for value in plan.values():
+            found += _scans(value)
+    elif isinstance(plan, list):
+        for item in plan:
+            found += _scans(item)
+    return found
+
+
+async def _plan(session: AsyncSession, statement: sa.Select[Any]) -> list[tuple[str, str]]:
+    compiled = statement.compile(
+        dialect=session.sync_session.get_bind().dialect,
+        compile_kwargs={"render_postcompile": True},
+    )
+    params = compiled.construct_params()
+    processors = compiled._bind_processors
+    args = [
+        processors[name](params[name]) if name in processors else params[name]
+        for name in compiled.positiontup or []
+    ]
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    rows = await driver.fetch(f"EXPLAIN (FORMAT JSON) {compiled.string}", *args)
+    plan = rows[0][0]
+    return _scans(json.loads(plan) if isinstance(plan, str) else plan)
+
+
+FILTERS: list[tuple[str, dict[str, Any]]] = [
+    ("default", {}),
+    ("status", {"statuses": ["open"]}),
+    ("priority", {"priorities": ["urgent"]}),
+    ("channel", {"channel": "chat"}),
+    ("assigned", {"assigned_agent_id": "agent"}),
+    ("unassigned", {"unassigned": True}),
+    ("customer", {"customer_id": "customer"}),
+    ("tag", {"tag": "hardware"}),
+    ("sla_breach", {"sla_breach": True}),
+    ("search", {"q": "printer"}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), FILTERS, ids=[f[0] for f in FILTERS])
+async def test_list_queries_use_indexes_at_100k_rows(
+    database: Database,
+    big_org: tuple[uuid.UUID, uuid.UUID, uuid.UUID],
+    name: str,
+    options: dict[str, Any],
+) -> None:
+    org, customer, agent = big_org
+    values = {
+        k: {"agent": agent, "customer": customer}.get(v, v) if isinstance(v, str) else v
+        for k, v in options.items()
+    }
+    principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
+    statement = (
+        tickets.tickets_query(
+            principal,
+            TicketFilters(values.pop("statuses", []), values.pop("priorities", []), **values),
+            dialect="postgresql",
+        )
+        .where(tickets.Ticket.organization_id == org, tickets.Ticket.deleted_at.is_(None))
+        .order_by(tickets.Ticket.created_at.desc(), tickets.Ticket.id.desc())
+        .limit(51)
+    )
+    async with database.tenant_session(org) as session:
+        scans = await _plan(session, statement)
+    assert ("Seq Scan", "tickets") not in scans, scans
+    assert any(relation == "tickets" for _, relation in scans)
+
+
+async def test_get_by_id_uses_the_primary_key(
+    database: Database, big_org: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+) -> None:
+    org, _, agent = big_org
+    principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
+    statement = tickets.visible_tickets(principal).where(
+        tickets.Ticket.organization_id == org, tickets.Ticket.id == uuid.uuid4()
+    )
+    async with database.tenant_session(org) as session:
+        assert ("Seq Scan", "tickets") not in await _plan(session, statement)
