@@ -10,9 +10,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api_keys.router import router as api_keys_router
+from app.attachments.router import router as attachments_router
 from app.auth.router import router as auth_router
 from app.auth.router import sessions_router
+from app.changes.router import router as changes_router
 from app.config import API_PREFIX, Settings, get_settings
+from app.custom_fields.router import router as custom_fields_router
 from app.customers.router import router as customers_router
 from app.db.session import Database
 from app.departments.router import router as departments_router
@@ -37,6 +40,9 @@ API_ROUTERS = (
     customers_router,
     api_keys_router,
     tickets_router,
+    attachments_router,
+    custom_fields_router,
+    changes_router,
 )
 
 

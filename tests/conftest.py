@@ -31,7 +31,7 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         environment="test",
         database_url=database_url,
@@ -42,6 +42,7 @@ def settings(database_url: str) -> Settings:
         # Every test logs in from the same ASGI client address; the per-IP login
         # budget has its own test with its own app.
         login_ip_max_attempts=1_000_000,
+        storage_dir=tmp_path_factory.mktemp("storage"),
         _env_file=None,  # type: ignore[call-arg]
     )
 

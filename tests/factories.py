@@ -28,6 +28,7 @@ from app.models import (
     SLAPolicy,
     Technician,
     TicketAttachment,
+    TicketChange,
     TicketComment,
     TicketHistory,
     User,
@@ -60,7 +61,8 @@ async def make_user(session: AsyncSession, role: Role = Role.AGENT, **fields: An
 
 
 async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
-    """Returns the row made for each model; `SequenceCounter` comes from the ticket."""
+    """Returns the row made for each model; `SequenceCounter` and `TicketChange` come
+    from the ticket."""
     rows: dict[type[Base], Base] = {}
 
     def keep(*objs: Base) -> None:
@@ -169,4 +171,9 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
     )
     assert counter is not None
     rows[SequenceCounter] = counter
+    change = await session.scalar(
+        sa.select(TicketChange).where(TicketChange.ticket_id == ticket.id)
+    )
+    assert change is not None  # the feed row `open_ticket` writes
+    rows[TicketChange] = change
     return rows

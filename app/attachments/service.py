@@ -35,7 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.db.base import new_id
 from app.kit.errors import Forbidden, NotFound, PayloadTooLarge, ValidationFailed
-from app.kit.outbox import record_event
 from app.kit.records import field_error
 from app.kit.storage import Storage
 from app.models.ticket import CommentType, Ticket, TicketAttachment, TicketComment
@@ -260,7 +259,15 @@ async def add_attachment(
         if comment is not None:
             comment.has_attachments = True
         await session.flush()
-        _record(session, ticket, actor.user_id, attachment)
+        # The one history/event mechanism: one row, one `ticket.attachment_added` event
+        # (and whatever else `record_changes` feeds), in this transaction.
+        tickets.record_changes(
+            session,
+            ticket,
+            actor.user_id,
+            {"attachment": (None, attachment.id)},
+            event=ATTACHMENT_ADDED,
+        )
         await session.flush()
     except BaseException:
         # Shielded: a client that hangs up mid-upload cancels the request, and the
@@ -314,30 +321,6 @@ def _visibility(
     if not is_public and not may_write_internal:
         raise Forbidden("Only staff upload internal attachments.")
     return is_public
-
-
-def _record(
-    session: AsyncSession, ticket: Ticket, actor_user_id: uuid.UUID, attachment: TicketAttachment
-) -> None:
-    tickets.record_changes(
-        session, ticket, actor_user_id, {"attachment": (None, attachment.id)}, event=None
-    )
-    record_event(
-        session,
-        ATTACHMENT_ADDED,
-        aggregate_type="ticket",
-        aggregate_id=ticket.id,
-        payload={
-            "id": str(ticket.id),
-            "ticket_number": ticket.ticket_number,
-            "attachment_id": str(attachment.id),
-            "comment_id": str(attachment.comment_id) if attachment.comment_id else None,
-            "file_name": attachment.file_name,
-            "file_size": attachment.file_size,
-            "content_type": attachment.content_type,
-            "is_public": attachment.is_public,
-        },
-    )
 
 
 # --- reading ---------------------------------------------------------------------------

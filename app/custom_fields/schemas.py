@@ -76,6 +76,8 @@ def _compiles(pattern: str) -> str:
         re.compile(pattern)
     except re.error as exc:
         raise ValueError(f"not a valid regular expression: {exc}") from None
+    except (OverflowError, RecursionError):  # a{99999999999}, or nesting past the parser
+        raise ValueError("not a valid regular expression: too large") from None
     return pattern
 
 

@@ -103,8 +103,13 @@ async def paginate(
     if len(rows) <= params.limit:
         return PageResult(rows, None)
     rows = rows[: params.limit]
-    last = rows[-1]
-    return PageResult(rows, _encode([_value_of(last, key) for key in keys]))
+    return PageResult(rows, cursor_after(rows[-1], keys))
+
+
+def cursor_after(row: Any, keys: Sequence[SortKey]) -> str:
+    """The cursor that resumes right after `row` (feeds hand it out even on their last
+    page, so a consumer can poll from where it stopped)."""
+    return _encode([_value_of(row, key) for key in keys])
 
 
 def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:

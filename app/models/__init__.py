@@ -10,7 +10,13 @@ from app.models.organization import Organization, SequenceCounter
 from app.models.outbox import OutboxEvent
 from app.models.retention import DataRetentionPolicy
 from app.models.sla import BusinessHours, SLAPolicy
-from app.models.ticket import Ticket, TicketAttachment, TicketComment, TicketHistory
+from app.models.ticket import (
+    Ticket,
+    TicketAttachment,
+    TicketChange,
+    TicketComment,
+    TicketHistory,
+)
 from app.models.user import ApiKey, Customer, Department, User, UserPermission, UserSession
 from app.models.webhook import WebhookDelivery, WebhookDeliveryAttempt, WebhookSubscription
 
@@ -34,6 +40,7 @@ __all__ = [
     "Technician",
     "Ticket",
     "TicketAttachment",
+    "TicketChange",
     "TicketComment",
     "TicketHistory",
     "User",

@@ -337,3 +337,29 @@ class TicketHistory(TenantMixin, CreatedAtMixin, Base):
         back_populates="history",
         lazy="raise",
     )
+
+
+class ChangeKind(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+class TicketChange(TenantMixin, CreatedAtMixin, Base):
+    """The change feed: one row per write to a ticket, in the writing transaction.
+
+    `xact_id` is the PostgreSQL transaction id of that write. The feed serves only rows
+    of transactions older than every one still running (`pg_snapshot_xmin`), in
+    (xact_id, id) order — so a transaction that commits late is never skipped by a
+    cursor that has moved on. NULL on SQLite, where writers are serialised and the
+    time-ordered id alone gives commit order."""
+
+    __tablename__ = "ticket_changes"
+    __table_args__ = (
+        sa.Index("ix_ticket_changes_feed", "organization_id", "xact_id", "id"),
+        tenant_fk("ticket_id", "tickets"),
+    )
+
+    ticket_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    change: Mapped[ChangeKind] = mapped_column(str_enum(ChangeKind, "ticket_change_kind"))
+    xact_id: Mapped[int | None] = mapped_column(sa.BigInteger)

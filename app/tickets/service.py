@@ -23,14 +23,19 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
+from app.custom_fields.service import validate_values
+from app.db.session import dialect_name
 from app.kit.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from app.kit.outbox import record_event
 from app.kit.records import apply_changes, field_error
 from app.kit.sequences import next_value
+from app.models.custom_field import EntityType
 from app.models.ticket import (
+    ChangeKind,
     CommentType,
     Priority,
     Ticket,
+    TicketChange,
     TicketChannel,
     TicketComment,
     TicketHistory,
@@ -102,6 +107,11 @@ def record_changes(
             )
         )
     if event is not None and changes:
+        _feed(
+            session,
+            ticket,
+            ChangeKind.DELETED if event == "ticket.deleted" else ChangeKind.UPDATED,
+        )
         record_event(
             session,
             event,
@@ -113,6 +123,14 @@ def record_changes(
                 "changes": {f: {"old": _text(o), "new": _text(n)} for f, (o, n) in changes.items()},
             },
         )
+
+
+def _feed(session: AsyncSession, ticket: Ticket, kind: ChangeKind) -> None:
+    """A change-feed row in the writing transaction, stamped with its transaction id."""
+    change = TicketChange(ticket_id=ticket.id, change=kind)
+    if dialect_name(session) == "postgresql":
+        change.xact_id = sa.cast(sa.cast(sa.func.pg_current_xact_id(), sa.Text), sa.BigInteger)
+    session.add(change)
 
 
 # --- creation ----------------------------------------------------------------------------
@@ -155,6 +173,7 @@ async def open_ticket(
     record_changes(
         session, ticket, created_by_id, {"ticket": (None, ticket.ticket_number)}, event=None
     )
+    _feed(session, ticket, ChangeKind.CREATED)
     record_event(
         session,
         "ticket.created",
@@ -189,6 +208,7 @@ async def create_ticket(
     )
     if data.assigned_agent_id is not None and not force_assignment:
         await _check_capacity(session, data.assigned_agent_id, exclude=None)
+    custom_fields = await validate_values(session, EntityType.TICKET, data.custom_fields)
     return await open_ticket(
         session,
         subject=data.subject,
@@ -200,7 +220,7 @@ async def create_ticket(
         assigned_agent_id=data.assigned_agent_id,
         department_id=data.department_id,
         tags=data.tags,
-        custom_fields=data.custom_fields,
+        custom_fields=custom_fields,
     )
 
 
@@ -366,6 +386,14 @@ async def update_ticket(
             f"The ticket is at version {ticket.version}, not {expected_version}; reload it."
         )
     requested = data.changes()
+    if "custom_fields" in requested:
+        requested["custom_fields"] = await validate_values(
+            session,
+            EntityType.TICKET,
+            requested["custom_fields"],
+            current=ticket.custom_fields,
+            record_id=ticket.id,
+        )
     await _check_references(
         session,
         assigned_agent_id=requested.get("assigned_agent_id"),

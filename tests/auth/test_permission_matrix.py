@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,7 +21,16 @@ from fastapi import FastAPI
 
 from app.auth import tokens
 from app.db.session import Database, commit
-from app.models import ApiKey, Customer, Department, Organization, User, UserPermission
+from app.models import (
+    ApiKey,
+    Customer,
+    CustomField,
+    Department,
+    Organization,
+    User,
+    UserPermission,
+)
+from app.models.custom_field import FieldType
 from app.models.ticket import Ticket
 from app.models.user import Role
 from app.tickets.service import open_ticket
@@ -46,6 +55,7 @@ class World:
     home: Tenant
     away: Tenant
     superuser: Actor
+    client: httpx.AsyncClient
 
     def actor(self, role: str) -> Actor:
         return self.superuser if role == "superuser" else self.home[role]
@@ -63,7 +73,7 @@ class Case:
     target: TargetBuilder | None = None  # None: the route names no row
     body: Callable[[World], dict[str, Any]] | None = None
     other_status: int = 404  # an allowed caller on another organization's row
-    extra: dict[str, Any] = field(default_factory=dict)
+    upload: bool = False  # multipart with one small file instead of a JSON body
 
     @property
     def id(self) -> str:
@@ -184,6 +194,28 @@ async def a_deleted_ticket(world: World, role: str, tenant: Tenant) -> Targets:
     return targets
 
 
+async def a_custom_field(world: World, _role: str, tenant: Tenant) -> Targets:
+    field = CustomField(name=f"f_{uuid.uuid4().hex[:10]}", field_type=FieldType.TEXT)
+    return {"id": await _row(world, tenant, field)}
+
+
+async def a_deleted_custom_field(world: World, _role: str, tenant: Tenant) -> Targets:
+    field = CustomField(name=f"f_{uuid.uuid4().hex[:10]}", field_type=FieldType.TEXT)
+    return {"id": await _row(world, tenant, field, deleted=True)}
+
+
+async def an_attachment(world: World, role: str, tenant: Tenant) -> Targets:
+    """A public file on a ticket of the tenant's customer, uploaded through the API."""
+    ticket = (await a_ticket(world, role, tenant))["id"]
+    response = await world.client.post(
+        f"{API}/tickets/{ticket}/attachments",
+        files={"file": ("log.txt", b"disk full", "text/plain")},
+        headers=tenant["agent"].headers,
+    )
+    assert response.status_code == 201, response.text
+    return {"id": response.json()["id"]}
+
+
 def new_org(_: World) -> dict[str, Any]:
     slug = unique("new")
     return {
@@ -297,6 +329,27 @@ CASES = [
         body=lambda _: {"content": "Any news?"},
     ),
     Case("GET", "/tickets/{id}/history", STAFF_READERS, 200, a_ticket),
+    Case("GET", "/tickets/{id}/attachments", TENANT_PEOPLE_AND_KEYS, 200, a_ticket),
+    # Like comments, an upload needs a person as its uploader.
+    Case("POST", "/tickets/{id}/attachments", TENANT_PEOPLE, 201, a_ticket, upload=True),
+    Case("GET", "/attachments/{id}/download", TENANT_PEOPLE_AND_KEYS, 200, an_attachment),
+    # custom field definitions: everyone reads them (forms need them), admins write
+    Case("GET", "/custom-fields", TENANT_PEOPLE_AND_KEYS, 200),
+    Case(
+        "POST",
+        "/custom-fields",
+        ADMINS,
+        201,
+        body=lambda _: {"name": f"f_{uuid.uuid4().hex[:10]}", "field_type": "text"},
+    ),
+    Case("GET", "/custom-fields/{id}", TENANT_PEOPLE_AND_KEYS, 200, a_custom_field),
+    Case(
+        "PATCH", "/custom-fields/{id}", ADMINS, 200, a_custom_field, body=lambda _: {"label": "X"}
+    ),
+    Case("DELETE", "/custom-fields/{id}", ADMINS, 204, a_custom_field),
+    Case("POST", "/custom-fields/{id}/restore", ADMINS, 200, a_deleted_custom_field),
+    # the change feed
+    Case("GET", "/changes", STAFF_READERS, 200),
 ]
 UNAUTHENTICATED_ROUTES = {"POST /auth/token", "POST /auth/refresh"}
 
@@ -315,6 +368,9 @@ async def _call(
     world: World | None = None,
 ) -> httpx.Response:
     path = API + case.path.format(**targets)
+    if case.upload:
+        files = {"file": ("note.txt", b"hello", "text/plain")}
+        return await client.request(case.method, path, files=files, headers=headers)
     body = case.body(world) if case.body and world else None
     return await client.request(case.method, path, json=body, headers=headers)
 
@@ -328,7 +384,7 @@ async def test_route_by_role_and_organization(
     tenant_b: Tenant,
     superuser: Actor,
 ) -> None:
-    world = World(database, tenant_a, tenant_b, superuser)
+    world = World(database, tenant_a, tenant_b, superuser, client)
     scopes = {"own": tenant_a, "other": tenant_b} if case.target else {"own": tenant_a}
     outcomes: dict[tuple[str, str], tuple[int, int]] = {}
     for role in ROLES:
@@ -354,9 +410,9 @@ async def test_route_without_credentials_is_401(case: Case, client: httpx.AsyncC
 async def test_other_organizations_row_looks_exactly_like_a_missing_one(
     client: httpx.AsyncClient, database: Database, tenant_a: Tenant, tenant_b: Tenant
 ) -> None:
-    foreign = (await a_user(World(database, tenant_a, tenant_b, tenant_a["admin"]), "", tenant_b))[
-        "id"
-    ]
+    foreign = (
+        await a_user(World(database, tenant_a, tenant_b, tenant_a["admin"], client), "", tenant_b)
+    )["id"]
     headers = tenant_a["agent"].headers
     theirs = await client.get(f"{API}/users/{foreign}", headers=headers)
     missing = await client.get(f"{API}/users/{uuid.uuid4()}", headers=headers)
@@ -372,6 +428,8 @@ def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
         if path.startswith(API)
         for method in operations
     }
-    named_ids = re.compile(r"\{(user|organization|department|customer|key|session|ticket)_id\}")
+    named_ids = re.compile(
+        r"\{(user|organization|department|customer|key|session|ticket|field|attachment)_id\}"
+    )
     table = {case.id.replace("{grant}", "{grant_id}") for case in CASES}
     assert {named_ids.sub("{id}", r) for r in spec_routes} - UNAUTHENTICATED_ROUTES == table

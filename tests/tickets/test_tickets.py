@@ -1108,6 +1108,9 @@ async def test_customers_cannot_change_delete_restore_or_audit(
 
 # --- tenancy ---------------------------------------------------------------------------
 
+# A multipart body with one small file, for the upload route.
+UPLOAD: dict[str, Any] = {"__upload__": True}
+
 # (method, path under /tickets/{id}, body): every route that takes a ticket id.
 TICKET_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "", None),
@@ -1117,6 +1120,8 @@ TICKET_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/comments", None),
     ("POST", "/comments", {"content": "Sneaky"}),
     ("GET", "/history", None),
+    ("GET", "/attachments", None),
+    ("POST", "/attachments", UPLOAD),
 ]
 
 
@@ -1154,12 +1159,11 @@ async def test_another_organizations_ticket_is_404(
     before = await snapshot(database, tenant_b)
 
     async def attempt(ticket_id: str) -> httpx.Response:
-        return await client.request(
-            method,
-            f"{TICKETS}/{ticket_id}{path}",
-            json=body,
-            headers=tenant_a[actor].headers,
-        )
+        url = f"{TICKETS}/{ticket_id}{path}"
+        if body is UPLOAD:
+            files = {"file": ("a.txt", b"hello", "text/plain")}
+            return await client.request(method, url, files=files, headers=tenant_a[actor].headers)
+        return await client.request(method, url, json=body, headers=tenant_a[actor].headers)
 
     missing = problem(await attempt(str(uuid.uuid4())), 404)
     assert problem(await attempt(foreign["id"]), 404) == missing
