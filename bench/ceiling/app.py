@@ -1,0 +1,231 @@
+"""The ceiling: a bare Starlette + asyncpg app issuing the SQL our endpoints issue (copied
+from the product's statement log: tenant settings, the session check, the work, the
+history/outbox/feed rows), with none of our framework. Same workers, same load; the
+ratio product / ceiling is what our layers cost. Not part of the product.
+
+Run: uvicorn bench.ceiling.app:app --workers N (env CEILING_DSN, CEILING_SECRET)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import jwt
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+TICKET_COLUMNS = (
+    "id, organization_id, ticket_number, subject, description, status, priority, "
+    "priority_rank, channel, customer_id, assigned_agent_id, created_by_id, department_id, "
+    "sla_policy_id, tags, custom_fields, sla_breach, sla_status, first_response_due_at, "
+    "next_reply_due_at, resolution_due_at, first_response_at, resolved_at, closed_at, "
+    "time_to_first_response, time_to_resolution, version, deleted_at, created_at, updated_at"
+)
+SET_TENANT = (
+    "SELECT set_config('role', 'helpdesk_app', true), set_config('app.organization_id', $1, true)"
+)
+SESSION_CHECK = """
+SELECT user_sessions.id, users.id, users.role
+FROM user_sessions JOIN users ON users.id = user_sessions.user_id AND users.deleted_at IS NULL
+    AND users.organization_id = $1
+LEFT OUTER JOIN organizations ON organizations.id = user_sessions.organization_id
+    AND organizations.deleted_at IS NULL AND organizations.id = $1
+WHERE user_sessions.id = $2 AND user_sessions.is_active AND user_sessions.expires_at > $3
+    AND (user_sessions.organization_id IS NULL AND users.is_superuser
+         OR organizations.id IS NOT NULL)
+    AND user_sessions.organization_id = $1"""
+LIST = f"""SELECT {TICKET_COLUMNS} FROM tickets
+WHERE tickets.deleted_at IS NULL AND tickets.organization_id = $1
+ORDER BY created_at DESC, id DESC LIMIT 51"""
+LIST_FILTERED = f"""SELECT {TICKET_COLUMNS} FROM tickets
+WHERE status IN ('open') AND priority IN ('high') AND deleted_at IS NULL
+    AND organization_id = $1 ORDER BY created_at DESC, id DESC LIMIT 51"""
+SEARCH = f"""SELECT {TICKET_COLUMNS} FROM tickets
+WHERE ((to_tsvector('simple'::regconfig, (subject::text || ' '::text) || description)
+        @@ to_tsquery('simple'::regconfig, $2))
+    OR subject ILIKE $3 ESCAPE '\\'
+    OR id IN (SELECT ticket_id FROM ticket_comments
+              WHERE to_tsvector('simple'::regconfig, content)
+                    @@ to_tsquery('simple'::regconfig, $2)
+                AND organization_id = $1))
+  AND deleted_at IS NULL AND organization_id = $1
+ORDER BY created_at DESC, id DESC LIMIT 51"""
+GET = (
+    f"SELECT {TICKET_COLUMNS} FROM tickets "
+    "WHERE id = $1 AND deleted_at IS NULL AND organization_id = $2"
+)
+GET_FOR_UPDATE = GET + " FOR UPDATE"
+CUSTOMER_CHECK = (
+    "SELECT id FROM users WHERE id = $1 AND role IN ('customer') AND deleted_at IS NULL "
+    "AND organization_id = $2"
+)
+FIELD_DEFINITIONS = (
+    "SELECT id, name, field_type, is_required, is_unique, choices, validation_rules "
+    "FROM custom_fields WHERE entity_type = 'ticket' AND deleted_at IS NULL "
+    "AND organization_id = $1 ORDER BY position, id"
+)
+NEXT_NUMBER = """INSERT INTO sequence_counters (id, organization_id, name, value)
+VALUES ($1, $2, 'ticket', 1) ON CONFLICT (organization_id, name)
+DO UPDATE SET value = sequence_counters.value + 1 RETURNING value"""
+INSERT_TICKET = f"""INSERT INTO tickets (id, organization_id, ticket_number, subject, description,
+    status, priority, channel, customer_id, created_by_id, tags, custom_fields, sla_breach, version)
+VALUES ($1, $2, $3, $4, '', 'new', 'medium', 'web', $5, $6, $7, '{{}}', false, 1)
+RETURNING {TICKET_COLUMNS}"""
+INSERT_OUTBOX = """INSERT INTO outbox_events (id, organization_id, event_type, aggregate_type,
+    aggregate_id, payload) VALUES ($1, $2, $3, 'ticket', $4, $5) RETURNING created_at"""
+INSERT_CHANGE = """INSERT INTO ticket_changes (id, organization_id, ticket_id, change, xact_id)
+VALUES ($1, $2, $3, $4, pg_current_xact_id()::text::bigint) RETURNING created_at"""
+INSERT_HISTORY = """INSERT INTO ticket_history (id, organization_id, ticket_id, user_id, field,
+    old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at"""
+INSERT_COMMENT = """INSERT INTO ticket_comments (id, organization_id, ticket_id, author_id, content,
+    comment_type, has_attachments) VALUES ($1, $2, $3, $4, $5, $6, false)
+RETURNING id, ticket_id, author_id, content, comment_type, has_attachments, created_at"""
+UPDATE_STATUS = f"""UPDATE tickets SET status = $1, version = version + 1, updated_at = now()
+WHERE id = $2 AND version = $3 RETURNING {TICKET_COLUMNS}"""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _row(record: asyncpg.Record) -> dict[str, Any]:
+    return {key: _plain(value) for key, value in record.items()}
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> Any:
+    app.state.pool = await asyncpg.create_pool(
+        os.environ["CEILING_DSN"], min_size=2, max_size=int(os.environ.get("CEILING_POOL", "20"))
+    )
+    yield
+    await app.state.pool.close()
+
+
+class Unauthorized(Exception):
+    pass
+
+
+def _claims(request: Request) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    token = request.headers.get("authorization", "").removeprefix("Bearer ")
+    try:
+        claims = jwt.decode(
+            token, os.environ["CEILING_SECRET"], algorithms=["HS256"], issuer="helpdesk"
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthorized from exc
+    return uuid.UUID(claims["org"]), uuid.UUID(claims["sid"]), uuid.UUID(claims["sub"])
+
+
+async def _tenant(conn: asyncpg.Connection, org: uuid.UUID, sid: uuid.UUID) -> None:
+    await conn.execute(SET_TENANT, str(org))
+    if await conn.fetchrow(SESSION_CHECK, org, sid, datetime.now(UTC)) is None:
+        raise Unauthorized
+
+
+async def tickets(request: Request) -> Response:
+    org, sid, user = _claims(request)
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        await _tenant(conn, org, sid)
+        if request.method == "POST":
+            return await _create(conn, org, user, await request.json())
+        if "q" in request.query_params:
+            q = request.query_params["q"]
+            rows = await conn.fetch(SEARCH, org, f"{q}:*", f"%{q}%")
+        elif "status" in request.query_params:
+            rows = await conn.fetch(LIST_FILTERED, org)
+        else:
+            rows = await conn.fetch(LIST, org)
+    return JSONResponse({"items": [_row(r) for r in rows[:50]], "next_cursor": None})
+
+
+async def _create(
+    conn: asyncpg.Connection, org: uuid.UUID, user: uuid.UUID, body: dict[str, Any]
+) -> Response:
+    customer = uuid.UUID(body["customer_id"])
+    await conn.fetchval(CUSTOMER_CHECK, customer, org)
+    await conn.fetch(FIELD_DEFINITIONS, org)
+    number = await conn.fetchval(NEXT_NUMBER, uuid.uuid4(), org)
+    ticket_id = uuid.uuid4()
+    tags = json.dumps(sorted(set(body.get("tags", []))))
+    row = await conn.fetchrow(
+        INSERT_TICKET, ticket_id, org, f"TK-{number:06d}", body["subject"], customer, user, tags
+    )
+    payload = json.dumps({"id": str(ticket_id), "ticket_number": row["ticket_number"]})
+    await conn.execute(INSERT_OUTBOX, uuid.uuid4(), org, "ticket.created", ticket_id, payload)
+    await conn.execute(INSERT_CHANGE, uuid.uuid4(), org, ticket_id, "created")
+    await conn.execute(
+        INSERT_HISTORY, uuid.uuid4(), org, ticket_id, user, "ticket", None, row["ticket_number"]
+    )
+    return JSONResponse(_row(row), status_code=201)
+
+
+async def ticket(request: Request) -> Response:
+    org, sid, user = _claims(request)
+    ticket_id = uuid.UUID(request.path_params["ticket_id"])
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        await _tenant(conn, org, sid)
+        if request.method == "GET":
+            row = await conn.fetchrow(GET, ticket_id, org)
+            return JSONResponse(_row(row), headers={"ETag": f'"{row["version"]}"'})
+        status = (await request.json())["status"]
+        current = await conn.fetchrow(GET_FOR_UPDATE, ticket_id, org)
+        payload = json.dumps({"id": str(ticket_id), "changes": {"status": status}})
+        await conn.execute(INSERT_OUTBOX, uuid.uuid4(), org, "ticket.updated", ticket_id, payload)
+        row = await conn.fetchrow(UPDATE_STATUS, status, ticket_id, current["version"])
+        await conn.execute(INSERT_CHANGE, uuid.uuid4(), org, ticket_id, "updated")
+        await conn.execute(
+            INSERT_HISTORY, uuid.uuid4(), org, ticket_id, user, "status", current["status"], status
+        )
+    return JSONResponse(_row(row), headers={"ETag": f'"{row["version"]}"'})
+
+
+async def comments(request: Request) -> Response:
+    org, sid, user = _claims(request)
+    ticket_id = uuid.UUID(request.path_params["ticket_id"])
+    body = await request.json()
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        await _tenant(conn, org, sid)
+        await conn.fetchrow(GET_FOR_UPDATE, ticket_id, org)
+        row = await conn.fetchrow(
+            INSERT_COMMENT,
+            uuid.uuid4(),
+            org,
+            ticket_id,
+            user,
+            body["content"],
+            body["comment_type"],
+        )
+        payload = json.dumps({"id": str(ticket_id), "comment_id": str(row["id"])})
+        await conn.execute(
+            INSERT_OUTBOX, uuid.uuid4(), org, "ticket.comment_added", ticket_id, payload
+        )
+        await conn.execute(
+            INSERT_HISTORY, uuid.uuid4(), org, ticket_id, user, "comment", None, str(row["id"])
+        )
+    return JSONResponse(_row(row), status_code=201)
+
+
+async def unauthorized(_request: Request, _exc: Exception) -> Response:
+    return JSONResponse({"detail": "unauthorized"}, status_code=401)
+
+
+app = Starlette(
+    routes=[
+        Route("/api/v1/tickets", tickets, methods=["GET", "POST"]),
+        Route("/api/v1/tickets/{ticket_id}", ticket, methods=["GET", "PATCH"]),
+        Route("/api/v1/tickets/{ticket_id}/comments", comments, methods=["POST"]),
+    ],
+    lifespan=lifespan,
+    exception_handlers={Unauthorized: unauthorized},
+)

@@ -1,0 +1,69 @@
+-- One script for every scenario; the runner passes what it needs in the environment.
+-- BENCH_SCENARIO: create | list | list_filtered | search | get | comment | patch_status
+-- BENCH_TOKEN: bearer token; BENCH_CUSTOMER: a customer id of the organization;
+-- BENCH_IDS: file of ticket ids (get, comment); BENCH_OPEN_IDS: ids of open tickets
+-- (patch_status moves each one open -> pending -> open ..., every thread its own slice).
+
+local scenario = os.getenv("BENCH_SCENARIO")
+local token = os.getenv("BENCH_TOKEN")
+local customer = os.getenv("BENCH_CUSTOMER")
+local base = "/api/v1"
+local threads = {}
+local counter = 0
+
+local function load(path)
+  local ids = {}
+  if path then
+    for line in io.lines(path) do ids[#ids + 1] = line end
+  end
+  return ids
+end
+
+local ids = load(os.getenv("BENCH_IDS"))
+local open_ids = load(os.getenv("BENCH_OPEN_IDS"))
+
+function setup(thread)
+  thread:set("thread_index", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  math.randomseed(os.time() + (thread_index or 0) * 7919)
+end
+
+local headers = {
+  ["Authorization"] = "Bearer " .. token,
+  ["Content-Type"] = "application/json",
+}
+
+local function random_id()
+  return ids[math.random(#ids)]
+end
+
+request = function()
+  counter = counter + 1
+  if scenario == "create" then
+    return wrk.format("POST", base .. "/tickets", headers,
+      '{"subject":"Bench ticket","customer_id":"' .. customer .. '","tags":["bench"]}')
+  elseif scenario == "list" then
+    return wrk.format("GET", base .. "/tickets", headers)
+  elseif scenario == "list_filtered" then
+    return wrk.format("GET", base .. "/tickets?status=open&priority=high", headers)
+  elseif scenario == "search" then
+    return wrk.format("GET", base .. "/tickets?q=printer", headers)
+  elseif scenario == "get" then
+    return wrk.format("GET", base .. "/tickets/" .. random_id(), headers)
+  elseif scenario == "comment" then
+    return wrk.format("POST", base .. "/tickets/" .. random_id() .. "/comments", headers,
+      '{"content":"Bench reply","comment_type":"internal"}')
+  elseif scenario == "patch_status" then
+    local stride = tonumber(os.getenv("BENCH_THREADS"))
+    local per_thread = math.floor(#open_ids / stride)
+    local k = counter - 1
+    local slot = (thread_index or 0) + stride * (k % per_thread) + 1
+    local cycle = math.floor(k / per_thread)
+    local status = (cycle % 2 == 0) and "pending" or "open"
+    return wrk.format("PATCH", base .. "/tickets/" .. open_ids[slot], headers,
+      '{"status":"' .. status .. '"}')
+  end
+end
