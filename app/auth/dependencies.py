@@ -60,7 +60,6 @@ async def authenticate(
     response: Response,
     token: Annotated[str | None, Depends(bearer)],
     session: SessionDep,
-    system: SystemSessionDep,
     database: DatabaseDep,
     settings: SettingsDep,
     limiter: RateLimiterDep,
@@ -83,17 +82,20 @@ async def authenticate(
         claims = tokens.decode_access_token(settings, token)
         if claims is None:
             raise Unauthorized(auth.INVALID_TOKEN)
-        lookup_session = system
         if claims.organization_id is not None:
             await bind_tenant(session, claims.organization_id)
-            lookup_session = session
-        found = await auth.authenticate_access_token(lookup_session, claims)
+            found = await auth.authenticate_access_token(session, claims)
+        else:
+            # A superuser belongs to no tenant: a short read in the system session (only
+            # platform routes open the request's own system session).
+            async with database.system_session() as lookup:
+                found = await auth.authenticate_access_token(lookup, claims)
         if found is None:
             raise Unauthorized(auth.INVALID_TOKEN)
         principal, user, user_session = found
         if auth.activity_due(user.last_active_at, settings.activity_write_interval_seconds):
             _record_activity_after_commit(
-                database, lookup_session, principal, client_ip(request), user_session.id
+                database, session, principal, client_ip(request), user_session.id
             )
     structlog.contextvars.bind_contextvars(
         organization_id=str(principal.organization_id or ""), principal=principal.rate_limit_key

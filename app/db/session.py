@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -82,30 +83,38 @@ def _apply_global_criteria(state: ORMExecuteState) -> None:
         return
     if not (state.is_select or state.is_update or state.is_delete):
         return
-    options = []
+    options: list[Any] = []
     if not state.execution_options.get("include_deleted", False):
-        options.append(
-            with_loader_criteria(
-                SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True
-            )
-        )
+        options.append(_LIVE_ROWS)
     if not is_system(state.session):
         org = session_organization(state.session)
         if org is None:
             if _touches_tenant_model(state):
                 raise TenantContextMissing("tenant model queried outside a tenant session")
         else:
-            options.append(
-                with_loader_criteria(
-                    TenantMixin, lambda cls: cls.organization_id == org, include_aliases=True
-                )
-            )
-            for root in TenantRootMixin.__subclasses__():
-                options.append(
-                    with_loader_criteria(root, lambda cls: cls.id == org, include_aliases=True)
-                )
+            options.extend(_tenant_criteria(org))
     if options:
         state.statement = state.statement.options(*options)
+
+
+_LIVE_ROWS = with_loader_criteria(
+    SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True
+)
+
+
+@lru_cache(maxsize=4096)
+def _tenant_criteria(org: uuid.UUID) -> tuple[Any, ...]:
+    """Built once per organization and reused: constructing loader-criteria options is
+    a measurable part of every statement's cost."""
+    return (
+        with_loader_criteria(
+            TenantMixin, lambda cls: cls.organization_id == org, include_aliases=True
+        ),
+        *(
+            with_loader_criteria(root, lambda cls: cls.id == org, include_aliases=True)
+            for root in TenantRootMixin.__subclasses__()
+        ),
+    )
 
 
 def _stamp_bulk_insert(state: ORMExecuteState) -> None:
