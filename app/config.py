@@ -29,7 +29,12 @@ class Settings(BaseSettings):
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="PostgreSQL role tenant transactions switch to (no BYPASSRLS, not owner).",
     )
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="Kept open per process: below the concurrency, overflow connections churn.",
+    )
     database_max_overflow: int = Field(default=10, ge=0, le=200)
     database_echo: bool = False
     redis_url: str | None = Field(

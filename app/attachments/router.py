@@ -26,7 +26,7 @@ router = APIRouter(tags=["attachments"])
 Reader = Annotated[Principal, Depends(require(Permission.TICKETS_READ))]
 
 
-def get_storage(settings: SettingsDep) -> Storage:
+async def get_storage(settings: SettingsDep) -> Storage:
     return storage_from_settings(settings)
 
 

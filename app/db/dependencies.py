@@ -13,7 +13,9 @@ from app.db.session import Database, commit
 from app.kit.errors import AppError
 
 
-def get_database(request: Request) -> Database:
+# Dependencies are `async def` even when they do not await: FastAPI runs plain `def`
+# dependencies in a worker thread, a hop that costs more than the work itself.
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
@@ -40,13 +42,13 @@ async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Unbound until the auth dependency names the tenant."""
-    async with _unit_of_work(get_database(request).unbound_session()) as session:
+    async with _unit_of_work(request.app.state.database.unbound_session()) as session:
         yield session
 
 
 async def get_system_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The platform escape hatch (superuser endpoints, credential look-ups)."""
-    async with _unit_of_work(get_database(request).system_session()) as session:
+    async with _unit_of_work(request.app.state.database.system_session()) as session:
         yield session
 
 
