@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="Kept open per process: below the concurrency, overflow connections churn.",
     )
     database_max_overflow: int = Field(default=10, ge=0, le=200)
+    database_pool_pre_ping: bool = Field(
+        default=True,
+        description="Test each pooled connection on checkout (one round trip) so a database "
+        "restart costs no failed request.",
+    )
     database_echo: bool = False
     redis_url: str | None = Field(
         default=None, description="Redis for arq jobs and shared rate limits; none = in-process."

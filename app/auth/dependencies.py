@@ -92,10 +92,10 @@ async def authenticate(
                 found = await auth.authenticate_access_token(lookup, claims)
         if found is None:
             raise Unauthorized(auth.INVALID_TOKEN)
-        principal, user, user_session = found
-        if auth.activity_due(user.last_active_at, settings.activity_write_interval_seconds):
+        principal = found.principal
+        if auth.activity_due(found.last_active_at, settings.activity_write_interval_seconds):
             _record_activity_after_commit(
-                database, session, principal, client_ip(request), user_session.id
+                database, session, principal, client_ip(request), principal.session_id
             )
     structlog.contextvars.bind_contextvars(
         organization_id=str(principal.organization_id or ""), principal=principal.rate_limit_key

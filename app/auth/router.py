@@ -26,6 +26,7 @@ from app.auth.schemas import (
     TotpEnrollResponse,
 )
 from app.db.dependencies import SystemSessionDep
+from app.kit.errors import Unauthorized
 from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
 from app.models.user import User, UserSession
 
@@ -112,7 +113,8 @@ async def logout(principal: UserPrincipal, session: PrincipalSessionDep) -> None
 
 async def _me(session: PrincipalSessionDep, principal: UserPrincipal) -> User:
     user = await session.get(User, principal.id)
-    assert user is not None  # authenticate just loaded it in this session
+    if user is None:  # deleted between the credential check and here
+        raise Unauthorized(auth.INVALID_TOKEN)
     return user
 
 

@@ -11,6 +11,7 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyotp
 import sqlalchemy as sa
@@ -188,13 +189,12 @@ async def refresh(system: AsyncSession, settings: Settings, *, refresh_token: st
     return _token_pair(settings, user, user_session, new_token, now)
 
 
-async def _load_live_session(
-    session: AsyncSession, session_id: uuid.UUID, now: datetime, *, lock: bool = False
-) -> tuple[UserSession, User] | None:
+def _live_session_query(session_id: uuid.UUID, now: datetime, *columns: Any) -> sa.Select[Any]:
     """An active, unexpired session of a live user in a live organization (or of a
     superuser). Soft-deleted users and organizations drop out through the global rule."""
-    statement = (
-        sa.select(UserSession, User)
+    return (
+        sa.select(*columns)
+        .select_from(UserSession)
         .join(User, User.id == UserSession.user_id)
         .outerjoin(Organization, Organization.id == UserSession.organization_id)
         .where(
@@ -207,6 +207,12 @@ async def _load_live_session(
             ),
         )
     )
+
+
+async def _load_live_session(
+    session: AsyncSession, session_id: uuid.UUID, now: datetime, *, lock: bool = False
+) -> tuple[UserSession, User] | None:
+    statement = _live_session_query(session_id, now, UserSession, User)
     if lock:
         statement = statement.with_for_update(of=UserSession)
     row = (await session.execute(statement)).one_or_none()
@@ -222,25 +228,41 @@ def _revoke(user_session: UserSession, now: datetime) -> None:
 # --- every request ----------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    principal: Principal
+    last_active_at: datetime | None
+
+
 async def authenticate_access_token(
     session: AsyncSession, claims: tokens.AccessClaims
-) -> tuple[Principal, User, UserSession] | None:
+) -> Authenticated | None:
     """`session` is the tenant session of `claims.organization_id` (or the system session
-    for a superuser's token)."""
-    found = await _load_live_session(session, claims.session_id, datetime.now(UTC))
-    if found is None:
+    for a superuser's token). Runs on every request, so it reads five columns, not two
+    whole rows."""
+    statement = _live_session_query(
+        claims.session_id,
+        datetime.now(UTC),
+        User.id,
+        User.organization_id,
+        User.role,
+        User.is_superuser,
+        User.last_active_at,
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
         return None
-    user_session, user = found
-    if user.id != claims.user_id or user.organization_id != claims.organization_id:
+    user_id, organization_id, role, is_superuser, last_active_at = row
+    if user_id != claims.user_id or organization_id != claims.organization_id:
         return None
     principal = Principal(
         kind=PrincipalKind.USER,
-        id=user.id,
-        organization_id=user.organization_id,
-        role=None if user.is_superuser else user.role,
-        session_id=user_session.id,
+        id=user_id,
+        organization_id=organization_id,
+        role=None if is_superuser else role,
+        session_id=claims.session_id,
     )
-    return principal, user, user_session
+    return Authenticated(principal, last_active_at)
 
 
 async def find_api_key(system: AsyncSession, token: str) -> ApiKey | None:

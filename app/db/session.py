@@ -249,7 +249,10 @@ class Database:
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = sa.make_url(settings.database_url)
-    kwargs: dict[str, Any] = {"echo": settings.database_echo, "pool_pre_ping": True}
+    kwargs: dict[str, Any] = {
+        "echo": settings.database_echo,
+        "pool_pre_ping": settings.database_pool_pre_ping,
+    }
     if url.get_backend_name() == "sqlite":
         ensure_sqlite_directory(settings.database_url)
         engine = create_async_engine(url, **kwargs)
