@@ -381,6 +381,8 @@ def main(
                     connections=connections,
                     threads=2,
                 )
+                if measured.requests == 0:
+                    raise SystemExit(f"{name}: no request completed in {scenario}; is it up?")
                 rows[scenario][name] = measured
                 console.print(
                     f"{scenario:>14} {name:>8}: {measured.requests_per_second:,.0f} req/s, "
