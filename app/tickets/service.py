@@ -504,6 +504,10 @@ async def add_comment(
             },
         )
         record_changes(session, ticket, actor.user_id, first_response)
+    else:
+        # The thread is part of the ticket: a sync through the change feed must see it
+        # (the first response above already wrote the feed row for this write).
+        _feed(session, ticket, ChangeKind.UPDATED)
     record_event(
         session,
         "ticket.comment_added",

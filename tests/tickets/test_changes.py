@@ -108,3 +108,23 @@ async def test_concurrent_writers_all_appear_exactly_once(
     async with database.tenant_session(tenant_a.org.id) as session:
         ids = {str(i) for i in await session.scalars(sa.select(Ticket.id))}
     assert sorted(e["ticket_id"] for e in first + rest) == sorted(ids)
+
+
+async def test_a_comment_is_a_change_of_its_ticket(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    agent = tenant_a["agent"].headers
+    body = {"subject": "Thread", "customer_id": str(tenant_a["customer"].user_id)}
+    ticket = (await client.post(f"{API}/tickets", json=body, headers=agent)).json()
+    _, cursor = await _walk(client, agent)
+    for comment_type in ("internal", "public", "public"):
+        response = await client.post(
+            f"{API}/tickets/{ticket['id']}/comments",
+            json={"content": "Update", "comment_type": comment_type},
+            headers=agent,
+        )
+        assert response.status_code == 201
+    entries, _ = await _walk(client, agent, cursor)
+    # One entry per write, the first public reply (which also stamps the first response)
+    # included exactly once.
+    assert [(e["ticket_id"], e["change"]) for e in entries] == [(ticket["id"], "updated")] * 3
