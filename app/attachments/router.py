@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from app.attachments import service as attachments
 from app.attachments.schemas import AttachmentRead, AttachmentUpload
-from app.auth.dependencies import SettingsDep, may, require
+from app.auth.dependencies import IdempotencyDep, SettingsDep, may, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.dependencies import SessionDep
@@ -74,6 +74,7 @@ async def upload_attachment(
     session: SessionDep,
     storage: StorageDep,
     settings: SettingsDep,
+    idempotency: IdempotencyDep,
 ) -> AttachmentRead:
     attachment = await attachments.add_attachment(
         session,
@@ -89,7 +90,9 @@ async def upload_attachment(
         may_write_internal=await may(session, principal, Permission.COMMENTS_INTERNAL),
         max_bytes=settings.max_attachment_bytes,
     )
-    return AttachmentRead.model_validate(attachment)
+    created = AttachmentRead.model_validate(attachment)
+    await idempotency.complete(201, created)
+    return created
 
 
 @router.get(

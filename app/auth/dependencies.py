@@ -25,7 +25,7 @@ from app.config import API_PREFIX, Settings
 from app.db.dependencies import DatabaseDep, SessionDep, SystemSessionDep
 from app.db.session import Database, after_commit, bind_tenant, commit
 from app.kit.errors import Forbidden, RateLimited, Unauthorized
-from app.kit.idempotency import Idempotency, claim, fingerprint
+from app.kit.idempotency import Idempotency, claim, fingerprint, form_digest
 from app.kit.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -226,12 +226,17 @@ async def idempotency_key(
     """Claims the key for this request (or answers the stored response / a 409)."""
     if key is None:
         return Idempotency()
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        # The body stream was consumed into the parsed form (uploads): digest that.
+        body = await form_digest(await request.form())
+    else:
+        body = await request.body()
     request_fingerprint = fingerprint(
         settings.secret_key.get_secret_value().encode(),
         principal.rate_limit_key,
         request.method,
         request.url.path,
-        await request.body(),
+        body,
     )
     return await claim(session, key, request_fingerprint)
 

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData, UploadFile
 
 from app.db.base import new_id
 from app.db.session import dialect_name, session_organization
@@ -57,6 +58,23 @@ def fingerprint(secret: bytes, credential: str, method: str, path: str, body: by
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+async def form_digest(form: FormData) -> bytes:
+    """A multipart request as bytes to fingerprint: fields in order, files by name and
+    content (read in chunks, then rewound for the route)."""
+    digest = hashlib.sha256()
+    for name, value in form.multi_items():
+        digest.update(name.encode() + b"\0")
+        if isinstance(value, UploadFile):
+            digest.update((value.filename or "").encode() + b"\0")
+            while chunk := await value.read(64 * 1024):
+                digest.update(chunk)
+            await value.seek(0)
+        else:
+            digest.update(value.encode())
+        digest.update(b"\0")
+    return digest.digest()
 
 
 @dataclass

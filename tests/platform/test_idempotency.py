@@ -10,6 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from app.config import Settings
 from app.db.session import Database, commit
 from app.kit.idempotency import purge_expired
 from app.models import Department, IdempotencyKey, Ticket
@@ -161,3 +162,29 @@ async def test_other_creates_replay_too(
     again = await client.post(f"{API}{path}", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
+
+
+async def test_uploads_replay_without_storing_twice(
+    client: httpx.AsyncClient, tenant_a: Tenant, database: Database, settings: Settings
+) -> None:
+    from app.models import TicketAttachment
+
+    created = await client.post(
+        f"{API}/tickets", json=_ticket_body(tenant_a), headers=tenant_a["agent"].headers
+    )
+    url = f"{API}/tickets/{created.json()['id']}/attachments"
+    headers = tenant_a["agent"].headers | {"Idempotency-Key": f"upload-{uuid.uuid4()}"}
+    files = {"file": ("log.txt", b"disk full at 03:00", "text/plain")}
+    first = await client.post(url, files=files, headers=headers)
+    again = await client.post(url, files=files, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    other = await client.post(
+        url, files={"file": ("log.txt", b"another file", "text/plain")}, headers=headers
+    )
+    assert other.status_code == 409
+    async with database.tenant_session(tenant_a.org.id) as session:
+        count = await session.scalar(sa.select(sa.func.count()).select_from(TicketAttachment))
+    assert count == 1
+    stored = list((settings.storage_dir / str(tenant_a.org.id)).iterdir())
+    assert len(stored) == 1
