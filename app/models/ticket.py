@@ -140,11 +140,17 @@ class Ticket(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
             postgresql_using="gin",
             postgresql_ops={"tags": "jsonb_path_ops"},
         ).ddl_if(dialect="postgresql"),
-        sa.Index("ix_tickets_search", sa.text(TICKET_DOCUMENT_SQL), postgresql_using="gin").ddl_if(
-            dialect="postgresql"
-        ),
+        # GIN led by organization_id (btree_gin): a search reads its own tenant's
+        # postings, not every tenant's matches filtered afterwards.
+        sa.Index(
+            "ix_tickets_search",
+            "organization_id",
+            sa.text(TICKET_DOCUMENT_SQL),
+            postgresql_using="gin",
+        ).ddl_if(dialect="postgresql"),
         sa.Index(
             "ix_tickets_subject_trgm",
+            "organization_id",
             "subject",
             postgresql_using="gin",
             postgresql_ops={"subject": "gin_trgm_ops"},
@@ -248,7 +254,10 @@ class TicketComment(TenantMixin, TimestampMixin, Base):
     __table_args__ = (
         sa.Index("ix_ticket_comments_ticket", "organization_id", "ticket_id", "created_at"),
         sa.Index(
-            "ix_ticket_comments_search", sa.text(COMMENT_DOCUMENT_SQL), postgresql_using="gin"
+            "ix_ticket_comments_search",
+            "organization_id",
+            sa.text(COMMENT_DOCUMENT_SQL),
+            postgresql_using="gin",
         ).ddl_if(dialect="postgresql"),
         sa.CheckConstraint("length(content) > 0", name="content_not_empty"),
         tenant_fk("ticket_id", "tickets"),

@@ -21,9 +21,6 @@ FK_EXCEPTIONS = {
 }
 INDEX_LEAD_EXCEPTIONS = {
     ("tickets", "ix_tickets_tags"): "GIN on tags; combined with the org index by the planner",
-    ("tickets", "ix_tickets_search"): "GIN full-text; combined with the org index",
-    ("tickets", "ix_tickets_subject_trgm"): "GIN trigrams; combined with the org index",
-    ("ticket_comments", "ix_ticket_comments_search"): "GIN full-text over comments",
     ("webhook_deliveries", "ix_webhook_deliveries_due"): "platform sweep across tenants",
     ("users", "uq_users_superuser_email"): "superusers have no organization",
     ("api_keys", "uq_api_keys_prefix"): "global credential lookup",
