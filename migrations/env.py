@@ -29,6 +29,26 @@ def render_item(type_: str, obj: object, _autogen_context: object) -> str | bool
     return False
 
 
+# Maintained by migrations only (PostgreSQL's stored generated tsvector columns for
+# search and their GIN indexes, see 0007): the ORM never maps them, so autogenerate must
+# not propose dropping them.
+DATABASE_ONLY_COLUMNS = {("tickets", "search_document"), ("ticket_comments", "search_document")}
+DATABASE_ONLY_INDEXES = {"ix_tickets_search", "ix_ticket_comments_search"}
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, _compare_to: object
+) -> bool:
+    if not reflected:
+        return True
+    if type_ == "column":
+        table = getattr(getattr(obj, "table", None), "name", None)
+        return (table, name) not in DATABASE_ONLY_COLUMNS
+    if type_ == "index":
+        return name not in DATABASE_ONLY_INDEXES
+    return True
+
+
 def run_migrations_offline() -> None:
     context.configure(
         url=database_url(),
@@ -37,6 +57,7 @@ def run_migrations_offline() -> None:
         render_as_batch=database_url().startswith("sqlite"),
         compare_type=True,
         render_item=render_item,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -55,6 +76,7 @@ def do_run_migrations(connection: Connection) -> None:
         render_as_batch=not is_pg,
         compare_type=True,
         render_item=render_item,
+        include_object=include_object,
         transaction_per_migration=True,
     )
     with context.begin_transaction():

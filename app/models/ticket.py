@@ -58,14 +58,12 @@ class CommentType(enum.StrEnum):
     INTERNAL = "internal"
 
 
-# Full-text documents (PostgreSQL): the queries in app/tickets/search.py use these exact
-# expressions so the GIN indexes below serve them (written as PostgreSQL prints them
-# back, so `alembic check` sees no difference). 'simple' = no stemming: tenants write
-# in every language; prefix matching (`term:*`) and trigrams cover partial words.
-TICKET_DOCUMENT_SQL = (
-    "to_tsvector('simple'::regconfig, (subject::text || ' '::text) || description)"
-)
-COMMENT_DOCUMENT_SQL = "to_tsvector('simple'::regconfig, content)"
+# Full-text search (PostgreSQL) reads `search_document`: a stored generated tsvector
+# column of tickets and of comments ('simple' config: no stemming, tenants write in
+# every language), with GIN indexes led by organization_id — all created by migration
+# 0007 and deliberately not mapped here (SQLite has no tsvector; it searches with LIKE).
+# A stored column, unlike an expression index, lets the app role's queries use the
+# index under row-level security (see the migration).
 
 
 def _live(table: str, *extra: str) -> dict[str, Any]:
@@ -139,14 +137,6 @@ class Ticket(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
             "tags",
             postgresql_using="gin",
             postgresql_ops={"tags": "jsonb_path_ops"},
-        ).ddl_if(dialect="postgresql"),
-        # GIN led by organization_id (btree_gin): a search reads its own tenant's
-        # postings, not every tenant's matches filtered afterwards.
-        sa.Index(
-            "ix_tickets_search",
-            "organization_id",
-            sa.text(TICKET_DOCUMENT_SQL),
-            postgresql_using="gin",
         ).ddl_if(dialect="postgresql"),
         sa.Index(
             "ix_tickets_subject_trgm",
@@ -253,12 +243,6 @@ class TicketComment(TenantMixin, TimestampMixin, Base):
     __tablename__ = "ticket_comments"
     __table_args__ = (
         sa.Index("ix_ticket_comments_ticket", "organization_id", "ticket_id", "created_at"),
-        sa.Index(
-            "ix_ticket_comments_search",
-            "organization_id",
-            sa.text(COMMENT_DOCUMENT_SQL),
-            postgresql_using="gin",
-        ).ddl_if(dialect="postgresql"),
         sa.CheckConstraint("length(content) > 0", name="content_not_empty"),
         tenant_fk("ticket_id", "tickets"),
         tenant_fk("author_id", "users"),

@@ -1,7 +1,7 @@
 """`q` on ticket lists: subject, description and comments, with partial words.
 
-PostgreSQL: full-text over the same `to_tsvector('simple', …)` expressions the GIN
-indexes are built on (each word of `q` as a prefix, all words required), plus a trigram
+PostgreSQL: full-text over the stored `search_document` columns and their GIN indexes
+(migration 0007; each word of `q` as a prefix, all words required), plus a trigram
 match on the subject for fragments inside words. Comments match through their own GIN
 index; customers never match through internal notes (their existence must not leak).
 Everything is computed from the rows themselves, so a ticket or comment is searchable
@@ -18,13 +18,7 @@ import re
 import sqlalchemy as sa
 
 from app.auth.principal import Principal
-from app.models.ticket import (
-    COMMENT_DOCUMENT_SQL,
-    TICKET_DOCUMENT_SQL,
-    CommentType,
-    Ticket,
-    TicketComment,
-)
+from app.models.ticket import CommentType, Ticket, TicketComment
 from app.models.user import Role
 
 MAX_TERMS = 8
@@ -57,11 +51,11 @@ def _postgres(q: str, actor: Principal) -> sa.ColumnElement[bool]:
         return fragment
     query = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), terms)
     in_comments = sa.select(TicketComment.ticket_id).where(
-        sa.literal_column(COMMENT_DOCUMENT_SQL, sa.Text).op("@@")(query),
+        sa.literal_column("ticket_comments.search_document", sa.Text).op("@@")(query),
         *_comment_filter(actor),
     )
     return sa.or_(
-        sa.literal_column(TICKET_DOCUMENT_SQL, sa.Text).op("@@")(query),
+        sa.literal_column("tickets.search_document", sa.Text).op("@@")(query),
         fragment,
         Ticket.id.in_(in_comments),
     )

@@ -48,12 +48,10 @@ LIST_FILTERED = f"""SELECT {TICKET_COLUMNS} FROM tickets
 WHERE status IN ('open') AND priority IN ('high') AND deleted_at IS NULL
     AND organization_id = $1 ORDER BY created_at DESC, id DESC LIMIT 51"""
 SEARCH = f"""SELECT {TICKET_COLUMNS} FROM tickets
-WHERE ((to_tsvector('simple'::regconfig, (subject::text || ' '::text) || description)
-        @@ to_tsquery('simple'::regconfig, $2))
+WHERE ((tickets.search_document @@ to_tsquery('simple'::regconfig, $2))
     OR subject ILIKE $3 ESCAPE '\\'
     OR id IN (SELECT ticket_id FROM ticket_comments
-              WHERE to_tsvector('simple'::regconfig, content)
-                    @@ to_tsquery('simple'::regconfig, $2)
+              WHERE ticket_comments.search_document @@ to_tsquery('simple'::regconfig, $2)
                 AND organization_id = $1))
   AND deleted_at IS NULL AND organization_id = $1
 ORDER BY created_at DESC, id DESC LIMIT 51"""

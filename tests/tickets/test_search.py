@@ -179,10 +179,13 @@ async def big_org(database: Database) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
 
 
 def _scans(plan: Any) -> list[tuple[str, str]]:
+    """(node type, relation or index name) of every scan in the plan."""
     found = []
     if isinstance(plan, dict):
         if "Node Type" in plan and "Relation Name" in plan:
             found.append((plan["Node Type"], plan["Relation Name"]))
+        if "Index Name" in plan:
+            found.append((plan["Node Type"], plan["Index Name"]))
         for value in plan.values():
             found += _scans(value)
     elif isinstance(plan, list):
@@ -264,3 +267,15 @@ async def test_get_by_id_uses_the_primary_key(
     )
     async with database.tenant_session(org) as session:
         assert ("Seq Scan", "tickets") not in await _plan(session, statement)
+
+
+async def test_search_matching_is_leakproof_so_rls_queries_can_use_gin(
+    database: Database,
+) -> None:
+    """Migration 0007 marks `ts_match_vq` leakproof when it runs as a superuser (as here):
+    without it, row-level security keeps the GIN indexes from serving the app role."""
+    async with database.system_session() as session:
+        leakproof = await session.scalar(
+            sa.text("SELECT proleakproof FROM pg_proc WHERE proname = 'ts_match_vq'")
+        )
+    assert leakproof is True
