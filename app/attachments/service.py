@@ -38,7 +38,6 @@ from app.kit.errors import Forbidden, NotFound, PayloadTooLarge, ValidationFaile
 from app.kit.records import field_error
 from app.kit.storage import Storage
 from app.models.ticket import CommentType, Ticket, TicketAttachment, TicketComment
-from app.models.user import Role
 from app.tickets import service as tickets
 
 log = structlog.get_logger(__name__)
@@ -48,10 +47,6 @@ ATTACHMENT_ADDED = "ticket.attachment_added"
 OCTET_STREAM = "application/octet-stream"
 MAX_FILE_NAME = 255
 FALLBACK_FILE_NAME = "file"
-
-
-def _is_customer(actor: Principal) -> bool:
-    return actor.role is Role.CUSTOMER
 
 
 # --- content sniffing ------------------------------------------------------------------
@@ -288,7 +283,7 @@ async def _target_comment(
     statement = sa.select(TicketComment).where(
         TicketComment.id == comment_id, TicketComment.ticket_id == ticket.id
     )
-    if _is_customer(actor):
+    if actor.is_customer:
         statement = statement.where(TicketComment.comment_type == CommentType.PUBLIC)
     comment = await session.scalar(statement)
     if comment is None:
@@ -307,7 +302,7 @@ def _visibility(
 ) -> bool:
     """Public unless asked otherwise or attached to an internal note (whose files are
     internal too: a public file would show the customer part of the note)."""
-    if _is_customer(actor):
+    if actor.is_customer:
         if requested is False:
             raise Forbidden("Customers' attachments are always public.")
         return True
@@ -329,7 +324,7 @@ def _visibility(
 def attachments_query(actor: Principal, ticket_id: uuid.UUID) -> sa.Select[TicketAttachment]:
     """A ticket's files (the caller has passed `get_ticket`); customers: public ones."""
     statement = sa.select(TicketAttachment).where(TicketAttachment.ticket_id == ticket_id)
-    if _is_customer(actor):
+    if actor.is_customer:
         statement = statement.where(TicketAttachment.is_public.is_(True))
     return statement
 
@@ -349,7 +344,7 @@ async def get_attachment(
         await tickets.get_ticket(session, actor, attachment.ticket_id)
     except NotFound:
         raise missing from None
-    if _is_customer(actor) and not attachment.is_public:
+    if actor.is_customer and not attachment.is_public:
         raise missing
     return attachment
 

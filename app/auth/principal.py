@@ -33,6 +33,11 @@ class Principal:
         return self.kind is PrincipalKind.USER and self.organization_id is None
 
     @property
+    def is_customer(self) -> bool:
+        """Customers see and act on their own tickets only, never internal notes."""
+        return self.role is Role.CUSTOMER
+
+    @property
     def user_id(self) -> uuid.UUID | None:
         return self.id if self.kind is PrincipalKind.USER else None
 

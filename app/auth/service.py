@@ -25,6 +25,7 @@ from app.config import Settings
 from app.db.base import new_id
 from app.kit.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
 from app.kit.ratelimit import RateLimiter
+from app.kit.records import field_error
 from app.models.organization import Organization
 from app.models.user import ApiKey, User, UserPermission, UserSession
 
@@ -433,7 +434,7 @@ async def enroll_totp(session: AsyncSession, user: User, password: str) -> TotpE
     if not matches:
         raise ValidationFailed(
             "The password is wrong.",
-            errors=[{"loc": ["body", "password"], "msg": "wrong password", "type": "value_error"}],
+            errors=[field_error("password", "wrong password")],
         )
     user.totp_secret = pyotp.random_base32()
     user.totp_last_used_step = None
@@ -443,9 +444,7 @@ async def enroll_totp(session: AsyncSession, user: User, password: str) -> TotpE
 
 
 def _code_error(message: str) -> ValidationFailed:
-    return ValidationFailed(
-        message, errors=[{"loc": ["body", "code"], "msg": message, "type": "value_error"}]
-    )
+    return ValidationFailed(message, errors=[field_error("code", message)])
 
 
 async def confirm_totp(

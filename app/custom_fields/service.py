@@ -220,8 +220,7 @@ async def validate_values(
         raise ValidationFailed(
             "Some custom field values are not valid.",
             errors=[
-                {"loc": ["body", "custom_fields", name], "msg": message, "type": "value_error"}
-                for name, message in errors.items()
+                field_error(("custom_fields", name), message) for name, message in errors.items()
             ],
         )
     return result

@@ -26,6 +26,7 @@ from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
 from app.kit.errors import ValidationFailed
+from app.kit.records import field_error
 
 ItemT = TypeVar("ItemT")
 RowT = TypeVar("RowT")
@@ -144,7 +145,7 @@ def _encode(values: list[Any]) -> str:
 def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
     invalid = ValidationFailed(
         "The cursor is not valid for this list.",
-        errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
+        errors=[field_error("cursor", "invalid cursor", location="query")],
     )
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

@@ -45,8 +45,13 @@ def apply_changes(record: Base, changes: Mapping[str, Any]) -> dict[str, tuple[A
     return changed
 
 
-def field_error(field: str, message: str, *, location: str = "body") -> dict[str, Any]:
-    return {"loc": [location, field], "msg": message, "type": "value_error"}
+def field_error(
+    field: str | tuple[str, ...], message: str, *, location: str = "body"
+) -> dict[str, Any]:
+    """One entry of a 422's `errors`, shaped like FastAPI's own (a nested field is a
+    tuple: ("custom_fields", "sku"))."""
+    path = list(field) if isinstance(field, tuple) else [field]
+    return {"loc": [location, *path], "msg": message, "type": "value_error"}
 
 
 async def check_unique(

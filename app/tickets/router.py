@@ -7,7 +7,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
-from app.auth.dependencies import IdempotencyDep, IncludeDeletedDep, may, require
+from app.auth.dependencies import (
+    CurrentPrincipal,
+    IdempotencyDep,
+    IncludeDeletedDep,
+    may,
+    require,
+)
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.dependencies import SessionDep
@@ -56,7 +62,7 @@ SORT_KEYS: dict[str, list[SortKey]] = {
 
 
 async def force_assignment_param(
-    principal: Annotated[Principal, Depends(require(Permission.TICKETS_READ))],
+    principal: CurrentPrincipal,
     session: SessionDep,
     force_assignment: Annotated[
         bool,

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 
 from app.auth.principal import Principal
 from app.models.ticket import CommentType, Ticket, TicketComment
-from app.models.user import Role
 
 MAX_TERMS = 8
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -39,7 +38,7 @@ def matches(q: str, actor: Principal, dialect: str) -> sa.ColumnElement[bool]:
 
 
 def _comment_filter(actor: Principal) -> list[sa.ColumnElement[bool]]:
-    if actor.role is Role.CUSTOMER:
+    if actor.is_customer:
         return [TicketComment.comment_type == CommentType.PUBLIC]
     return []
 

@@ -65,10 +65,6 @@ def format_ticket_number(value: int) -> str:
     return f"TK-{value:06d}"
 
 
-def _is_customer(actor: Principal) -> bool:
-    return actor.role is Role.CUSTOMER
-
-
 # --- the one history/event mechanism ---------------------------------------------------
 
 
@@ -187,7 +183,7 @@ async def open_ticket(
 async def create_ticket(
     session: AsyncSession, actor: Principal, data: TicketCreate, *, force_assignment: bool = False
 ) -> Ticket:
-    if _is_customer(actor):
+    if actor.is_customer:
         if data.customer_id not in (None, actor.id):
             raise Forbidden("Customers open tickets for themselves only.")
         if data.assigned_agent_id is not None or data.department_id is not None:
@@ -285,7 +281,7 @@ async def _check_capacity(
 
 def visible_tickets(actor: Principal, *, include_deleted: bool = False) -> sa.Select[Ticket]:
     statement = sa.select(Ticket)
-    if _is_customer(actor):
+    if actor.is_customer:
         statement = statement.where(Ticket.customer_id == actor.id)
     if include_deleted:
         statement = statement.execution_options(include_deleted=True)
@@ -461,7 +457,7 @@ async def restore_ticket(session: AsyncSession, actor: Principal, ticket_id: uui
 
 def comments_query(actor: Principal, ticket_id: uuid.UUID) -> sa.Select[TicketComment]:
     statement = sa.select(TicketComment).where(TicketComment.ticket_id == ticket_id)
-    if _is_customer(actor):
+    if actor.is_customer:
         statement = statement.where(TicketComment.comment_type == CommentType.PUBLIC)
     return statement
 
@@ -492,7 +488,7 @@ async def add_comment(
     record_changes(session, ticket, actor.user_id, {"comment": (None, comment.id)}, event=None)
     if (
         data.comment_type is CommentType.PUBLIC
-        and not _is_customer(actor)
+        and not actor.is_customer
         and ticket.first_response_at is None
     ):
         now = datetime.now(UTC)
