@@ -36,6 +36,7 @@ from app.models.outbox import OutboxEvent
 from app.models.ticket import CommentType, Ticket, TicketAttachment, TicketComment, TicketHistory
 from app.models.user import Role
 from app.tickets.service import open_ticket
+from tests.support.api import problem
 from tests.support.identity import API, Actor, Tenant, add_user
 
 PROBLEM = "application/problem+json"
@@ -98,15 +99,6 @@ def attachments_url(ticket_id: uuid.UUID | str) -> str:
 
 def download_url(attachment_id: uuid.UUID | str) -> str:
     return f"{API}/attachments/{attachment_id}/download"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    return body
 
 
 async def make_ticket(

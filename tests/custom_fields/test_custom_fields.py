@@ -19,6 +19,7 @@ from app.db.session import Database
 from app.kit.errors import PROBLEM_RESPONSES
 from app.main import create_app
 from app.models.custom_field import CustomField
+from tests.support.api import columns, field_locs, problem
 from tests.support.identity import API, Actor, Tenant
 
 PROBLEM = "application/problem+json"
@@ -75,26 +76,8 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 # --- helpers ------------------------------------------------------------------------
 
 
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    return body
-
-
-def field_locs(body: dict[str, Any]) -> list[list[Any]]:
-    assert isinstance(body.get("errors"), list) and body["errors"], body
-    return [error["loc"] for error in body["errors"]]
-
-
 def unique_name(prefix: str = "field") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-def columns(row: Any) -> dict[str, Any]:
-    return {attr.key: getattr(row, attr.key) for attr in sa.inspect(row).mapper.column_attrs}
 
 
 async def snapshot(database: Database, tenant: Tenant) -> dict[uuid.UUID, dict[str, Any]]:

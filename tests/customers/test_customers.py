@@ -3,7 +3,6 @@ ids per organization, tenant isolation and keyset pagination, over HTTP and in t
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Any
 
@@ -13,9 +12,9 @@ import sqlalchemy as sa
 
 from app.db.session import Database
 from app.models.user import Customer
+from tests.support.api import b64, columns, field_locs, problem
 from tests.support.identity import API, Actor, Tenant
 
-PROBLEM = "application/problem+json"
 CUSTOMERS = f"{API}/customers"
 READ_FIELDS = {
     "id",
@@ -36,30 +35,8 @@ READ_FIELDS = {
 # --- helpers ------------------------------------------------------------------------
 
 
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    return body
-
-
-def field_locs(body: dict[str, Any]) -> list[list[Any]]:
-    assert isinstance(body.get("errors"), list) and body["errors"], body
-    return [error["loc"] for error in body["errors"]]
-
-
 def unique_name(prefix: str = "Account") -> str:
     return f"{prefix} {uuid.uuid4().hex[:8]}"
-
-
-def b64(raw: str) -> str:
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def columns(row: Any) -> dict[str, Any]:
-    return {attr.key: getattr(row, attr.key) for attr in sa.inspect(row).mapper.column_attrs}
 
 
 async def snapshot(database: Database, tenant: Tenant) -> dict[uuid.UUID, dict[str, Any]]:

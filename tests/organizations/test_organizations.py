@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from app.db.session import Database
 from app.models.organization import Organization
 from app.models.user import Role, User
+from tests.support.api import columns, field_locs
 from tests.support.identity import API, PASSWORD, Actor, Tenant, add_user, login
 
 PROBLEM = "application/problem+json"
@@ -47,11 +48,6 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-def field_locs(body: dict[str, Any]) -> list[list[Any]]:
-    assert isinstance(body.get("errors"), list) and body["errors"], body
-    return [error["loc"] for error in body["errors"]]
-
-
 def new_slug() -> str:
     return f"org-{uuid.uuid4().hex[:10]}"
 
@@ -71,10 +67,6 @@ def org_body(slug: Any = None, **overrides: Any) -> dict[str, Any]:
         else:
             body[key] = value
     return body
-
-
-def columns(row: Any) -> dict[str, Any]:
-    return {attr.key: getattr(row, attr.key) for attr in sa.inspect(row).mapper.column_attrs}
 
 
 async def organizations_snapshot(database: Database) -> dict[uuid.UUID, dict[str, Any]]:

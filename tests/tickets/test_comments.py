@@ -20,9 +20,9 @@ from app.models.outbox import OutboxEvent
 from app.models.ticket import Ticket, TicketComment, TicketHistory
 from app.models.user import Role
 from app.tickets.service import open_ticket
+from tests.support.api import field_locs, problem
 from tests.support.identity import API, Actor, Tenant, add_user, sign_in
 
-PROBLEM = "application/problem+json"
 TICKETS = f"{API}/tickets"
 COMMENT_FIELDS = {
     "id",
@@ -42,20 +42,6 @@ COMMENT_ADDED = "ticket.comment_added"
 
 def comments_url(ticket_id: uuid.UUID | str) -> str:
     return f"{TICKETS}/{ticket_id}/comments"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    return body
-
-
-def field_locs(body: dict[str, Any]) -> list[list[Any]]:
-    assert isinstance(body.get("errors"), list) and body["errors"], body
-    return [error["loc"] for error in body["errors"]]
 
 
 def parse_time(value: str) -> datetime:

@@ -22,10 +22,10 @@ from app.db.session import Database, commit
 from app.models import OutboxEvent, SequenceCounter
 from app.models.ticket import Ticket, TicketHistory
 from app.models.user import Role
+from tests.support.api import field_locs, problem
 from tests.support.identity import API, Actor, Tenant, add_user, make_tenant
 
 TICKETS = f"{API}/tickets"
-PROBLEM = "application/problem+json"
 NUMBER = re.compile(r"^TK-\d{6}$")
 
 STATUSES = ("new", "open", "pending", "resolved", "closed", "cancelled")
@@ -81,20 +81,6 @@ HistoryRow = tuple[str, str | None, str | None, str | None]
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    return body
-
-
-def field_locs(body: dict[str, Any]) -> list[list[Any]]:
-    assert isinstance(body.get("errors"), list) and body["errors"], body
-    return [error["loc"] for error in body["errors"]]
 
 
 def ts(value: str) -> datetime:
