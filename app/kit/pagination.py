@@ -13,7 +13,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated, Any, Generic, TypeVar
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
+from app.db.scoped import ScopedQuery, fetch_all
 from app.kit.errors import ValidationFailed
 from app.kit.records import field_error
 
@@ -67,10 +68,15 @@ class SortKey:
     column: QueryableAttribute[Any]  # a mapped column: its key names the row attribute
     descending: bool = False
     nullable: bool = False
+    _order_by: UnaryExpression[Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Built once: sort keys are module constants, used on every list request.
+        ordered = self.column.desc() if self.descending else self.column.asc()
+        object.__setattr__(self, "_order_by", ordered.nulls_last() if self.nullable else ordered)
 
     def order_by(self) -> UnaryExpression[Any]:
-        ordered = self.column.desc() if self.descending else self.column.asc()
-        return ordered.nulls_last() if self.nullable else ordered
+        return self._order_by
 
     def equal(self, value: Any) -> ColumnElement[bool]:
         return self.column.is_(None) if value is None else self.column == value
@@ -90,17 +96,21 @@ class PageResult(Generic[RowT]):
 
 async def paginate(
     session: AsyncSession,
-    statement: sa.Select[RowT],
+    statement: sa.Select[RowT] | ScopedQuery,
     params: PageParams,
     keys: Sequence[SortKey],
-) -> PageResult[RowT]:
+) -> PageResult[Any]:
     """Serve one page of `statement` ordered by `keys` (the last key must be unique and
-    non-null, normally the id)."""
+    non-null, normally the id): ORM objects from a Select of a model, rows from a
+    `ScopedQuery`."""
     if params.cursor is not None:
         values = _decode(params.cursor, keys)
         statement = statement.where(_after(keys, values))
     statement = statement.order_by(*(key.order_by() for key in keys)).limit(params.limit + 1)
-    rows = list((await session.scalars(statement)).all())
+    if isinstance(statement, ScopedQuery):
+        rows: list[Any] = list(await fetch_all(session, statement))
+    else:
+        rows = list((await session.scalars(statement)).all())
     if len(rows) <= params.limit:
         return PageResult(rows, None)
     rows = rows[: params.limit]

@@ -126,12 +126,13 @@ async def list_tickets(
         created_before=created_before,
         q=q,
     )
-    statement = tickets.tickets_query(
+    query = tickets.tickets_query(
         principal, filters, dialect=dialect_name(session), include_deleted=include_deleted
     )
-    result = await paginate(session, statement, page, SORT_KEYS[sort])
+    result = await paginate(session, query, page, SORT_KEYS[sort])
     return Page(
-        items=[TicketRead.model_validate(t) for t in result.rows], next_cursor=result.next_cursor
+        items=[TicketRead.model_validate(t._asdict()) for t in result.rows],
+        next_cursor=result.next_cursor,
     )
 
 
@@ -155,8 +156,12 @@ async def create_ticket(
 @router.get("/{ticket_id}", response_model=TicketRead)
 async def get_ticket(
     ticket_id: uuid.UUID, principal: Reader, session: SessionDep, response: Response
-) -> Ticket:
-    return _with_etag(response, await tickets.get_ticket(session, principal, ticket_id))
+) -> TicketRead:
+    ticket = TicketRead.model_validate(
+        (await tickets.read_ticket(session, principal, ticket_id))._asdict()
+    )
+    response.headers["ETag"] = f'"{ticket.version}"'
+    return ticket
 
 
 @router.patch("/{ticket_id}", response_model=TicketRead)

@@ -18,6 +18,7 @@ import re
 import sqlalchemy as sa
 
 from app.auth.principal import Principal
+from app.db.scoped import scope
 from app.models.ticket import CommentType, Ticket, TicketComment
 
 MAX_TERMS = 8
@@ -38,9 +39,12 @@ def matches(q: str, actor: Principal, dialect: str) -> sa.ColumnElement[bool]:
 
 
 def _comment_filter(actor: Principal) -> list[sa.ColumnElement[bool]]:
+    """Comments of the bound organization (stated, as ticket reads are scoped Core
+    queries), and for customers public ones only."""
+    conditions = scope(TicketComment)
     if actor.is_customer:
-        return [TicketComment.comment_type == CommentType.PUBLIC]
-    return []
+        conditions.append(TicketComment.comment_type == CommentType.PUBLIC)
+    return conditions
 
 
 def _postgres(q: str, actor: Principal) -> sa.ColumnElement[bool]:

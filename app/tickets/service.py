@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.custom_fields.service import validate_values
+from app.db.scoped import AnyRow, ScopedQuery, fetch_one_or_none, scope
 from app.db.session import dialect_name
 from app.kit.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from app.kit.outbox import record_event
@@ -280,12 +281,46 @@ async def _check_capacity(
 
 
 def visible_tickets(actor: Principal, *, include_deleted: bool = False) -> sa.Select[Ticket]:
+    """Tickets as ORM objects (the write paths); reads go through `ticket_rows`."""
     statement = sa.select(Ticket)
     if actor.is_customer:
         statement = statement.where(Ticket.customer_id == actor.id)
     if include_deleted:
         statement = statement.execution_options(include_deleted=True)
     return statement
+
+
+_TICKETS = Ticket.__table__
+_LIVE_TICKET_ROWS = ScopedQuery(sa.select(_TICKETS).where(*scope(Ticket)))
+_ALL_TICKET_ROWS = ScopedQuery(
+    sa.select(_TICKETS).where(*scope(Ticket, include_deleted=True)), include_deleted=True
+)
+_TICKET_BY_ID = Ticket.id == sa.bindparam("ticket_id")
+_OWN_TICKET = Ticket.customer_id == sa.bindparam("customer_id")
+_READ_TICKET = _LIVE_TICKET_ROWS.where(_TICKET_BY_ID)
+_READ_OWN_TICKET = _READ_TICKET.where(_OWN_TICKET)
+
+
+def ticket_rows(actor: Principal, *, include_deleted: bool = False) -> ScopedQuery:
+    """The tickets `actor` may read, as rows for the read paths (lists, GET): no ORM
+    objects to build, the tenant and soft-delete criteria proven in the statement."""
+    query = _ALL_TICKET_ROWS if include_deleted else _LIVE_TICKET_ROWS
+    if actor.is_customer:
+        query = query.where(Ticket.customer_id == actor.id)
+    return query
+
+
+async def read_ticket(session: AsyncSession, actor: Principal, ticket_id: uuid.UUID) -> AnyRow:
+    """One ticket for display. Another organization's, or another customer's, is not found."""
+    if actor.is_customer:
+        row = await fetch_one_or_none(
+            session, _READ_OWN_TICKET, ticket_id=ticket_id, customer_id=actor.id
+        )
+    else:
+        row = await fetch_one_or_none(session, _READ_TICKET, ticket_id=ticket_id)
+    if row is None:
+        raise NotFound("No such ticket.")
+    return row
 
 
 async def get_ticket(
@@ -296,7 +331,7 @@ async def get_ticket(
     include_deleted: bool = False,
     for_update: bool = False,
 ) -> Ticket:
-    """Another organization's ticket, or another customer's, is simply not found."""
+    """The ticket to change. Another organization's, or another customer's, is not found."""
     statement = visible_tickets(actor, include_deleted=include_deleted).where(
         Ticket.id == ticket_id
     )
@@ -326,8 +361,8 @@ class TicketFilters:
 
 def tickets_query(
     actor: Principal, filters: TicketFilters, *, dialect: str, include_deleted: bool = False
-) -> sa.Select[Ticket]:
-    statement = visible_tickets(actor, include_deleted=include_deleted)
+) -> ScopedQuery:
+    query = ticket_rows(actor, include_deleted=include_deleted)
     conditions: list[sa.ColumnElement[bool]] = []
     if filters.statuses:
         conditions.append(Ticket.status.in_(filters.statuses))
@@ -353,7 +388,7 @@ def tickets_query(
         conditions.append(Ticket.created_at < filters.created_before)
     if filters.q:
         conditions.append(search.matches(filters.q, actor, dialect))
-    return statement.where(*conditions)
+    return query.where(*conditions) if conditions else query
 
 
 def _has_tag(tag: str, dialect: str) -> sa.ColumnElement[bool]:

@@ -1,0 +1,145 @@
+"""Scoped Core reads: the proof refuses every unscoped shape, and what it accepts reads
+only the bound organization's live rows, whatever the model."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from app.db.base import Base
+from app.db.scoped import (
+    ORGANIZATION,
+    ScopedQuery,
+    UnscopedQuery,
+    fetch_all,
+    fetch_one_or_none,
+    scope,
+)
+from app.db.session import Database, TenantContextMissing, commit
+from app.db.tenancy import SoftDeleteMixin
+from app.models import Organization, Ticket, TicketComment, User
+from tests.db.test_tenancy import TENANT_MODELS, two_tenants  # noqa: F401 (fixture)
+
+TICKETS = Ticket.__table__
+COMMENTS = TicketComment.__table__
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: sa.select(TICKETS), id="no-criteria"),
+        pytest.param(
+            lambda: sa.select(TICKETS).where(TICKETS.c.organization_id == ORGANIZATION),
+            id="deleted-rows-not-excluded",
+        ),
+        pytest.param(
+            lambda: sa.select(TICKETS).where(TICKETS.c.deleted_at.is_(None)),
+            id="tenant-missing",
+        ),
+        pytest.param(lambda: sa.select(TICKETS).where(sa.or_(*scope(Ticket))), id="inside-or"),
+        pytest.param(
+            lambda: sa.select(TICKETS).where(
+                TICKETS.c.organization_id == sa.bindparam("other"), TICKETS.c.deleted_at.is_(None)
+            ),
+            id="another-parameter",
+        ),
+        pytest.param(
+            lambda: sa.select(TICKETS).where(
+                TICKETS.c.organization_id == uuid.uuid4(), TICKETS.c.deleted_at.is_(None)
+            ),
+            id="a-literal-organization",
+        ),
+        pytest.param(
+            lambda: sa.select(TICKETS).where(
+                *scope(Ticket), TICKETS.c.id.in_(sa.select(COMMENTS.c.ticket_id))
+            ),
+            id="unscoped-subquery",
+        ),
+        pytest.param(
+            lambda: (
+                sa.select(TICKETS, COMMENTS.c.content)
+                .join(COMMENTS, COMMENTS.c.ticket_id == TICKETS.c.id)
+                .where(*scope(Ticket))
+            ),
+            id="unscoped-join",
+        ),
+        pytest.param(lambda: sa.select(TICKETS.alias()).where(*scope(Ticket)), id="aliased-table"),
+        pytest.param(
+            lambda: sa.select(Organization.id).where(Organization.deleted_at.is_(None)),
+            id="organizations-by-id",
+        ),
+    ],
+)
+def test_the_proof_refuses_unscoped_reads(build: object) -> None:
+    with pytest.raises(UnscopedQuery):
+        ScopedQuery(build())  # type: ignore[operator]
+
+
+def test_the_proof_accepts_scoped_joins_and_subqueries() -> None:
+    ScopedQuery(
+        sa.select(TICKETS, COMMENTS.c.content)
+        .join(COMMENTS, sa.and_(COMMENTS.c.ticket_id == TICKETS.c.id, *scope(TicketComment)))
+        .where(*scope(Ticket))
+    )
+    ScopedQuery(
+        sa.select(Ticket.id).where(
+            *scope(Ticket),
+            Ticket.id.in_(sa.select(TicketComment.ticket_id).where(*scope(TicketComment))),
+        )
+    )
+    ScopedQuery(
+        sa.select(TICKETS).where(*scope(Ticket, include_deleted=True)), include_deleted=True
+    )
+
+
+@pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda m: m.__name__)
+async def test_scoped_reads_see_only_the_bound_organization(
+    model: type[Base],
+    two_tenants: dict[uuid.UUID, dict[type[Base], Base]],  # noqa: F811
+    database: Database,
+    org_a: Organization,
+    org_b: Organization,
+) -> None:
+    table = model.__table__
+    assert isinstance(table, sa.Table)
+    query = ScopedQuery(sa.select(table.c.id, table.c.organization_id).where(*scope(model)))
+    async with database.tenant_session(org_a.id) as session:
+        rows = await fetch_all(session, query)
+        assert rows, f"{model.__name__}: org A reads none of its own rows"
+        assert {row.organization_id for row in rows} == {org_a.id}
+        b_row = two_tenants[org_b.id][model]
+        assert await fetch_one_or_none(session, query.where(table.c.id == b_row.id)) is None
+
+
+async def test_scoped_reads_hide_deleted_rows_unless_asked(
+    two_tenants: dict[uuid.UUID, dict[type[Base], Base]],  # noqa: F811
+    database: Database,
+    org_a: Organization,
+) -> None:
+    ticket = two_tenants[org_a.id][Ticket]
+    assert isinstance(ticket, SoftDeleteMixin)
+    async with database.tenant_session(org_a.id) as session:
+        await session.execute(
+            sa.update(Ticket).where(Ticket.id == ticket.id).values(deleted_at=datetime.now(UTC))
+        )
+        await commit(session)
+    live = ScopedQuery(sa.select(TICKETS.c.id).where(*scope(Ticket)))
+    every = ScopedQuery(
+        sa.select(TICKETS.c.id).where(*scope(Ticket, include_deleted=True)), include_deleted=True
+    )
+    async with database.tenant_session(org_a.id) as session:
+        assert await fetch_one_or_none(session, live.where(TICKETS.c.id == ticket.id)) is None
+        assert await fetch_one_or_none(session, every.where(TICKETS.c.id == ticket.id)) is not None
+
+
+async def test_scoped_reads_need_a_tenant_session(database: Database) -> None:
+    query = ScopedQuery(sa.select(User.id).where(*scope(User)))
+    async with database.system_session() as session:
+        with pytest.raises(TenantContextMissing):
+            await fetch_all(session, query)
+    async with database.unbound_session() as session:
+        with pytest.raises(TenantContextMissing):
+            await fetch_all(session, query)
