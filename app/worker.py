@@ -34,7 +34,9 @@ def _arq_function(name: str, task: Task) -> Function:
         return await run_job(ctx["database"], task, org, **kwargs)
 
     job.__qualname__ = job.__name__ = name.replace(".", "_")
-    return func(job, name=name, max_tries=5)
+    # keep_result=0: arq refuses to enqueue a job id whose result it still holds, which
+    # would silently drop the next relay or sweep of the same id for an hour.
+    return func(job, name=name, max_tries=5, keep_result=0)
 
 
 async def _sweep_cron(ctx: dict[str, Any]) -> Any:

@@ -10,8 +10,11 @@ so jobs reload and re-check state; deterministic `job_id`s make re-enqueueing ha
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -25,6 +28,11 @@ Task = Callable[..., Awaitable[Any]]
 log = structlog.get_logger(__name__)
 
 
+# A coalesced job scheduled closer than this to its start goes to the next slot instead,
+# so clock skew between an API replica and a worker cannot start it before the commit.
+COALESCE_MARGIN_SECONDS = 0.02
+
+
 class JobQueue(Protocol):
     async def enqueue(
         self,
@@ -32,6 +40,7 @@ class JobQueue(Protocol):
         *,
         organization_id: uuid.UUID | None,
         job_id: str | None = None,
+        run_at: float | None = None,
         **kwargs: Any,
     ) -> None: ...
 
@@ -62,18 +71,41 @@ async def run_job(
 
 
 def enqueue_after_commit(
-    session: AsyncSession, name: str, *, job_id: str | None = None, **kwargs: Any
+    session: AsyncSession,
+    name: str,
+    *,
+    job_id: str | None = None,
+    coalesce_seconds: float | None = None,
+    **kwargs: Any,
 ) -> None:
-    """Queue a job for when this unit of work commits; a rollback drops it."""
+    """Queue a job for when this unit of work commits; a rollback drops it.
+
+    With `coalesce_seconds`, every commit that asks within the same time slot shares one
+    job (`job_id` names the group), run when the slot ends: a busy tenant's writes cost
+    one queued relay per slot, not one per request, and the job still starts after
+    each of those commits."""
     queue: JobQueue | None = session.info.get(JOB_QUEUE)
     if queue is None:
         return  # no runner attached (migrations, one-off scripts): sweeps pick the work up
     organization_id = session.info.get(ORGANIZATION_ID)
 
     async def _enqueue() -> None:
-        await queue.enqueue(name, organization_id=organization_id, job_id=job_id, **kwargs)
+        run_at = None
+        slot_job_id = job_id
+        if coalesce_seconds is not None:
+            slot_job_id, run_at = coalesced(job_id or name, coalesce_seconds)
+        await queue.enqueue(
+            name, organization_id=organization_id, job_id=slot_job_id, run_at=run_at, **kwargs
+        )
 
     after_commit(session, _enqueue)
+
+
+def coalesced(group: str, seconds: float, *, now: float | None = None) -> tuple[str, float]:
+    """The job id shared by the current `seconds`-long slot, and the slot's end."""
+    now = time.time() if now is None else now
+    slot = math.floor((now + COALESCE_MARGIN_SECONDS) / seconds)
+    return f"{group}@{slot}", (slot + 1) * seconds
 
 
 class InProcessJobQueue:
@@ -96,11 +128,12 @@ class InProcessJobQueue:
         *,
         organization_id: uuid.UUID | None,
         job_id: str | None = None,
+        run_at: float | None = None,
         **kwargs: Any,
     ) -> None:
         if job_id is not None and job_id in self._pending:
             return
-        task = asyncio.create_task(self._run(name, organization_id, job_id, kwargs))
+        task = asyncio.create_task(self._run(name, organization_id, job_id, run_at, kwargs))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         if job_id is not None:
@@ -111,9 +144,12 @@ class InProcessJobQueue:
         name: str,
         organization_id: uuid.UUID | None,
         job_id: str | None,
+        run_at: float | None,
         kwargs: dict[str, Any],
     ) -> None:
         try:
+            if run_at is not None and run_at > time.time():
+                await asyncio.sleep(run_at - time.time())
             await run_job(self.database, self.tasks[name], organization_id, **kwargs)
         except Exception:
             log.exception("job_failed", job=name)
@@ -150,6 +186,9 @@ class ArqJobQueue:
     def __init__(self, redis: Any, queue_name: str) -> None:
         self.redis = redis  # arq.connections.ArqRedis
         self.queue_name = queue_name
+        # Scheduled jobs this process already queued (id → start): asking again before
+        # the start needs no Redis round trip, the job will run after the asker's commit.
+        self._scheduled: dict[str, float] = {}
 
     async def enqueue(
         self,
@@ -157,15 +196,24 @@ class ArqJobQueue:
         *,
         organization_id: uuid.UUID | None,
         job_id: str | None = None,
+        run_at: float | None = None,
         **kwargs: Any,
     ) -> None:
-        await self.redis.enqueue_job(
+        now = time.time()
+        if job_id is not None and self._scheduled.get(job_id, 0.0) > now:
+            return
+        job = await self.redis.enqueue_job(
             name,
             str(organization_id) if organization_id else None,
             _job_id=job_id,
             _queue_name=self.queue_name,
+            _defer_until=datetime.fromtimestamp(run_at, UTC) if run_at is not None else None,
             **kwargs,
         )
+        if job is not None and job_id is not None and run_at is not None:
+            if len(self._scheduled) > 10_000:
+                self._scheduled = {k: v for k, v in self._scheduled.items() if v > now}
+            self._scheduled[job_id] = run_at
 
     async def close(self) -> None:
         await self.redis.aclose()

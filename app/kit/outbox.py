@@ -25,6 +25,8 @@ RELAY_JOB = "outbox.relay"
 SWEEP_JOB = "outbox.sweep"
 SWEEP_EVERY_SECONDS = 60.0
 RELAY_BATCH = 500
+# Events of one organization committed within this long share one relay job.
+RELAY_COALESCE_SECONDS = 0.1
 
 EventHandler = Callable[[AsyncSession, OutboxEvent], Awaitable[None]]
 _handlers: dict[str, list[EventHandler]] = defaultdict(list)
@@ -51,7 +53,9 @@ def record_event(
     )
     session.add(event)
     org = session_organization(session.sync_session)
-    enqueue_after_commit(session, RELAY_JOB, job_id=f"{RELAY_JOB}:{org}")
+    enqueue_after_commit(
+        session, RELAY_JOB, job_id=f"{RELAY_JOB}:{org}", coalesce_seconds=RELAY_COALESCE_SECONDS
+    )
     return event
 
 

@@ -3,6 +3,7 @@ and by the in-process runner in embedded mode."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,7 +16,7 @@ from arq.worker import Worker
 from app.config import Settings
 from app.db.session import Database, commit
 from app.kit import outbox
-from app.kit.jobs import ArqJobQueue, InProcessJobQueue
+from app.kit.jobs import ArqJobQueue, InProcessJobQueue, coalesced
 from app.models import Organization, OutboxEvent
 from app.worker import PERIODIC_SECONDS, TASKS, WorkerSettings
 
@@ -150,3 +151,63 @@ async def test_sweep_requeues_what_was_missed(
         assert event is not None and event.dispatched_at is not None
     finally:
         await database.dispose()
+
+
+async def test_arq_relays_again_once_a_relay_has_run(
+    settings: Settings, arq_redis: ArqRedis, org_a: Organization
+) -> None:
+    """arq refuses a job id whose result it still keeps: results are not kept, so the
+    next relay of the same organization is never dropped."""
+    database = Database(settings)
+    database.jobs = ArqJobQueue(arq_redis, settings.job_queue_name)
+    try:
+        first = await _record(database, org_a, then_commit=True)
+        await run_worker_burst(arq_redis, settings, database)
+        await asyncio.sleep(outbox.RELAY_COALESCE_SECONDS)  # the next slot, a new job id
+        second = await _record(database, org_a, then_commit=True)
+        sweep_id = f"{outbox.RELAY_JOB}:{org_a.id}"
+        await database.jobs.enqueue(outbox.RELAY_JOB, organization_id=org_a.id, job_id=sweep_id)
+        worker = await run_worker_burst(arq_redis, settings, database)
+        assert worker.jobs_complete == 2  # the slot's relay and the sweep's, none refused
+        for aggregate in (first, second):
+            event = await _event(database, org_a, aggregate)
+            assert event is not None and event.dispatched_at is not None
+        await database.jobs.enqueue(outbox.RELAY_JOB, organization_id=org_a.id, job_id=sweep_id)
+        queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
+        assert [job.job_id for job in queued] == [sweep_id]  # the same id queues again
+    finally:
+        await database.dispose()
+
+
+async def test_commits_in_one_slot_share_one_queued_relay(
+    settings: Settings, arq_redis: ArqRedis, org_a: Organization
+) -> None:
+    replica_a = ArqJobQueue(arq_redis, settings.job_queue_name)
+    replica_b = ArqJobQueue(arq_redis, settings.job_queue_name)
+    job_id, run_at = coalesced("relay:x", 60.0)
+    for queue in (replica_a, replica_a, replica_b, replica_b):
+        await queue.enqueue(
+            outbox.RELAY_JOB, organization_id=org_a.id, job_id=job_id, run_at=run_at
+        )
+    queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
+    assert [job.job_id for job in queued] == [job_id]
+    assert queued[0].score == int(run_at * 1000)  # runs when the slot ends, not before
+
+
+def test_a_slot_starts_after_every_commit_that_joined_it() -> None:
+    job_id, run_at = coalesced("g", 0.1, now=1000.05)
+    assert (job_id, run_at) == ("g@10000", 1000.1)
+    # Too close to the end (clock skew could start it before the commit): the next slot.
+    later_id, later_run = coalesced("g", 0.1, now=1000.09)
+    assert later_id == "g@10001" and later_run == pytest.approx(1000.2)
+
+
+async def test_in_process_runner_waits_for_the_slot(
+    in_process: Database, org_a: Organization
+) -> None:
+    aggregate = await _record(in_process, org_a, then_commit=True)
+    event = await _event(in_process, org_a, aggregate)
+    assert event is not None and event.dispatched_at is None  # the slot has not ended
+    await in_process.jobs.drain()
+    event = await _event(in_process, org_a, aggregate)
+    assert event is not None and event.dispatched_at is not None
