@@ -37,9 +37,16 @@ class Settings(BaseSettings):
     )
     database_max_overflow: int = Field(default=10, ge=0, le=200)
     database_pool_pre_ping: bool = Field(
-        default=True,
-        description="Test each pooled connection on checkout (one round trip) so a database "
-        "restart costs no failed request.",
+        default=False,
+        description="Test each pooled connection on checkout. With asyncpg that is three "
+        "round trips per request (BEGIN, ping, ROLLBACK), so it is off: after a database "
+        "restart a dead connection fails one request with 503 + Retry-After and is replaced.",
+    )
+    database_pool_recycle_seconds: int = Field(
+        default=1800,
+        ge=-1,
+        description="Replace pooled connections older than this (-1: never), before idle "
+        "timeouts of proxies and firewalls cut them.",
     )
     database_echo: bool = False
     redis_url: str | None = Field(

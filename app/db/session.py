@@ -252,6 +252,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     kwargs: dict[str, Any] = {
         "echo": settings.database_echo,
         "pool_pre_ping": settings.database_pool_pre_ping,
+        "pool_recycle": settings.database_pool_recycle_seconds,
     }
     if url.get_backend_name() == "sqlite":
         ensure_sqlite_directory(settings.database_url)

@@ -224,6 +224,16 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     """Class 22 (data exception: a NUL character in text, a number out of range) is
     the client's input the schema let through; anything else is ours."""
     assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated:
+        # The database restarted or the network dropped the connection; the pool has
+        # already replaced it, and this transaction never committed.
+        log.warning("database_connection_lost")
+        return problem_response(
+            503,
+            "The database connection was lost; retry the request.",
+            slug="database-unavailable",
+            headers={"Retry-After": "1"},
+        )
     if _sqlstate(exc) in {"40001", "40P01"}:
         # A serialization failure or deadlock: nothing was written; a retry succeeds.
         log.info("transient_conflict", sqlstate=_sqlstate(exc))

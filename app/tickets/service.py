@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.custom_fields.service import validate_values
+from app.db.base import new_id
 from app.db.scoped import AnyRow, ScopedQuery, fetch_one_or_none, scope
 from app.db.session import dialect_name
 from app.kit.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
@@ -513,13 +514,13 @@ async def add_comment(
     if data.comment_type is CommentType.INTERNAL and not may_write_internal:
         raise Forbidden("Only staff write internal notes.")
     comment = TicketComment(
+        id=new_id(),  # named now: history and event refer to it, all in one flush
         ticket_id=ticket.id,
         author_id=actor.user_id,
         content=data.content,
         comment_type=data.comment_type,
     )
     session.add(comment)
-    await session.flush()
     record_changes(session, ticket, actor.user_id, {"comment": (None, comment.id)}, event=None)
     if (
         data.comment_type is CommentType.PUBLIC

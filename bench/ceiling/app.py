@@ -208,6 +208,7 @@ async def comments(request: Request) -> Response:
         await conn.execute(
             INSERT_OUTBOX, uuid.uuid4(), org, "ticket.comment_added", ticket_id, payload
         )
+        await conn.execute(INSERT_CHANGE, uuid.uuid4(), org, ticket_id, "updated")
         await conn.execute(
             INSERT_HISTORY, uuid.uuid4(), org, ticket_id, user, "comment", None, str(row["id"])
         )
