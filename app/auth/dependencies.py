@@ -22,7 +22,7 @@ from app.auth import tokens
 from app.auth.permissions import Permission
 from app.auth.principal import Principal, PrincipalKind
 from app.config import API_PREFIX, Settings
-from app.db.dependencies import DatabaseDep, SessionDep, SystemSessionDep
+from app.db.dependencies import SessionDep, SystemSessionDep
 from app.db.session import Database, after_commit, bind_tenant, commit
 from app.kit.errors import Forbidden, RateLimited, Unauthorized
 from app.kit.idempotency import Idempotency, claim, fingerprint, form_digest
@@ -60,10 +60,13 @@ async def authenticate(
     response: Response,
     token: Annotated[str | None, Depends(bearer)],
     session: SessionDep,
-    database: DatabaseDep,
-    settings: SettingsDep,
-    limiter: RateLimiterDep,
 ) -> Principal:
+    # Every request passes here: the app-wide objects are read off the app state rather
+    # than resolved as three more dependencies.
+    state = request.app.state
+    database: Database = state.database
+    settings: Settings = state.settings
+    limiter: RateLimiter = state.rate_limiter
     if not token:
         raise Unauthorized("Send `Authorization: Bearer <access token or API key>`.")
     if token.startswith(f"{tokens.API_KEY_SCHEME}_"):

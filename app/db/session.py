@@ -165,12 +165,11 @@ def _configure_transaction(session: Session, _tx: SessionTransaction, conn: Conn
 
 def _set_pg_tenant(conn: Connection, role: str, org: uuid.UUID | None) -> None:
     # One round trip: drop to the app role (RLS applies, no DDL) and name the tenant.
-    conn.execute(
-        sa.text(
-            "SELECT set_config('role', :role, true), set_config('app.organization_id', :org, true)"
-        ),
-        {"role": role, "org": str(org) if org else ""},
-    )
+    # Driver SQL (asyncpg placeholders): runs at the start of every tenant transaction.
+    conn.exec_driver_sql(_SET_TENANT, (role, str(org) if org else ""))
+
+
+_SET_TENANT = "SELECT set_config('role', $1, true), set_config('app.organization_id', $2, true)"
 
 
 @event.listens_for(AppSession, "after_rollback")

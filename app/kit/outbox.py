@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.appends import append
 from app.db.session import JOB_QUEUE, dialect_name, session_organization
 from app.kit.jobs import JobQueue, enqueue_after_commit
 from app.models.outbox import OutboxEvent
@@ -44,19 +45,19 @@ def record_event(
     aggregate_type: str,
     aggregate_id: uuid.UUID,
     payload: dict[str, Any],
-) -> OutboxEvent:
-    event = OutboxEvent(
+) -> None:
+    append(
+        session,
+        OutboxEvent,
         event_type=event_type,
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
         payload=payload,
     )
-    session.add(event)
     org = session_organization(session.sync_session)
     enqueue_after_commit(
         session, RELAY_JOB, job_id=f"{RELAY_JOB}:{org}", coalesce_seconds=RELAY_COALESCE_SECONDS
     )
-    return event
 
 
 async def relay_outbox(session: AsyncSession) -> int:

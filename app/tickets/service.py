@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.custom_fields.service import validate_values
+from app.db.appends import append
 from app.db.base import new_id
 from app.db.scoped import AnyRow, ScopedQuery, fetch_one_or_none, scope
 from app.db.session import dialect_name
@@ -95,14 +96,14 @@ def record_changes(
     """One history row per changed field, and one event naming them, in this
     transaction. `actor_user_id` None means the system (workers, automation, keys)."""
     for field, (old, new) in changes.items():
-        session.add(
-            TicketHistory(
-                ticket_id=ticket.id,
-                user_id=actor_user_id,
-                field=field,
-                old_value=_text(old),
-                new_value=_text(new),
-            )
+        append(
+            session,
+            TicketHistory,
+            ticket_id=ticket.id,
+            user_id=actor_user_id,
+            field=field,
+            old_value=_text(old),
+            new_value=_text(new),
         )
     if event is not None and changes:
         _feed(
@@ -125,10 +126,13 @@ def record_changes(
 
 def _feed(session: AsyncSession, ticket: Ticket, kind: ChangeKind) -> None:
     """A change-feed row in the writing transaction, stamped with its transaction id."""
-    change = TicketChange(ticket_id=ticket.id, change=kind)
     if dialect_name(session) == "postgresql":
-        change.xact_id = sa.cast(sa.cast(sa.func.pg_current_xact_id(), sa.Text), sa.BigInteger)
-    session.add(change)
+        append(session, TicketChange, ticket_id=ticket.id, change=kind, xact_id=_XACT_ID)
+    else:
+        append(session, TicketChange, ticket_id=ticket.id, change=kind)
+
+
+_XACT_ID = sa.cast(sa.cast(sa.func.pg_current_xact_id(), sa.Text), sa.BigInteger)
 
 
 # --- creation ----------------------------------------------------------------------------

@@ -76,12 +76,13 @@ INSERT_TICKET = f"""INSERT INTO tickets (id, organization_id, ticket_number, sub
     status, priority, channel, customer_id, created_by_id, tags, custom_fields, sla_breach, version)
 VALUES ($1, $2, $3, $4, '', 'new', 'medium', 'web', $5, $6, $7, '{{}}', false, 1)
 RETURNING {TICKET_COLUMNS}"""
-INSERT_OUTBOX = """INSERT INTO outbox_events (id, organization_id, event_type, aggregate_type,
-    aggregate_id, payload) VALUES ($1, $2, $3, 'ticket', $4, $5) RETURNING created_at"""
-INSERT_CHANGE = """INSERT INTO ticket_changes (id, organization_id, ticket_id, change, xact_id)
-VALUES ($1, $2, $3, $4, pg_current_xact_id()::text::bigint) RETURNING created_at"""
-INSERT_HISTORY = """INSERT INTO ticket_history (id, organization_id, ticket_id, user_id, field,
-    old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at"""
+# The history row, the change-feed row and the outbox event of one write: one statement.
+JOURNAL = """WITH appended_0 AS (INSERT INTO ticket_history (id, organization_id, ticket_id,
+    user_id, field, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, $7)),
+appended_1 AS (INSERT INTO ticket_changes (id, organization_id, ticket_id, change, xact_id)
+    VALUES ($8, $2, $3, $9, pg_current_xact_id()::text::bigint))
+INSERT INTO outbox_events (id, organization_id, event_type, aggregate_type, aggregate_id,
+    payload) VALUES ($10, $2, $11, 'ticket', $3, $12)"""
 INSERT_COMMENT = """INSERT INTO ticket_comments (id, organization_id, ticket_id, author_id, content,
     comment_type, has_attachments) VALUES ($1, $2, $3, $4, $5, $6, false)
 RETURNING id, ticket_id, author_id, content, comment_type, has_attachments, created_at"""
@@ -160,12 +161,31 @@ async def _create(
         INSERT_TICKET, ticket_id, org, f"TK-{number:06d}", body["subject"], customer, user, tags
     )
     payload = json.dumps({"id": str(ticket_id), "ticket_number": row["ticket_number"]})
-    await conn.execute(INSERT_OUTBOX, uuid.uuid4(), org, "ticket.created", ticket_id, payload)
-    await conn.execute(INSERT_CHANGE, uuid.uuid4(), org, ticket_id, "created")
-    await conn.execute(
-        INSERT_HISTORY, uuid.uuid4(), org, ticket_id, user, "ticket", None, row["ticket_number"]
+    await _journal(
+        conn, org, ticket_id, user, ("ticket", None, row["ticket_number"]), "created", payload
     )
     return JSONResponse(_row(row), status_code=201)
+
+
+async def _journal(
+    conn: asyncpg.Connection,
+    org: uuid.UUID,
+    ticket_id: uuid.UUID,
+    user: uuid.UUID,
+    history: tuple[str, str | None, str | None],
+    change: str,
+    payload: str,
+    *,
+    event: str | None = None,
+) -> None:
+    field, old, new = history
+    event = event or ("ticket.created" if change == "created" else "ticket.updated")
+    await conn.execute(
+        JOURNAL,
+        uuid.uuid4(), org, ticket_id, user, field, old, new,
+        uuid.uuid4(), change,
+        uuid.uuid4(), event, payload,
+    )  # fmt: skip
 
 
 async def ticket(request: Request) -> Response:
@@ -179,11 +199,9 @@ async def ticket(request: Request) -> Response:
         status = (await request.json())["status"]
         current = await conn.fetchrow(GET_FOR_UPDATE, ticket_id, org)
         payload = json.dumps({"id": str(ticket_id), "changes": {"status": status}})
-        await conn.execute(INSERT_OUTBOX, uuid.uuid4(), org, "ticket.updated", ticket_id, payload)
         row = await conn.fetchrow(UPDATE_STATUS, status, ticket_id, current["version"])
-        await conn.execute(INSERT_CHANGE, uuid.uuid4(), org, ticket_id, "updated")
-        await conn.execute(
-            INSERT_HISTORY, uuid.uuid4(), org, ticket_id, user, "status", current["status"], status
+        await _journal(
+            conn, org, ticket_id, user, ("status", current["status"], status), "updated", payload
         )
     return JSONResponse(_row(row), headers={"ETag": f'"{row["version"]}"'})
 
@@ -205,12 +223,15 @@ async def comments(request: Request) -> Response:
             body["comment_type"],
         )
         payload = json.dumps({"id": str(ticket_id), "comment_id": str(row["id"])})
-        await conn.execute(
-            INSERT_OUTBOX, uuid.uuid4(), org, "ticket.comment_added", ticket_id, payload
-        )
-        await conn.execute(INSERT_CHANGE, uuid.uuid4(), org, ticket_id, "updated")
-        await conn.execute(
-            INSERT_HISTORY, uuid.uuid4(), org, ticket_id, user, "comment", None, str(row["id"])
+        await _journal(
+            conn,
+            org,
+            ticket_id,
+            user,
+            ("comment", None, str(row["id"])),
+            "updated",
+            payload,
+            event="ticket.comment_added",
         )
     return JSONResponse(_row(row), status_code=201)
 
