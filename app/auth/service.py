@@ -277,15 +277,14 @@ async def authenticate_access_token(
     )
     if row is None:
         return None
-    role, is_superuser, last_active_at = row
     principal = Principal(
         kind=PrincipalKind.USER,
         id=claims.user_id,
         organization_id=claims.organization_id,
-        role=None if is_superuser else role,
+        role=None if row["is_superuser"] else row["role"],
         session_id=claims.session_id,
     )
-    return Authenticated(principal, last_active_at)
+    return Authenticated(principal, row["last_active_at"])
 
 
 async def _authenticate_superuser(

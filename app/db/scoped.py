@@ -43,7 +43,6 @@ class UnscopedQuery(ValueError):
 
 
 AnySelect = sa.Select[*tuple[Any, ...]]
-AnyRow = sa.Row[*tuple[Any, ...]]
 
 
 def scope(model: type[Base], *, include_deleted: bool = False) -> list[ColumnElement[bool]]:
@@ -82,16 +81,22 @@ class ScopedQuery:
         return self._narrowed(self.statement.with_for_update())
 
 
-async def fetch_all(session: AsyncSession, query: ScopedQuery, **params: Any) -> Sequence[AnyRow]:
+Record = dict[str, Any]
+
+
+async def fetch_all(session: AsyncSession, query: ScopedQuery, **params: Any) -> list[Record]:
+    """Rows as plain dicts (what response schemas validate fastest, keyed by column)."""
     result = await _execute(session, query, params)
-    return result.all()
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result.all()]
 
 
 async def fetch_one_or_none(
     session: AsyncSession, query: ScopedQuery, **params: Any
-) -> AnyRow | None:
+) -> Record | None:
     result = await _execute(session, query, params)
-    return result.one_or_none()
+    row = result.one_or_none()
+    return dict(zip(result.keys(), row, strict=True)) if row is not None else None
 
 
 async def _execute(

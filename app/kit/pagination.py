@@ -135,7 +135,8 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool
 
 
 def _value_of(row: Any, key: SortKey) -> Any:
-    return getattr(row, key.column.key)
+    # ORM objects from a model Select; dicts from a ScopedQuery.
+    return row[key.column.key] if isinstance(row, dict) else getattr(row, key.column.key)
 
 
 def _encode(values: list[Any]) -> str:

@@ -131,7 +131,7 @@ async def list_tickets(
     )
     result = await paginate(session, query, page, SORT_KEYS[sort])
     return Page(
-        items=[TicketRead.model_validate(t._asdict()) for t in result.rows],
+        items=[TicketRead.model_validate(t) for t in result.rows],
         next_cursor=result.next_cursor,
     )
 
@@ -157,9 +157,7 @@ async def create_ticket(
 async def get_ticket(
     ticket_id: uuid.UUID, principal: Reader, session: SessionDep, response: Response
 ) -> TicketRead:
-    ticket = TicketRead.model_validate(
-        (await tickets.read_ticket(session, principal, ticket_id))._asdict()
-    )
+    ticket = TicketRead.model_validate(await tickets.read_ticket(session, principal, ticket_id))
     response.headers["ETag"] = f'"{ticket.version}"'
     return ticket
 

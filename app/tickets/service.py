@@ -26,7 +26,7 @@ from app.auth.principal import Principal
 from app.custom_fields.service import validate_values
 from app.db.appends import append
 from app.db.base import new_id
-from app.db.scoped import AnyRow, ScopedQuery, fetch_one_or_none, scope
+from app.db.scoped import Record, ScopedQuery, fetch_one_or_none, scope
 from app.db.session import dialect_name
 from app.kit.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from app.kit.outbox import record_event
@@ -315,7 +315,7 @@ def ticket_rows(actor: Principal, *, include_deleted: bool = False) -> ScopedQue
     return query
 
 
-async def read_ticket(session: AsyncSession, actor: Principal, ticket_id: uuid.UUID) -> AnyRow:
+async def read_ticket(session: AsyncSession, actor: Principal, ticket_id: uuid.UUID) -> Record:
     """One ticket for display. Another organization's, or another customer's, is not found."""
     if actor.is_customer:
         row = await fetch_one_or_none(

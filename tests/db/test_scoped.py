@@ -109,7 +109,7 @@ async def test_scoped_reads_see_only_the_bound_organization(
     async with database.tenant_session(org_a.id) as session:
         rows = await fetch_all(session, query)
         assert rows, f"{model.__name__}: org A reads none of its own rows"
-        assert {row.organization_id for row in rows} == {org_a.id}
+        assert {row["organization_id"] for row in rows} == {org_a.id}
         b_row = two_tenants[org_b.id][model]
         assert await fetch_one_or_none(session, query.where(table.c.id == b_row.id)) is None
 

@@ -115,7 +115,7 @@ async def test_a_new_comment_is_searchable_in_its_own_transaction(
                 principal, TicketFilters([], [], q="zeppelin"), dialect="postgresql"
             ),
         )
-        assert [t.id for t in found] == [ticket.id]
+        assert [t["id"] for t in found] == [ticket.id]
 
 
 def test_prefix_query_cannot_inject_operators() -> None:
