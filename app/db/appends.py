@@ -17,6 +17,7 @@ refuses ORM rows (no tenant, or another tenant); a rollback drops the queue.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,17 +62,43 @@ def write_appended(session: Session) -> None:
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        # One single-row INSERT per row, chained as CTEs: a statement of that shape is
-        # cached by SQLAlchemy (a multi-row VALUES list is compiled every time).
-        *earlier, last = [sa.insert(model).values(row) for model, row in queue]
-        ctes = [insert.cte(f"appended_{i}") for i, insert in enumerate(earlier)]
-        connection.execute(last.add_cte(*ctes) if ctes else last)
+        shape: list[tuple[type[Base], tuple[tuple[str, Any], ...]]] = []
+        params: dict[str, Any] = {}
+        for i, (model, row) in enumerate(queue):
+            columns: list[tuple[str, Any]] = []
+            for column, value in row.items():
+                if isinstance(value, sa.ClauseElement):
+                    columns.append((column, value))  # SQL, part of the statement
+                else:
+                    columns.append((column, None))
+                    params[f"r{i}_{column}"] = value
+            shape.append((model, tuple(columns)))
+        connection.execute(_journal_statement(tuple(shape)), params)
         return
     by_model: dict[type[Base], list[dict[str, Any]]] = {}
     for model, row in queue:
         by_model.setdefault(model, []).append(row)
     for model, rows in by_model.items():
         connection.execute(sa.insert(model), rows)
+
+
+@lru_cache(maxsize=512)
+def _journal_statement(
+    shape: tuple[tuple[type[Base], tuple[tuple[str, Any], ...]], ...],
+) -> sa.Insert:
+    """One single-row INSERT per queued row, chained as CTEs, with a bound parameter per
+    value; built once per shape (the tables, columns and SQL values of a write path)."""
+    inserts = [
+        sa.insert(model).values(
+            {
+                column: sql if sql is not None else sa.bindparam(f"r{i}_{column}")
+                for column, sql in columns
+            }
+        )
+        for i, (model, columns) in enumerate(shape)
+    ]
+    *earlier, last = inserts
+    return last.add_cte(*(insert.cte(f"appended_{i}") for i, insert in enumerate(earlier)))
 
 
 @event.listens_for(AppSession, "before_commit")
