@@ -13,6 +13,7 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Function, func
 
+from app.attachments.service import ORPHAN_SWEEP_JOB, sweep_attachments
 from app.config import get_settings
 from app.db.session import Database
 from app.kit.idempotency import PURGE_JOB, purge_expired
@@ -24,8 +25,9 @@ TASKS: dict[str, Task] = {
     RELAY_JOB: relay_outbox,
     SWEEP_JOB: sweep_outbox,
     PURGE_JOB: purge_expired,
+    ORPHAN_SWEEP_JOB: sweep_attachments,
 }
-PERIODIC_SECONDS: dict[str, float] = {SWEEP_JOB: 60.0, PURGE_JOB: 3600.0}
+PERIODIC_SECONDS: dict[str, float] = {SWEEP_JOB: 60.0, PURGE_JOB: 3600.0, ORPHAN_SWEEP_JOB: 3600.0}
 
 
 def _arq_function(name: str, task: Task) -> Function:
@@ -45,6 +47,10 @@ async def _sweep_cron(ctx: dict[str, Any]) -> Any:
 
 async def _purge_cron(ctx: dict[str, Any]) -> Any:
     return await run_job(ctx["database"], purge_expired, None)
+
+
+async def _attachments_cron(ctx: dict[str, Any]) -> Any:
+    return await run_job(ctx["database"], sweep_attachments, None)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -71,6 +77,7 @@ class WorkerSettings:
     cron_jobs = [
         cron(_sweep_cron, name="outbox.sweep.cron", second=0, unique=True),
         cron(_purge_cron, name="idempotency.purge.cron", minute=17, second=0, unique=True),
+        cron(_attachments_cron, name="attachments.sweep.cron", minute=41, second=0, unique=True),
     ]
     on_startup = startup
     on_shutdown = shutdown

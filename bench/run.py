@@ -224,6 +224,18 @@ def run_wrk(
     return parse_wrk(result.stdout)
 
 
+def combine(rounds: list[Measurement]) -> Measurement:
+    """Rounds of equal length: mean throughput and mean percentiles, summed counts."""
+    n = len(rounds)
+    return Measurement(
+        requests_per_second=sum(m.requests_per_second for m in rounds) / n,
+        p50_ms=sum(m.p50_ms for m in rounds) / n,
+        p99_ms=sum(m.p99_ms for m in rounds) / n,
+        requests=sum(m.requests for m in rounds),
+        errors=sum(m.errors for m in rounds),
+    )
+
+
 def report(rows: dict[str, dict[str, Measurement]], meta: dict[str, Any]) -> tuple[Table, str]:
     table = Table(title="our API / ceiling (bare Starlette + asyncpg, same SQL)")
     header = [
@@ -270,10 +282,15 @@ def report(rows: dict[str, dict[str, Measurement]], meta: dict[str, Any]) -> tup
 def main(
     organizations: Annotated[int, typer.Option(min=1)] = 100,
     tickets: Annotated[int, typer.Option(min=10, help="Tickets per organization.")] = 10_000,
-    duration: Annotated[int, typer.Option(min=1, help="Seconds per measurement.")] = 15,
+    duration: Annotated[
+        int, typer.Option(min=1, help="Seconds per server and scenario, split over the rounds.")
+    ] = 15,
     connections: Annotated[int, typer.Option(min=1)] = 32,
     workers: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
     scenarios: Annotated[str, typer.Option(help="Comma-separated subset.")] = ",".join(SCENARIOS),
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Alternating ours/ceiling rounds per scenario.")
+    ] = 3,
     keep_database: bool = False,
 ) -> None:
     wrk = ensure_wrk()
@@ -365,25 +382,32 @@ def main(
         wait_ready(f"http://127.0.0.1:{ours_port}/readyz", servers[0])
         wait_ready(f"http://127.0.0.1:{ceiling_port}/api/v1/tickets", servers[1])
         rows: dict[str, dict[str, Measurement]] = {}
+        servers_by_name = (("ours", ours_port), ("ceiling", ceiling_port))
         for scenario in chosen:
-            rows[scenario] = {}
-            for name, port in (("ours", ours_port), ("ceiling", ceiling_port)):
+            for _name, port in servers_by_name:
                 url = f"http://127.0.0.1:{port}"
                 run_wrk(
                     wrk, url, scenario, load_env, duration=2, connections=connections, threads=2
                 )
-                measured = run_wrk(
-                    wrk,
-                    url,
-                    scenario,
-                    load_env,
-                    duration=duration,
-                    connections=connections,
-                    threads=2,
-                )
-                if measured.requests == 0:
-                    raise SystemExit(f"{name}: no request completed in {scenario}; is it up?")
-                rows[scenario][name] = measured
+            # The machine's speed drifts (shared cores): alternate short rounds so both
+            # servers see the same conditions, instead of one long run each.
+            rounds_of: dict[str, list[Measurement]] = {name: [] for name, _ in servers_by_name}
+            for _round in range(rounds):
+                for name, port in servers_by_name:
+                    measured = run_wrk(
+                        wrk,
+                        f"http://127.0.0.1:{port}",
+                        scenario,
+                        load_env,
+                        duration=max(1, duration // rounds),
+                        connections=connections,
+                        threads=2,
+                    )
+                    if measured.requests == 0:
+                        raise SystemExit(f"{name}: no request completed in {scenario}; is it up?")
+                    rounds_of[name].append(measured)
+            rows[scenario] = {name: combine(rounds_of[name]) for name, _ in servers_by_name}
+            for name, measured in rows[scenario].items():
                 console.print(
                     f"{scenario:>14} {name:>8}: {measured.requests_per_second:,.0f} req/s, "
                     f"p99 {measured.p99_ms:.1f} ms, errors {measured.errors}"
@@ -395,6 +419,7 @@ def main(
             "workers": workers,
             "connections": connections,
             "duration_s": duration,
+            "rounds": rounds,
             "cpus": os.cpu_count(),
         }
         table, markdown = report(rows, meta)

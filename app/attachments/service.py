@@ -26,6 +26,7 @@ import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import sqlalchemy as sa
@@ -33,10 +34,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
+from app.config import get_settings
 from app.db.base import new_id
 from app.kit.errors import Forbidden, NotFound, PayloadTooLarge, ValidationFailed
 from app.kit.records import field_error
-from app.kit.storage import Storage
+from app.kit.storage import Storage, storage_from_settings
 from app.models.ticket import CommentType, Ticket, TicketAttachment, TicketComment
 from app.tickets import service as tickets
 
@@ -44,6 +46,10 @@ log = structlog.get_logger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 ATTACHMENT_ADDED = "ticket.attachment_added"
+ORPHAN_SWEEP_JOB = "attachments.sweep"
+# Far longer than an upload takes between storing its bytes and committing its row.
+ORPHAN_GRACE = timedelta(hours=1)
+SWEEP_BATCH = 500
 OCTET_STREAM = "application/octet-stream"
 MAX_FILE_NAME = 255
 FALLBACK_FILE_NAME = "file"
@@ -166,6 +172,69 @@ def new_storage_key(organization_id: uuid.UUID) -> str:
     """Ours alone: unguessable, time-ordered, grouped per organization (so a tenant's
     files can be listed, moved or erased together)."""
     return f"{organization_id}/{new_id().hex}"
+
+
+_STORAGE_KEY = re.compile(r"(?P<org>[0-9a-f-]{36})/(?P<id>[0-9a-f]{32})")
+
+
+def storage_key_created_at(key: str) -> tuple[uuid.UUID, datetime] | None:
+    """The organization and creation time a key of ours carries (its id is a UUIDv7,
+    whose first 48 bits are the Unix time in milliseconds); None for any other key."""
+    match = _STORAGE_KEY.fullmatch(key)
+    if match is None:
+        return None
+    try:
+        organization_id = uuid.UUID(match["org"])
+    except ValueError:
+        return None
+    milliseconds = int(match["id"][:12], 16)
+    return organization_id, datetime.fromtimestamp(milliseconds / 1000, UTC)
+
+
+# --- orphaned objects ------------------------------------------------------------------
+
+
+async def sweep_orphaned_files(
+    session: AsyncSession, storage: Storage, *, now: datetime | None = None
+) -> int:
+    """Platform sweep (system session): delete stored objects that no attachment row
+    names once they are older than `ORPHAN_GRACE`; returns how many.
+
+    An upload stores its bytes before its row commits, and deletes them on every
+    failure it sees; what is left is a commit that failed after the service returned,
+    or a crash in between. Every row keeps its object (a deleted ticket's too: it can
+    be restored); a key not of our making is never touched."""
+    cutoff = (now or datetime.now(UTC)) - ORPHAN_GRACE
+    removed = 0
+    async for group in storage.key_groups():
+        by_organization: dict[uuid.UUID, list[str]] = {}
+        for key in group:
+            parsed = storage_key_created_at(key)
+            if parsed is not None and parsed[1] < cutoff:
+                by_organization.setdefault(parsed[0], []).append(key)
+        for organization_id, keys in by_organization.items():
+            for start in range(0, len(keys), SWEEP_BATCH):
+                batch = keys[start : start + SWEEP_BATCH]
+                known = set(
+                    await session.scalars(
+                        sa.select(TicketAttachment.storage_key).where(
+                            TicketAttachment.organization_id == organization_id,
+                            TicketAttachment.storage_key.in_(batch),
+                        )
+                    )
+                )
+                for key in batch:
+                    if key not in known:
+                        await storage.delete(key)
+                        removed += 1
+    if removed:
+        log.info("orphaned_files_removed", count=removed)
+    return removed
+
+
+async def sweep_attachments(session: AsyncSession) -> int:
+    """The periodic job: the configured storage backend."""
+    return await sweep_orphaned_files(session, storage_from_settings(get_settings()))
 
 
 # --- upload ----------------------------------------------------------------------------

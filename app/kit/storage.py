@@ -49,6 +49,10 @@ class Storage(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    def key_groups(self) -> AsyncIterator[list[str]]:
+        """Every stored key, a group per top-level prefix (an organization's objects),
+        for sweeps; objects being written are not listed."""
+
 
 def check_key(key: str) -> PurePosixPath:
     """Relative, forward-slash, no `.`/`..` segments, no NUL: the only keys accepted."""
@@ -101,6 +105,25 @@ class LocalStorage:
 
     async def exists(self, key: str) -> bool:
         return await anyio.Path(self.path_of(key)).is_file()
+
+    async def key_groups(self) -> AsyncIterator[list[str]]:
+        prefixes = await anyio.to_thread.run_sync(_visible_children, self.root, False)
+        for prefix in prefixes:
+            names = await anyio.to_thread.run_sync(_visible_children, self.root / prefix, True)
+            if names:
+                yield [f"{prefix}/{name}" for name in names]
+
+
+def _visible_children(directory: Path, files: bool) -> list[str]:
+    """Names of the files (or directories) in `directory`, without the dot-named
+    temporary files of writes in progress."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        entry.name
+        for entry in directory.iterdir()
+        if not entry.name.startswith(".") and (entry.is_file() if files else entry.is_dir())
+    )
 
 
 def _fsync_directory(path: Path) -> None:

@@ -17,6 +17,7 @@ import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -600,6 +601,60 @@ async def test_failed_database_write_deletes_the_stored_object(
     problem(response, 422)
     assert await attachment_rows(database, tenant_a, ticket_id) == []
     assert stored_files(storage_dir / str(tenant_a.org.id)) == []
+
+
+async def _bytes(content: bytes) -> AsyncIterator[bytes]:
+    yield content
+
+
+async def test_sweep_removes_old_objects_no_attachment_names(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant, storage_dir: Path
+) -> None:
+    """What a commit that failed after the upload stored its bytes leaves behind (or a
+    crash in between): an object no row names. The sweep removes it once it is older
+    than any upload takes; objects of rows (of a deleted ticket too: it can be
+    restored) and keys not of our making stay."""
+    ticket_id = await make_ticket(database, tenant_a)
+    agent = tenant_a["agent"]
+    kept = await upload(client, agent, ticket_id, b"kept\n")
+    of_deleted_ticket = await upload(client, agent, ticket_id, b"deleted ticket\n")
+    response = await client.delete(f"{API}/tickets/{ticket_id}", headers=tenant_a["admin"].headers)
+    assert response.status_code == 204, response.text
+    storage = LocalStorage(storage_dir)
+    orphan = attachments_service.new_storage_key(tenant_a.org.id)
+    await storage.save(orphan, _bytes(b"orphan"))
+    foreign = f"{tenant_a.org.id}/handmade.txt"
+    await storage.save(foreign, _bytes(b"not ours"))
+    later = datetime.now(UTC) + attachments_service.ORPHAN_GRACE + timedelta(minutes=1)
+
+    async with database.system_session() as session:
+        assert await attachments_service.sweep_orphaned_files(session, storage) == 0
+        assert await storage.exists(orphan)  # young: its upload may still be committing
+        removed = await attachments_service.sweep_orphaned_files(session, storage, now=later)
+
+    assert removed >= 1
+    assert not await storage.exists(orphan)
+    assert await storage.exists(foreign)
+    async with database.tenant_session(tenant_a.org.id) as session:
+        keys = await session.scalars(
+            sa.select(TicketAttachment.storage_key).where(
+                TicketAttachment.id.in_([uuid.UUID(a["id"]) for a in (kept, of_deleted_ticket)])
+            )
+        )
+        kept_keys = list(keys)
+    assert len(kept_keys) == 2
+    for key in kept_keys:
+        assert await storage.exists(key)
+
+
+def test_storage_keys_carry_their_organization_and_creation_time() -> None:
+    org = uuid.uuid4()
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
+    parsed = attachments_service.storage_key_created_at(attachments_service.new_storage_key(org))
+    assert parsed is not None
+    assert parsed[0] == org and before <= parsed[1] <= datetime.now(UTC)
+    for other in ["x", f"{org}/handmade.txt", f"{org}/{'g' * 32}", f"../{uuid.uuid4().hex}"]:
+        assert attachments_service.storage_key_created_at(other) is None
 
 
 # --- who sees what --------------------------------------------------------------------------
