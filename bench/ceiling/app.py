@@ -42,22 +42,22 @@ WHERE user_sessions.id = $2 AND user_sessions.is_active AND user_sessions.expire
          OR organizations.id IS NOT NULL)
     AND user_sessions.organization_id = $1"""
 LIST = f"""SELECT {TICKET_COLUMNS} FROM tickets
-WHERE tickets.deleted_at IS NULL AND tickets.organization_id = $1
-ORDER BY created_at DESC, id DESC LIMIT 51"""
+WHERE tickets.organization_id = $1 AND tickets.deleted_at IS NULL
+ORDER BY created_at DESC, id DESC LIMIT $2"""
 LIST_FILTERED = f"""SELECT {TICKET_COLUMNS} FROM tickets
-WHERE status IN ('open') AND priority IN ('high') AND deleted_at IS NULL
-    AND organization_id = $1 ORDER BY created_at DESC, id DESC LIMIT 51"""
+WHERE organization_id = $1 AND deleted_at IS NULL AND status IN ($3) AND priority IN ($4)
+ORDER BY created_at DESC, id DESC LIMIT $2"""
 SEARCH = f"""SELECT {TICKET_COLUMNS} FROM tickets
-WHERE ((tickets.search_document @@ to_tsquery('simple'::regconfig, $2))
+WHERE organization_id = $1 AND deleted_at IS NULL
+  AND ((tickets.search_document @@ to_tsquery('simple'::regconfig, $2))
     OR subject ILIKE $3 ESCAPE '\\'
     OR id IN (SELECT ticket_id FROM ticket_comments
               WHERE ticket_comments.search_document @@ to_tsquery('simple'::regconfig, $2)
                 AND organization_id = $1))
-  AND deleted_at IS NULL AND organization_id = $1
-ORDER BY created_at DESC, id DESC LIMIT 51"""
+ORDER BY created_at DESC, id DESC LIMIT $4"""
 GET = (
     f"SELECT {TICKET_COLUMNS} FROM tickets "
-    "WHERE id = $1 AND deleted_at IS NULL AND organization_id = $2"
+    "WHERE organization_id = $1 AND deleted_at IS NULL AND id = $2"
 )
 GET_FOR_UPDATE = GET + " FOR UPDATE"
 CUSTOMER_CHECK = (
@@ -140,11 +140,12 @@ async def tickets(request: Request) -> Response:
             return await _create(conn, org, user, await request.json())
         if "q" in request.query_params:
             q = request.query_params["q"]
-            rows = await conn.fetch(SEARCH, org, f"{q}:*", f"%{q}%")
+            rows = await conn.fetch(SEARCH, org, f"{q}:*", f"%{q}%", 51)
         elif "status" in request.query_params:
-            rows = await conn.fetch(LIST_FILTERED, org)
+            status, priority = request.query_params["status"], request.query_params["priority"]
+            rows = await conn.fetch(LIST_FILTERED, org, 51, status, priority)
         else:
-            rows = await conn.fetch(LIST, org)
+            rows = await conn.fetch(LIST, org, 51)
     return JSONResponse({"items": [_row(r) for r in rows[:50]], "next_cursor": None})
 
 
@@ -194,10 +195,10 @@ async def ticket(request: Request) -> Response:
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         await _tenant(conn, org, sid)
         if request.method == "GET":
-            row = await conn.fetchrow(GET, ticket_id, org)
+            row = await conn.fetchrow(GET, org, ticket_id)
             return JSONResponse(_row(row), headers={"ETag": f'"{row["version"]}"'})
         status = (await request.json())["status"]
-        current = await conn.fetchrow(GET_FOR_UPDATE, ticket_id, org)
+        current = await conn.fetchrow(GET_FOR_UPDATE, org, ticket_id)
         payload = json.dumps({"id": str(ticket_id), "changes": {"status": status}})
         row = await conn.fetchrow(UPDATE_STATUS, status, ticket_id, current["version"])
         await _journal(
@@ -212,7 +213,7 @@ async def comments(request: Request) -> Response:
     body = await request.json()
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         await _tenant(conn, org, sid)
-        await conn.fetchrow(GET_FOR_UPDATE, ticket_id, org)
+        await conn.fetchrow(GET_FOR_UPDATE, org, ticket_id)
         row = await conn.fetchrow(
             INSERT_COMMENT,
             uuid.uuid4(),
