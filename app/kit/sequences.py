@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import cast
 
 import sqlalchemy as sa
@@ -10,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import new_id
-from app.db.session import dialect_name, session_organization
+from app.db.session import session_organization
 from app.models.organization import SequenceCounter
 
 
@@ -22,15 +23,30 @@ async def next_value(session: AsyncSession, name: str) -> int:
     org = session_organization(session.sync_session)
     if org is None:
         raise RuntimeError("sequence numbers need a tenant session")
-    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
+    connection = await session.connection()
+    result = await connection.execute(
+        _upsert(connection.dialect.name),
+        {"id": new_id(), "organization_id": org, "name": name},
+    )
+    return int(result.scalar_one())
+
+
+@lru_cache(maxsize=2)
+def _upsert(dialect: str) -> sa.Insert:
+    """Built once per dialect (every ticket creation runs it)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = cast(sa.Table, SequenceCounter.__table__)
-    stmt = (
+    return (
         insert(table)
-        .values(id=new_id(), organization_id=org, name=name, value=1)
+        .values(
+            id=sa.bindparam("id"),
+            organization_id=sa.bindparam("organization_id"),
+            name=sa.bindparam("name"),
+            value=1,
+        )
         .on_conflict_do_update(
             index_elements=["organization_id", "name"],
             set_={"value": table.c.value + 1},
         )
         .returning(table.c.value)
     )
-    return int((await session.execute(stmt)).scalar_one())

@@ -246,18 +246,31 @@ async def _check_references(
         errors.append(field_error("assigned_agent_id", "no such agent, manager or admin"))
     if (
         department_id is not None
-        and await session.scalar(sa.select(Department.id).where(Department.id == department_id))
-        is None
+        and await fetch_one_or_none(session, _LIVE_DEPARTMENT, department_id=department_id) is None
     ):
         errors.append(field_error("department_id", "no such department"))
     if errors:
         raise ValidationFailed("Some references are not valid.", errors=errors)
 
 
+_USER_WITH_ROLE = ScopedQuery(
+    sa.select(User.id).where(
+        *scope(User),
+        User.id == sa.bindparam("user_id"),
+        User.role.in_(sa.bindparam("roles", expanding=True)),
+    )
+)
+_LIVE_DEPARTMENT = ScopedQuery(
+    sa.select(Department.id).where(
+        *scope(Department), Department.id == sa.bindparam("department_id")
+    )
+)
+
+
 async def _user_with_role(
     session: AsyncSession, user_id: uuid.UUID, roles: frozenset[Role]
 ) -> bool:
-    found = await session.scalar(sa.select(User.id).where(User.id == user_id, User.role.in_(roles)))
+    found = await fetch_one_or_none(session, _USER_WITH_ROLE, user_id=user_id, roles=list(roles))
     return found is not None
 
 
