@@ -34,8 +34,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.config import get_settings
+from app.config import Settings
 from app.db.base import new_id
+from app.db.session import SETTINGS
 from app.kit.errors import Forbidden, NotFound, PayloadTooLarge, ValidationFailed
 from app.kit.records import field_error
 from app.kit.storage import Storage, storage_from_settings
@@ -208,9 +209,11 @@ async def sweep_orphaned_files(
     removed = 0
     async for group in storage.key_groups():
         by_organization: dict[uuid.UUID, list[str]] = {}
-        for key in group:
+        for key, modified_at in group:
             parsed = storage_key_created_at(key)
-            if parsed is not None and parsed[1] < cutoff:
+            # Both old: the key is named before streaming starts, so a long upload's
+            # object can be young while its name is not.
+            if parsed is not None and parsed[1] < cutoff and modified_at < cutoff:
                 by_organization.setdefault(parsed[0], []).append(key)
         for organization_id, keys in by_organization.items():
             for start in range(0, len(keys), SWEEP_BATCH):
@@ -233,8 +236,10 @@ async def sweep_orphaned_files(
 
 
 async def sweep_attachments(session: AsyncSession) -> int:
-    """The periodic job: the configured storage backend."""
-    return await sweep_orphaned_files(session, storage_from_settings(get_settings()))
+    """The periodic job: the storage backend of the settings the job runner was built
+    with."""
+    settings: Settings = session.info[SETTINGS]
+    return await sweep_orphaned_files(session, storage_from_settings(settings))
 
 
 # --- upload ----------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 import jwt
 
@@ -65,24 +64,36 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims | None:
     """None for anything not a valid, unexpired access token of ours."""
     if len(token) > MAX_ACCESS_TOKEN_LENGTH:  # ours are ~300 characters; keeps the cache small
         return None
-    verified = _verify_access_token(settings.secret_key.get_secret_value(), token)
+    secret = settings.secret_key.get_secret_value()
+    verified = _verified.get((secret, token))
     if verified is None:
-        return None
+        verified = _verify_access_token(secret, token)
+        if verified is None:
+            return None  # failures are not remembered: a retry is verified afresh
+        if len(_verified) >= VERIFIED_CACHE_SIZE:
+            _verified.clear()
+        _verified[(secret, token)] = verified
     claims, expires_at = verified
     return claims if time.time() < expires_at else None
 
 
-@lru_cache(maxsize=4096)
+# Signatures verified once per token: a client sends the same token on every call until
+# it expires, and verifying it is a noticeable share of a request. Expiry depends on the
+# moment, so it is checked on every call; session revocation is checked by the caller.
+_verified: dict[tuple[str, str], tuple[AccessClaims, int]] = {}
+VERIFIED_CACHE_SIZE = 4096
+# Replicas' clocks differ slightly: a token issued "in the future" by a few seconds is ours.
+CLOCK_LEEWAY_SECONDS = 30
+
+
 def _verify_access_token(secret: str, token: str) -> tuple[AccessClaims, int] | None:
-    """Signature and claims, checked once per token: a client sends the same token on
-    every call until it expires, and verifying it is a noticeable share of a request.
-    Expiry is the one check that depends on the moment, so the caller makes it each time."""
     try:
         payload = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
             issuer=ISSUER,
+            leeway=CLOCK_LEEWAY_SECONDS,
             options={"require": ["exp", "iat", "sub", "sid", "iss", "typ"], "verify_exp": False},
         )
         if payload.get("typ") != ACCESS or not isinstance(payload["exp"], int):

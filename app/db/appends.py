@@ -12,7 +12,10 @@ were a third of a comment's CPU. `append` queues a row; the queue is written
   wrote (as autoflush does for objects).
 
 Rows are stamped with the session's organization and refused where the flush rule
-refuses ORM rows (no tenant, or another tenant); a rollback drops the queue.
+refuses ORM rows (no tenant, or another tenant). When the unit of work ends without
+committing (rollback, close) the queue is dropped; savepoints are not tracked (rows
+queued inside one that rolls back are still written with the outer commit — the
+application uses none).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
@@ -36,6 +40,8 @@ from app.db.session import (
 from app.db.tenancy import TenantMixin
 
 APPENDS = "appends"
+# Bound parameters per statement stay far below PostgreSQL's 32,767 (rows have < 10).
+ROWS_PER_STATEMENT = 200
 
 
 def append(session: AsyncSession, model: type[Base], **values: Any) -> None:
@@ -56,30 +62,42 @@ def append(session: AsyncSession, model: type[Base], **values: Any) -> None:
     queue.append((model, values))
 
 
+def flush_pending(session: Session) -> None:
+    """What a query must see first: pending ORM changes (as autoflush), then the queue."""
+    if session.autoflush:
+        session.flush()
+    write_appended(session)
+
+
 def write_appended(session: Session) -> None:
     queue: list[tuple[type[Base], dict[str, Any]]] | None = session.info.pop(APPENDS, None)
     if not queue:
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        shape: list[tuple[type[Base], tuple[tuple[str, Any], ...]]] = []
-        params: dict[str, Any] = {}
-        for i, (model, row) in enumerate(queue):
-            columns: list[tuple[str, Any]] = []
-            for column, value in row.items():
-                if isinstance(value, sa.ClauseElement):
-                    columns.append((column, value))  # SQL, part of the statement
-                else:
-                    columns.append((column, None))
-                    params[f"r{i}_{column}"] = value
-            shape.append((model, tuple(columns)))
-        connection.execute(_journal_statement(tuple(shape)), params)
+        for start in range(0, len(queue), ROWS_PER_STATEMENT):
+            _write_chunk(connection, queue[start : start + ROWS_PER_STATEMENT])
         return
     by_model: dict[type[Base], list[dict[str, Any]]] = {}
     for model, row in queue:
         by_model.setdefault(model, []).append(row)
     for model, rows in by_model.items():
         connection.execute(sa.insert(model), rows)
+
+
+def _write_chunk(connection: Connection, queue: list[tuple[type[Base], dict[str, Any]]]) -> None:
+    shape: list[tuple[type[Base], tuple[tuple[str, Any], ...]]] = []
+    params: dict[str, Any] = {}
+    for i, (model, row) in enumerate(queue):
+        columns: list[tuple[str, Any]] = []
+        for column, value in row.items():
+            if isinstance(value, sa.ClauseElement):
+                columns.append((column, value))  # SQL, part of the statement
+            else:
+                columns.append((column, None))
+                params[f"r{i}_{column}"] = value
+        shape.append((model, tuple(columns)))
+    connection.execute(_journal_statement(tuple(shape)), params)
 
 
 @lru_cache(maxsize=512)
@@ -110,15 +128,14 @@ def _write_on_commit(session: Session) -> None:
 
 @event.listens_for(AppSession, "do_orm_execute")
 def _write_before_queries(state: ORMExecuteState) -> None:
-    if state.is_select and state.session.info.get(APPENDS):
-        write_appended(state.session)
+    session = state.session
+    if state.is_select and session.info.get(APPENDS):
+        flush_pending(session)  # autoflush comes after this hook: objects first
 
 
-@event.listens_for(AppSession, "after_rollback")
-def _drop_on_rollback(session: Session) -> None:
-    session.info.pop(APPENDS, None)
-
-
-@event.listens_for(AppSession, "after_soft_rollback")
-def _drop_on_soft_rollback(session: Session, _previous: SessionTransaction) -> None:
-    session.info.pop(APPENDS, None)
+@event.listens_for(AppSession, "after_transaction_end")
+def _drop_unwritten(session: Session, transaction: SessionTransaction) -> None:
+    """A root transaction that ended without writing the queue (rollback, close) drops
+    it; a savepoint's end leaves the outer transaction's rows alone."""
+    if transaction.parent is None:
+        session.info.pop(APPENDS, None)

@@ -11,8 +11,12 @@ proven once when it is built:
   constrained by a top-level `organization_id = :organization_id` conjunct (the
   organization's own table by `id = :organization_id`), and every soft-deletable one
   by `deleted_at IS NULL`, unless the query is built with `include_deleted=True`;
-* `.where()` only adds conjuncts, so narrowing keeps the proof; nothing else (joins,
-  unions, new FROMs) can be added without building and proving a new query;
+* `.where()` only adds conjuncts, so narrowing keeps the proof; a condition that would
+  add a table is refused and subqueries inside conditions are proven too; joins,
+  unions and new FROMs need a new, proven query;
+* only FROMs the proof understands are accepted (tables, joins — an outer join's ON
+  scopes only its null-extended side —, subqueries, CTEs, table-valued functions);
+  aliases, samples and text are refused;
 * `fetch_*` bind `:organization_id` from the tenant session and refuse an unbound or
   system session, so the organization always comes from the credential.
 
@@ -30,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement
 
+from app.db.appends import APPENDS, flush_pending
 from app.db.base import Base
 from app.db.session import TenantContextMissing, is_system, session_organization
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin
@@ -56,20 +61,32 @@ def scope(model: type[Base], *, include_deleted: bool = False) -> list[ColumnEle
 class ScopedQuery:
     """A proven tenant-scoped SELECT (see the module docstring)."""
 
-    __slots__ = ("statement",)
+    __slots__ = ("include_deleted", "statement")
 
     def __init__(self, statement: AnySelect, *, include_deleted: bool = False) -> None:
         prove_scoped(statement, include_deleted=include_deleted)
         self.statement = statement
+        self.include_deleted = include_deleted
 
-    @classmethod
-    def _narrowed(cls, statement: AnySelect) -> Self:
-        query = cls.__new__(cls)
+    def _narrowed(self, statement: AnySelect) -> Self:
+        query = type(self).__new__(type(self))
         query.statement = statement
+        query.include_deleted = self.include_deleted
         return query
 
     def where(self, *criteria: ColumnElement[bool]) -> Self:
-        return self._narrowed(self.statement.where(*criteria))
+        """AND more conditions: rows can only drop out. A condition that would add a
+        FROM (a column of a table not yet read) is refused, and the SELECTs inside a
+        condition (subqueries) are proven like the query's own."""
+        narrowed = self.statement.where(*criteria)
+        if {id(f) for f in narrowed.get_final_froms()} != {
+            id(f) for f in self.statement.get_final_froms()
+        }:
+            raise UnscopedQuery("a narrowing condition may not add a table to the query")
+        outer = frozenset(self.statement.get_final_froms())
+        for criterion in criteria:
+            prove_scoped(criterion, include_deleted=self.include_deleted, outer=outer)
+        return self._narrowed(narrowed)
 
     def order_by(self, *clauses: Any) -> Self:
         return self._narrowed(self.statement.order_by(*clauses))
@@ -105,6 +122,10 @@ async def _execute(
     organization_id = session_organization(session.sync_session)
     if organization_id is None or is_system(session.sync_session):
         raise TenantContextMissing("a scoped query needs a tenant session")
+    sync = session.sync_session
+    if sync.info.get(APPENDS) or sync.new or sync.dirty or sync.deleted:
+        # Core bypasses autoflush: see this unit of work's own writes, as ORM reads do.
+        await session.run_sync(flush_pending)
     connection = await session.connection()
     result: sa.CursorResult[Any] = await connection.execute(
         query.statement, {**params, ORGANIZATION_PARAM: organization_id}
@@ -115,12 +136,32 @@ async def _execute(
 # --- the proof -------------------------------------------------------------------------
 
 
-def prove_scoped(statement: AnySelect, *, include_deleted: bool = False) -> None:
-    for select in _selects(statement):
-        conjuncts = list(_conjuncts(select.whereclause))
-        for join in _joins(select.get_final_froms()):
-            conjuncts.extend(_conjuncts(join.onclause))
-        for table in _tables(select.get_final_froms()):
+def prove_scoped(
+    statement: sa.ClauseElement,
+    *,
+    include_deleted: bool = False,
+    outer: frozenset[Any] = frozenset(),
+) -> None:
+    """Every SELECT in `statement` reads only scoped tables. Tables of the enclosing
+    query (`outer`, and the top SELECT's own for nested ones) are correlated by SQLAlchemy
+    when a subquery mentions them — they refer to the outer, scoped rows — unless the
+    subquery turned correlation off, in which case they must be scoped again."""
+    in_from_clause: set[int] = set()  # SELECTs of FROM subqueries: never correlated
+    for depth, select in enumerate(_selects(statement)):
+        if depth == 0 and not outer:
+            outer = frozenset(select.get_final_froms())
+            correlated: frozenset[Any] = frozenset()
+        elif id(select) in in_from_clause or not _auto_correlates(select):
+            correlated = frozenset()
+        else:
+            correlated = outer
+        for item in select.get_final_froms():
+            if isinstance(item, sa.Subquery | sa.CTE) and not isinstance(item, sa.Lateral):
+                in_from_clause.add(id(item.element))
+        where = list(_conjuncts(select.whereclause))
+        froms = [f for f in select.get_final_froms() if f not in correlated]
+        for table, on_conjuncts in _tables(froms):
+            conjuncts = where + on_conjuncts
             missing = [
                 str(condition)
                 for condition in _table_scope(table, include_deleted=include_deleted)
@@ -164,7 +205,11 @@ _RULES: dict[sa.Table, tuple[str, bool]] = {}
 _RULES_BUILT_FROM = [-1]
 
 
-def _selects(statement: AnySelect) -> Iterator[AnySelect]:
+def _auto_correlates(select: AnySelect) -> bool:
+    return bool(select._auto_correlate) and select._correlate_except is None
+
+
+def _selects(statement: sa.ClauseElement) -> Iterator[AnySelect]:
     for element in visitors.iterate(statement):
         if isinstance(element, sa.Select):
             yield element
@@ -181,22 +226,36 @@ def _conjuncts(clause: ColumnElement[Any] | None) -> Iterator[ColumnElement[Any]
         yield clause
 
 
-def _joins(froms: Sequence[Any]) -> Iterator[sa.Join]:
-    for item in froms:
-        if isinstance(item, sa.Join):
-            yield item
-            yield from _joins([item.left, item.right])
-
-
-def _tables(froms: Sequence[Any]) -> Iterator[sa.Table]:
+def _tables(
+    froms: Sequence[Any], on: tuple[ColumnElement[Any], ...] = ()
+) -> Iterator[tuple[sa.Table, list[ColumnElement[Any]]]]:
+    """Each table read, with the join conditions that filter *its* rows: an inner
+    join's ON filters both sides, an outer join's only the side it may null-extend
+    (the preserved side keeps every row whatever the ON says), a full join's neither.
+    Only FROM shapes the proof understands are accepted."""
     for item in froms:
         if isinstance(item, sa.Table):
-            yield item
+            yield item, list(on)
         elif isinstance(item, sa.Join):
-            yield from _tables([item.left, item.right])
-        elif isinstance(item, sa.Alias) and item.element in _rules():
-            # The proof matches columns of the table itself; an alias would slip past it.
-            raise UnscopedQuery(f"scoped queries read {item.element} without an alias")
+            conditions = tuple(_conjuncts(item.onclause))
+            if item.full:
+                left_on, right_on = on, on
+            elif item.isouter:
+                left_on, right_on = on, on + conditions
+            else:
+                left_on, right_on = on + conditions, on + conditions
+            yield from _tables([item.left], left_on)
+            yield from _tables([item.right], right_on)
+        elif isinstance(item, sa.TableValuedAlias):
+            continue  # a function's rows (json_each, generate_series), no table
+        elif isinstance(item, sa.Subquery | sa.CTE | sa.Lateral) and isinstance(
+            item.element, sa.Select | sa.CompoundSelect
+        ):
+            continue  # the SELECTs inside are proven on their own
+        else:
+            # Aliases, samples, text, lightweight table() clauses: the proof matches the
+            # columns of the table itself, which these would slip past.
+            raise UnscopedQuery(f"scoped queries cannot read from {item!r}")
 
 
 def _same(required: ColumnElement[Any], found: ColumnElement[Any]) -> bool:

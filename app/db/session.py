@@ -45,6 +45,7 @@ ORGANIZATION_ID = "organization_id"
 APP_ROLE = "app_role"
 AFTER_COMMIT = "after_commit"
 JOB_QUEUE = "job_queue"
+SETTINGS = "settings"
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -221,6 +222,7 @@ class Database:
         self.jobs: Any = None
 
     def _info(self, **info: Any) -> dict[str, Any]:
+        info[SETTINGS] = self.settings
         return {JOB_QUEUE: self.jobs, **info} if self.jobs is not None else info
 
     @property

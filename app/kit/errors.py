@@ -226,11 +226,13 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
     if exc.connection_invalidated:
         # The database restarted or the network dropped the connection; the pool has
-        # already replaced it, and this transaction never committed.
+        # already replaced it. If it dropped during COMMIT the outcome is unknown, so the
+        # answer says how to retry safely.
         log.warning("database_connection_lost")
         return problem_response(
             503,
-            "The database connection was lost; retry the request.",
+            "The database connection was lost; retry the request "
+            "(writes with the same Idempotency-Key, so a retry cannot apply twice).",
             slug="database-unavailable",
             headers={"Retry-After": "1"},
         )

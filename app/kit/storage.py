@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -49,9 +50,9 @@ class Storage(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
-    def key_groups(self) -> AsyncIterator[list[str]]:
-        """Every stored key, a group per top-level prefix (an organization's objects),
-        for sweeps; objects being written are not listed."""
+    def key_groups(self) -> AsyncIterator[list[tuple[str, datetime]]]:
+        """Every stored key with its last modification, a group per top-level prefix
+        (an organization's objects), for sweeps; objects being written are not listed."""
 
 
 def check_key(key: str) -> PurePosixPath:
@@ -106,24 +107,37 @@ class LocalStorage:
     async def exists(self, key: str) -> bool:
         return await anyio.Path(self.path_of(key)).is_file()
 
-    async def key_groups(self) -> AsyncIterator[list[str]]:
-        prefixes = await anyio.to_thread.run_sync(_visible_children, self.root, False)
+    async def key_groups(self) -> AsyncIterator[list[tuple[str, datetime]]]:
+        prefixes = await anyio.to_thread.run_sync(_visible_directories, self.root)
         for prefix in prefixes:
-            names = await anyio.to_thread.run_sync(_visible_children, self.root / prefix, True)
-            if names:
-                yield [f"{prefix}/{name}" for name in names]
+            files = await anyio.to_thread.run_sync(_visible_files, self.root / prefix)
+            if files:
+                yield [(f"{prefix}/{name}", modified) for name, modified in files]
 
 
-def _visible_children(directory: Path, files: bool) -> list[str]:
-    """Names of the files (or directories) in `directory`, without the dot-named
-    temporary files of writes in progress."""
+def _visible_directories(directory: Path) -> list[str]:
     if not directory.is_dir():
         return []
     return sorted(
         entry.name
         for entry in directory.iterdir()
-        if not entry.name.startswith(".") and (entry.is_file() if files else entry.is_dir())
+        if not entry.name.startswith(".") and entry.is_dir()
     )
+
+
+def _visible_files(directory: Path) -> list[tuple[str, datetime]]:
+    """Files with their modification times, without the dot-named temporary files of
+    writes in progress (a file that vanishes meanwhile is skipped)."""
+    found = []
+    for entry in os.scandir(directory):
+        if entry.name.startswith(".") or not entry.is_file():
+            continue
+        try:
+            modified = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+        except FileNotFoundError:
+            continue
+        found.append((entry.name, modified))
+    return sorted(found)
 
 
 def _fsync_directory(path: Path) -> None:

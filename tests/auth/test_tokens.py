@@ -227,3 +227,38 @@ def test_api_key_shape() -> None:
     assert key.startswith(f"hdk_{prefix}_") and tokens.api_key_prefix(key) == prefix
     assert tokens.digests_match(key, key_hash) and not tokens.digests_match(key + "x", key_hash)
     assert tokens.api_key_prefix("hdk_short_x") is None
+
+
+def _signed(settings: Settings, **overrides: object) -> str:
+    now = int(datetime.now(UTC).timestamp())
+    claims: dict[str, object] = {
+        "iss": tokens.ISSUER,
+        "typ": tokens.ACCESS,
+        "sub": str(uuid.uuid4()),
+        "sid": str(uuid.uuid4()),
+        "org": str(uuid.uuid4()),
+        "iat": now,
+        "exp": now + 60,
+        **overrides,
+    }
+    return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=tokens.ALGORITHM)
+
+
+def test_verified_tokens_expire_on_time_and_failures_are_not_remembered(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC).timestamp()
+    token = _signed(settings, exp=int(now) + 5)
+    assert tokens.decode_access_token(settings, token) is not None  # verified, remembered
+    monkeypatch.setattr(tokens.time, "time", lambda: now + 6)
+    assert tokens.decode_access_token(settings, token) is None  # expired, even from memory
+    monkeypatch.undo()
+    # Issued by a replica whose clock runs ahead: within the leeway it is ours...
+    ahead = _signed(settings, iat=int(now) + 10)
+    assert tokens.decode_access_token(settings, ahead) is not None
+    # ...beyond it, refused — and not remembered, so it is verified afresh next time.
+    far = _signed(settings, iat=int(now) + 120, exp=int(now) + 600)
+    assert tokens.decode_access_token(settings, far) is None
+    assert (settings.secret_key.get_secret_value(), far) not in tokens._verified
+    other = settings.model_copy(update={"secret_key": type(settings.secret_key)("x" * 40)})
+    assert tokens.decode_access_token(other, token) is None  # the key is part of the cache key

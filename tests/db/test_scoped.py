@@ -71,6 +71,37 @@ COMMENTS = TicketComment.__table__
             lambda: sa.select(Organization.id).where(Organization.deleted_at.is_(None)),
             id="organizations-by-id",
         ),
+        pytest.param(
+            # An outer join keeps every row of its left side whatever the ON says.
+            lambda: sa.select(TICKETS.c.subject).select_from(
+                TICKETS.outerjoin(
+                    COMMENTS,
+                    sa.and_(
+                        COMMENTS.c.ticket_id == TICKETS.c.id, *scope(Ticket), *scope(TicketComment)
+                    ),
+                )
+            ),
+            id="outer-join-preserved-side",
+        ),
+        pytest.param(lambda: sa.select(TICKETS.alias().alias()), id="alias-of-alias"),
+        pytest.param(lambda: sa.select(sa.tablesample(TICKETS, 100)), id="tablesample"),
+        pytest.param(lambda: sa.select(sa.lateral(TICKETS)), id="lateral-table"),
+        pytest.param(
+            lambda: sa.select(sa.table("tickets", sa.column("id"))), id="lightweight-table"
+        ),
+        pytest.param(
+            lambda: sa.select(sa.column("id")).select_from(sa.text("tickets")), id="text-from"
+        ),
+        pytest.param(
+            lambda: (
+                sa.select(TICKETS)
+                .where(*scope(Ticket))
+                .join(
+                    sa.select(TICKETS.c.id).subquery("s"), sa.literal_column("s.id") == TICKETS.c.id
+                )
+            ),
+            id="unscoped-from-subquery-of-the-same-table",
+        ),
     ],
 )
 def test_the_proof_refuses_unscoped_reads(build: object) -> None:
@@ -79,6 +110,15 @@ def test_the_proof_refuses_unscoped_reads(build: object) -> None:
 
 
 def test_the_proof_accepts_scoped_joins_and_subqueries() -> None:
+    ScopedQuery(
+        sa.select(TICKETS.c.subject)
+        .select_from(
+            TICKETS.outerjoin(
+                COMMENTS, sa.and_(COMMENTS.c.ticket_id == TICKETS.c.id, *scope(TicketComment))
+            )
+        )
+        .where(*scope(Ticket))
+    )
     ScopedQuery(
         sa.select(TICKETS, COMMENTS.c.content)
         .join(COMMENTS, sa.and_(COMMENTS.c.ticket_id == TICKETS.c.id, *scope(TicketComment)))
@@ -93,6 +133,33 @@ def test_the_proof_accepts_scoped_joins_and_subqueries() -> None:
     ScopedQuery(
         sa.select(TICKETS).where(*scope(Ticket, include_deleted=True)), include_deleted=True
     )
+
+
+LIVE_TICKETS = ScopedQuery(sa.select(TICKETS).where(*scope(Ticket)))
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        pytest.param(lambda: COMMENTS.c.ticket_id == TICKETS.c.id, id="adds-a-table"),
+        pytest.param(lambda: TICKETS.c.id.in_(sa.select(COMMENTS.c.ticket_id)), id="subquery"),
+        pytest.param(
+            lambda: sa.exists(sa.select(TICKETS.c.id).correlate(None).where(TICKETS.c.id == 1)),
+            id="uncorrelated-same-table",
+        ),
+    ],
+)
+def test_narrowing_refuses_what_would_widen_the_read(criterion: object) -> None:
+    with pytest.raises(UnscopedQuery):
+        LIVE_TICKETS.where(criterion())  # type: ignore[operator]
+
+
+def test_narrowing_accepts_scoped_and_correlated_subqueries() -> None:
+    LIVE_TICKETS.where(
+        TICKETS.c.id.in_(sa.select(COMMENTS.c.ticket_id).where(*scope(TicketComment)))
+    )
+    each = sa.func.json_each(TICKETS.c.tags).table_valued("value")
+    LIVE_TICKETS.where(sa.exists(sa.select(1).select_from(each).where(each.c.value == "x")))
 
 
 @pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda m: m.__name__)
