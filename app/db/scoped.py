@@ -58,35 +58,53 @@ def scope(model: type[Base], *, include_deleted: bool = False) -> list[ColumnEle
     return _table_scope(table, include_deleted=include_deleted)
 
 
+# Shapes of narrowing conditions already proven (structure, FROMs, include_deleted).
+_PROVEN_CONDITIONS: set[Any] = set()
+
+
 class ScopedQuery:
     """A proven tenant-scoped SELECT (see the module docstring)."""
 
-    __slots__ = ("include_deleted", "statement")
+    __slots__ = ("froms", "include_deleted", "statement")
 
     def __init__(self, statement: AnySelect, *, include_deleted: bool = False) -> None:
         prove_scoped(statement, include_deleted=include_deleted)
         self.statement = statement
         self.include_deleted = include_deleted
+        # Computed once: SQLAlchemy derives FROMs from every column, which is slow on
+        # wide selects, and narrowing never changes them.
+        self.froms = frozenset(statement.get_final_froms())
 
     def _narrowed(self, statement: AnySelect) -> Self:
         query = type(self).__new__(type(self))
         query.statement = statement
         query.include_deleted = self.include_deleted
+        query.froms = self.froms
         return query
 
     def where(self, *criteria: ColumnElement[bool]) -> Self:
         """AND more conditions: rows can only drop out. A condition that would add a
         FROM (a column of a table not yet read) is refused, and the SELECTs inside a
         condition (subqueries) are proven like the query's own."""
-        narrowed = self.statement.where(*criteria)
-        if {id(f) for f in narrowed.get_final_froms()} != {
-            id(f) for f in self.statement.get_final_froms()
-        }:
-            raise UnscopedQuery("a narrowing condition may not add a table to the query")
-        outer = frozenset(self.statement.get_final_froms())
         for criterion in criteria:
-            prove_scoped(criterion, include_deleted=self.include_deleted, outer=outer)
-        return self._narrowed(narrowed)
+            # The FROMs a condition implies (its columns' tables; subqueries imply none).
+            if any(f not in self.froms for f in criterion._from_objects):
+                raise UnscopedQuery("a narrowing condition may not add a table to the query")
+            self._prove_condition(criterion)
+        return self._narrowed(self.statement.where(*criteria))
+
+    def _prove_condition(self, criterion: ColumnElement[bool]) -> None:
+        """Proven once per shape: the proof looks at structure only, never at values,
+        and proving a subquery costs SQLAlchemy a compilation."""
+        cache_key = criterion._generate_cache_key()
+        shape = (cache_key.key, self.froms, self.include_deleted) if cache_key else None
+        if shape is not None and shape in _PROVEN_CONDITIONS:
+            return
+        prove_scoped(criterion, include_deleted=self.include_deleted, outer=self.froms)
+        if shape is not None:
+            if len(_PROVEN_CONDITIONS) >= 4096:
+                _PROVEN_CONDITIONS.clear()
+            _PROVEN_CONDITIONS.add(shape)
 
     def order_by(self, *clauses: Any) -> Self:
         return self._narrowed(self.statement.order_by(*clauses))
