@@ -28,7 +28,7 @@ from app.kit.errors import Conflict, NotFound, RateLimited, Unauthorized, Valida
 from app.kit.ratelimit import RateLimiter
 from app.kit.records import field_error
 from app.models.organization import Organization
-from app.models.user import ApiKey, User, UserPermission, UserSession
+from app.models.user import ApiKey, Role, User, UserPermission, UserSession
 
 INVALID_CREDENTIALS = "Invalid credentials."
 INVALID_TOKEN = "The access token is invalid, expired or revoked."  # noqa: S105
@@ -257,7 +257,7 @@ def _tenant_session_check() -> ScopedQuery:
     )
 
 
-TENANT_SESSION_CHECK = _tenant_session_check()
+TENANT_SESSION_CHECK = _tenant_session_check().prepare()
 
 
 async def authenticate_access_token(
@@ -281,7 +281,7 @@ async def authenticate_access_token(
         kind=PrincipalKind.USER,
         id=claims.user_id,
         organization_id=claims.organization_id,
-        role=None if row["is_superuser"] else row["role"],
+        role=None if row["is_superuser"] else Role(row["role"]),
         session_id=claims.session_id,
     )
     return Authenticated(principal, row["last_active_at"])

@@ -315,8 +315,8 @@ _ALL_TICKET_ROWS = ScopedQuery(
 )
 _TICKET_BY_ID = Ticket.id == sa.bindparam("ticket_id")
 _OWN_TICKET = Ticket.customer_id == sa.bindparam("customer_id")
-_READ_TICKET = _LIVE_TICKET_ROWS.where(_TICKET_BY_ID)
-_READ_OWN_TICKET = _READ_TICKET.where(_OWN_TICKET)
+_READ_TICKET = _LIVE_TICKET_ROWS.where(_TICKET_BY_ID).prepare()
+_READ_OWN_TICKET = _LIVE_TICKET_ROWS.where(_TICKET_BY_ID, _OWN_TICKET).prepare()
 
 
 def ticket_rows(actor: Principal, *, include_deleted: bool = False) -> ScopedQuery:
