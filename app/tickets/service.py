@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -85,9 +85,28 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+class TicketIdentity(Protocol):
+    """What history, feed and events need of a ticket: a loaded `Ticket`, or the
+    `LockedTicket` of a write that does not change the ticket's own row."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def ticket_number(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LockedTicket:
+    id: uuid.UUID
+    ticket_number: str
+    created_at: datetime
+    first_response_at: datetime | None
+
+
 def record_changes(
     session: AsyncSession,
-    ticket: Ticket,
+    ticket: TicketIdentity,
     actor_user_id: uuid.UUID | None,
     changes: Changes,
     *,
@@ -124,7 +143,7 @@ def record_changes(
         )
 
 
-def _feed(session: AsyncSession, ticket: Ticket, kind: ChangeKind) -> None:
+def _feed(session: AsyncSession, ticket: TicketIdentity, kind: ChangeKind) -> None:
     """A change-feed row in the writing transaction, stamped with its transaction id."""
     if dialect_name(session) == "postgresql":
         append(session, TicketChange, ticket_id=ticket.id, change=kind, xact_id=_XACT_ID)
@@ -317,6 +336,29 @@ _TICKET_BY_ID = Ticket.id == sa.bindparam("ticket_id")
 _OWN_TICKET = Ticket.customer_id == sa.bindparam("customer_id")
 _READ_TICKET = _LIVE_TICKET_ROWS.where(_TICKET_BY_ID).prepare()
 _READ_OWN_TICKET = _LIVE_TICKET_ROWS.where(_TICKET_BY_ID, _OWN_TICKET).prepare()
+_LOCK_COLUMNS = ScopedQuery(
+    sa.select(Ticket.id, Ticket.ticket_number, Ticket.created_at, Ticket.first_response_at)
+    .where(*scope(Ticket), _TICKET_BY_ID)
+    .with_for_update()
+)
+_LOCK_TICKET = _LOCK_COLUMNS.prepare()
+_LOCK_OWN_TICKET = _LOCK_COLUMNS.where(_OWN_TICKET).prepare()
+
+
+async def lock_ticket(
+    session: AsyncSession, actor: Principal, ticket_id: uuid.UUID
+) -> LockedTicket:
+    """Lock a ticket the actor may see, for a write that adds to it (a comment) without
+    changing its row: four columns instead of the whole ORM object."""
+    if actor.is_customer:
+        row = await fetch_one_or_none(
+            session, _LOCK_OWN_TICKET, ticket_id=ticket_id, customer_id=actor.id
+        )
+    else:
+        row = await fetch_one_or_none(session, _LOCK_TICKET, ticket_id=ticket_id)
+    if row is None:
+        raise NotFound("No such ticket.")
+    return LockedTicket(**row)
 
 
 def ticket_rows(actor: Principal, *, include_deleted: bool = False) -> ScopedQuery:
@@ -527,23 +569,25 @@ async def add_comment(
     A comment has a person as author, so API keys cannot write one."""
     if actor.user_id is None:
         raise Forbidden("Comments are written by users; API keys cannot author them.")
-    ticket = await get_ticket(session, actor, ticket_id, for_update=True)
+    locked = await lock_ticket(session, actor, ticket_id)
     if data.comment_type is CommentType.INTERNAL and not may_write_internal:
         raise Forbidden("Only staff write internal notes.")
     comment = TicketComment(
         id=new_id(),  # named now: history and event refer to it, all in one flush
-        ticket_id=ticket.id,
+        ticket_id=locked.id,
         author_id=actor.user_id,
         content=data.content,
         comment_type=data.comment_type,
     )
     session.add(comment)
-    record_changes(session, ticket, actor.user_id, {"comment": (None, comment.id)}, event=None)
+    record_changes(session, locked, actor.user_id, {"comment": (None, comment.id)}, event=None)
     if (
         data.comment_type is CommentType.PUBLIC
         and not actor.is_customer
-        and ticket.first_response_at is None
+        and locked.first_response_at is None
     ):
+        # The one comment that changes the ticket's row: load it (already locked).
+        ticket = await get_ticket(session, actor, ticket_id)
         now = datetime.now(UTC)
         first_response = apply_changes(
             ticket,
@@ -556,14 +600,14 @@ async def add_comment(
     else:
         # The thread is part of the ticket: a sync through the change feed must see it
         # (the first response above already wrote the feed row for this write).
-        _feed(session, ticket, ChangeKind.UPDATED)
+        _feed(session, locked, ChangeKind.UPDATED)
     record_event(
         session,
         "ticket.comment_added",
         aggregate_type="ticket",
-        aggregate_id=ticket.id,
+        aggregate_id=locked.id,
         payload={
-            "id": str(ticket.id),
+            "id": str(locked.id),
             "comment_id": str(comment.id),
             "comment_type": comment.comment_type.value,
         },

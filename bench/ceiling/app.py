@@ -60,6 +60,10 @@ GET = (
     "WHERE organization_id = $1 AND deleted_at IS NULL AND id = $2"
 )
 GET_FOR_UPDATE = GET + " FOR UPDATE"
+LOCK_FOR_COMMENT = (
+    "SELECT id, ticket_number, created_at, first_response_at FROM tickets "
+    "WHERE organization_id = $1 AND deleted_at IS NULL AND id = $2 FOR UPDATE"
+)
 CUSTOMER_CHECK = (
     "SELECT id FROM users WHERE id = $1 AND role IN ('customer') AND deleted_at IS NULL "
     "AND organization_id = $2"
@@ -213,7 +217,7 @@ async def comments(request: Request) -> Response:
     body = await request.json()
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         await _tenant(conn, org, sid)
-        await conn.fetchrow(GET_FOR_UPDATE, org, ticket_id)
+        await conn.fetchrow(LOCK_FOR_COMMENT, org, ticket_id)
         row = await conn.fetchrow(
             INSERT_COMMENT,
             uuid.uuid4(),
