@@ -368,6 +368,10 @@ def main(
                     "ENVIRONMENT": "production",
                     "LOG_LEVEL": "WARNING",
                     "RATE_LIMIT_PER_MINUTE": "0",
+                    # The ceiling's pool: 20 per worker, no overflow (both apps together
+                    # stay below PostgreSQL's default 100 connections).
+                    "DATABASE_POOL_SIZE": "20",
+                    "DATABASE_MAX_OVERFLOW": "0",
                     "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
                     "JOB_QUEUE_NAME": redis_queue,
                 },
@@ -376,7 +380,7 @@ def main(
         servers.append(
             start(
                 [*uvicorn, "--port", str(ceiling_port), "bench.ceiling.app:app"],
-                {"CEILING_DSN": dsn, "CEILING_SECRET": secret},
+                {"CEILING_DSN": dsn, "CEILING_SECRET": secret, "CEILING_POOL": "20"},
             )
         )
         wait_ready(f"http://127.0.0.1:{ours_port}/readyz", servers[0])
