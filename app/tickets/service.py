@@ -350,14 +350,7 @@ async def lock_ticket(
 ) -> LockedTicket:
     """Lock a ticket the actor may see, for a write that adds to it (a comment) without
     changing its row: four columns instead of the whole ORM object."""
-    if actor.is_customer:
-        row = await fetch_one_or_none(
-            session, _LOCK_OWN_TICKET, ticket_id=ticket_id, customer_id=actor.id
-        )
-    else:
-        row = await fetch_one_or_none(session, _LOCK_TICKET, ticket_id=ticket_id)
-    if row is None:
-        raise NotFound("No such ticket.")
+    row = await _visible_ticket(session, actor, ticket_id, _LOCK_TICKET, _LOCK_OWN_TICKET)
     return LockedTicket(**row)
 
 
@@ -372,12 +365,20 @@ def ticket_rows(actor: Principal, *, include_deleted: bool = False) -> ScopedQue
 
 async def read_ticket(session: AsyncSession, actor: Principal, ticket_id: uuid.UUID) -> Record:
     """One ticket for display. Another organization's, or another customer's, is not found."""
+    return await _visible_ticket(session, actor, ticket_id, _READ_TICKET, _READ_OWN_TICKET)
+
+
+async def _visible_ticket(
+    session: AsyncSession,
+    actor: Principal,
+    ticket_id: uuid.UUID,
+    staff_query: ScopedQuery,
+    own_query: ScopedQuery,
+) -> Record:
     if actor.is_customer:
-        row = await fetch_one_or_none(
-            session, _READ_OWN_TICKET, ticket_id=ticket_id, customer_id=actor.id
-        )
+        row = await fetch_one_or_none(session, own_query, ticket_id=ticket_id, customer_id=actor.id)
     else:
-        row = await fetch_one_or_none(session, _READ_TICKET, ticket_id=ticket_id)
+        row = await fetch_one_or_none(session, staff_query, ticket_id=ticket_id)
     if row is None:
         raise NotFound("No such ticket.")
     return row

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.appends import APPENDS, ROWS_PER_STATEMENT, append
 from app.db.base import new_id
@@ -17,15 +18,19 @@ from app.models import Department, Organization, Ticket, TicketHistory, User
 from app.models.user import Role
 
 
-async def _pending_ticket(database: Database, org: Organization) -> tuple[Ticket, User]:
+async def _pending_ticket(session: AsyncSession) -> Ticket:
+    """A ticket added to `session` but not flushed (its customer is)."""
     customer = User(id=new_id(), email=f"{uuid.uuid4().hex}@example.com", role=Role.CUSTOMER)
+    session.add(customer)
+    await session.flush()
     ticket = Ticket(
         id=new_id(),
         ticket_number=f"TK-{uuid.uuid4().hex[:6]}",
         subject="s",
         customer_id=customer.id,
     )
-    return ticket, customer
+    session.add(ticket)
+    return ticket
 
 
 async def _history_count(database: Database, org: Organization, ticket_id: uuid.UUID) -> int:
@@ -39,11 +44,8 @@ async def _history_count(database: Database, org: Organization, ticket_id: uuid.
 async def test_rows_follow_the_pending_objects_they_refer_to(
     database: Database, org_a: Organization
 ) -> None:
-    ticket, customer = await _pending_ticket(database, org_a)
     async with database.tenant_session(org_a.id) as session:
-        session.add(customer)
-        await session.flush()
-        session.add(ticket)  # not flushed yet
+        ticket = await _pending_ticket(session)
         append(session, TicketHistory, ticket_id=ticket.id, field="ticket", new_value="x")
         # A query writes the queue first — after the ticket it references.
         assert await session.scalar(sa.select(TicketHistory.field)) == "ticket"
@@ -54,12 +56,9 @@ async def test_rows_follow_the_pending_objects_they_refer_to(
 async def test_large_queues_are_written_in_bounded_statements(
     database: Database, org_a: Organization
 ) -> None:
-    ticket, customer = await _pending_ticket(database, org_a)
     rows = ROWS_PER_STATEMENT * 2 + 7
     async with database.tenant_session(org_a.id) as session:
-        session.add(customer)
-        await session.flush()
-        session.add(ticket)
+        ticket = await _pending_ticket(session)
         for n in range(rows):
             append(session, TicketHistory, ticket_id=ticket.id, field=f"f{n}", new_value=str(n))
         await commit(session)
@@ -69,11 +68,8 @@ async def test_large_queues_are_written_in_bounded_statements(
 async def test_a_unit_of_work_that_does_not_commit_writes_nothing(
     database: Database, org_a: Organization
 ) -> None:
-    ticket, customer = await _pending_ticket(database, org_a)
     async with database.tenant_session(org_a.id) as session:
-        session.add(customer)
-        await session.flush()
-        session.add(ticket)
+        ticket = await _pending_ticket(session)
         await commit(session)
     session = database.tenant_session(org_a.id)
     append(session, TicketHistory, ticket_id=ticket.id, field="closed", new_value="x")
