@@ -90,6 +90,12 @@ class ScopedQuery:
         """For module-level queries run on every request (the session check, a ticket
         by id): on asyncpg they are compiled once and executed by the driver itself,
         skipping SQLAlchemy's per-statement execution machinery (~90 µs each)."""
+        for element in visitors.iterate(self.statement):
+            if isinstance(element, BindParameter) and (
+                element.expanding or element.literal_execute or element.value is not None
+            ):
+                # The driver gets values by name, unprocessed: only plain named parameters.
+                raise ValueError(f"a prepared scoped query takes named parameters only: {element}")
         query = self._narrowed(self.statement)
         query.prepared = True
         return query
@@ -178,6 +184,10 @@ async def _driver_records(
         query.driver_sql = (compiled.string, tuple(compiled.positiontup or ()))
     sql, names = query.driver_sql
     raw = await connection.get_raw_connection()
+    if getattr(raw.dbapi_connection, "_transaction", None) is None:
+        # The session's transaction begins with the tenant settings (`after_begin`); a
+        # statement outside it would run without them, and a FOR UPDATE lock nothing.
+        raise RuntimeError("a prepared scoped query runs inside the session's transaction")
     driver: Any = raw.driver_connection
     args = [bound[name] for name in names]
     try:
@@ -225,18 +235,25 @@ def prove_scoped(
     subquery turned correlation off, in which case they must be scoped again."""
     in_from_clause: set[int] = set()  # SELECTs of FROM subqueries: never correlated
     for depth, select in enumerate(_selects(statement)):
+        own_froms = select.get_final_froms()
         if depth == 0 and not outer:
-            outer = frozenset(select.get_final_froms())
+            outer = frozenset(own_froms)
             correlated: frozenset[Any] = frozenset()
-        elif id(select) in in_from_clause or not _auto_correlates(select):
+        elif (
+            id(select) in in_from_clause
+            or not _auto_correlates(select)
+            # SQLAlchemy correlates only when a FROM of the subquery's own is left: one
+            # that reads nothing but the outer tables reads them afresh, unscoped.
+            or all(item in outer for item in own_froms)
+        ):
             correlated = frozenset()
         else:
             correlated = outer
-        for item in select.get_final_froms():
+        for item in own_froms:
             if isinstance(item, sa.Subquery | sa.CTE) and not isinstance(item, sa.Lateral):
                 in_from_clause.add(id(item.element))
         where = list(_conjuncts(select.whereclause))
-        froms = [f for f in select.get_final_froms() if f not in correlated]
+        froms = [f for f in own_froms if f not in correlated]
         for table, on_conjuncts in _tables(froms):
             conjuncts = where + on_conjuncts
             missing = [

@@ -147,6 +147,18 @@ LIVE_TICKETS = ScopedQuery(sa.select(TICKETS).where(*scope(Ticket)))
             lambda: sa.exists(sa.select(TICKETS.c.id).correlate(None).where(TICKETS.c.id == 1)),
             id="uncorrelated-same-table",
         ),
+        pytest.param(
+            # Nothing of its own is left to correlate against: SQLAlchemy reads the table
+            # afresh inside the subquery.
+            lambda: TICKETS.c.id.in_(
+                sa.select(TICKETS.c.id).where(TICKETS.c.customer_id == sa.bindparam("c"))
+            ),
+            id="subquery-of-only-the-outer-table",
+        ),
+        pytest.param(
+            lambda: sa.exists().where(TICKETS.c.customer_id == sa.bindparam("c")),
+            id="exists-of-only-the-outer-table",
+        ),
     ],
 )
 def test_narrowing_refuses_what_would_widen_the_read(criterion: object) -> None:
@@ -160,6 +172,17 @@ def test_narrowing_accepts_scoped_and_correlated_subqueries() -> None:
     )
     each = sa.func.json_each(TICKETS.c.tags).table_valued("value")
     LIVE_TICKETS.where(sa.exists(sa.select(1).select_from(each).where(each.c.value == "x")))
+
+
+def test_only_plain_named_parameters_can_be_prepared() -> None:
+    LIVE_TICKETS.where(TICKETS.c.id == sa.bindparam("ticket_id")).prepare()
+    for unpreparable in (
+        LIVE_TICKETS.where(TICKETS.c.subject == "a literal"),
+        LIVE_TICKETS.limit(5),
+        LIVE_TICKETS.where(TICKETS.c.id.in_(sa.bindparam("ids", expanding=True))),
+    ):
+        with pytest.raises(ValueError, match="named parameters only"):
+            unpreparable.prepare()
 
 
 @pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda m: m.__name__)
