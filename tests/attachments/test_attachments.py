@@ -33,12 +33,12 @@ from app.db.session import Database, commit
 from app.kit.errors import PROBLEM_RESPONSES
 from app.kit.storage import InvalidStorageKey, LocalStorage
 from app.main import create_app
-from app.models.outbox import OutboxEvent
-from app.models.ticket import CommentType, Ticket, TicketAttachment, TicketComment, TicketHistory
+from app.models.ticket import CommentType, Ticket, TicketAttachment, TicketComment
 from app.models.user import Role
 from app.tickets.service import open_ticket
 from tests.support.api import problem
 from tests.support.identity import API, Actor, Tenant, add_user
+from tests.support.tickets import event_rows, history_rows
 
 PROBLEM = "application/problem+json"
 TICKETS = f"{API}/tickets"
@@ -183,30 +183,6 @@ async def attachment_rows(
         if ticket_id is not None:
             statement = statement.where(TicketAttachment.ticket_id == ticket_id)
         return list(await session.scalars(statement))
-
-
-async def history_rows(
-    database: Database, tenant: Tenant, ticket_id: uuid.UUID
-) -> list[TicketHistory]:
-    async with database.tenant_session(tenant.org.id) as session:
-        rows = await session.scalars(
-            sa.select(TicketHistory)
-            .where(TicketHistory.ticket_id == ticket_id, TicketHistory.field != "ticket")
-            .order_by(TicketHistory.id)
-        )
-        return list(rows)
-
-
-async def event_rows(
-    database: Database, tenant: Tenant, ticket_id: uuid.UUID, event_type: str
-) -> list[OutboxEvent]:
-    async with database.tenant_session(tenant.org.id) as session:
-        rows = await session.scalars(
-            sa.select(OutboxEvent)
-            .where(OutboxEvent.aggregate_id == ticket_id, OutboxEvent.event_type == event_type)
-            .order_by(OutboxEvent.id)
-        )
-        return list(rows)
 
 
 def stored_files(root: Path) -> list[Path]:

@@ -16,12 +16,12 @@ import pytest
 import sqlalchemy as sa
 
 from app.db.session import Database, commit
-from app.models.outbox import OutboxEvent
-from app.models.ticket import Ticket, TicketComment, TicketHistory
+from app.models.ticket import Ticket, TicketComment
 from app.models.user import Role
 from app.tickets.service import open_ticket
 from tests.support.api import field_locs, problem
 from tests.support.identity import API, Actor, Tenant, add_user, sign_in
+from tests.support.tickets import event_rows, history_rows
 
 TICKETS = f"{API}/tickets"
 COMMENT_FIELDS = {
@@ -96,29 +96,6 @@ async def comment_rows(
             .order_by(TicketComment.id)
         )
         return list(rows)
-
-
-async def history_rows(
-    database: Database, tenant: Tenant, ticket_id: uuid.UUID
-) -> list[TicketHistory]:
-    """Every history row but the ticket's creation, oldest first."""
-    async with database.tenant_session(tenant.org.id) as session:
-        rows = await session.scalars(
-            sa.select(TicketHistory)
-            .where(TicketHistory.ticket_id == ticket_id, TicketHistory.field != "ticket")
-            .order_by(TicketHistory.id)
-        )
-        return list(rows)
-
-
-async def event_rows(
-    database: Database, tenant: Tenant, ticket_id: uuid.UUID, event_type: str | None = None
-) -> list[OutboxEvent]:
-    async with database.tenant_session(tenant.org.id) as session:
-        statement = sa.select(OutboxEvent).where(OutboxEvent.aggregate_id == ticket_id)
-        if event_type is not None:
-            statement = statement.where(OutboxEvent.event_type == event_type)
-        return list(await session.scalars(statement.order_by(OutboxEvent.id)))
 
 
 @dataclass(frozen=True)
