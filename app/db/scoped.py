@@ -104,34 +104,36 @@ class ScopedQuery:
         """AND more conditions: rows can only drop out. A condition that would add a
         FROM (a column of a table not yet read) is refused, and the SELECTs inside a
         condition (subqueries) are proven like the query's own."""
-        for criterion in criteria:
-            # The FROMs a condition implies (its columns' tables; subqueries imply none).
-            if any(f not in self.froms for f in criterion._from_objects):
-                raise UnscopedQuery("a narrowing condition may not add a table to the query")
-            self._prove_condition(criterion)
+        self._prove_additions(criteria)
         return self._narrowed(self.statement.where(*criteria))
 
-    def _prove_condition(self, criterion: ColumnElement[bool]) -> None:
-        """Proven once per shape: the proof looks at structure only, never at values,
-        and proving a subquery costs SQLAlchemy a compilation."""
-        cache_key = criterion._generate_cache_key()
-        shape = (cache_key.key, self.froms, self.include_deleted) if cache_key else None
-        if shape is not None and shape in _PROVEN_CONDITIONS:
-            return
-        prove_scoped(criterion, include_deleted=self.include_deleted, outer=self.froms)
-        if shape is not None:
-            if len(_PROVEN_CONDITIONS) >= 4096:
-                _PROVEN_CONDITIONS.clear()
-            _PROVEN_CONDITIONS.add(shape)
-
-    def order_by(self, *clauses: Any) -> Self:
+    def order_by(self, *clauses: ColumnElement[Any]) -> Self:
+        """Orderings are checked like conditions (a scalar subquery reads rows too)."""
+        self._prove_additions(clauses)
         return self._narrowed(self.statement.order_by(*clauses))
 
     def limit(self, limit: int) -> Self:
         return self._narrowed(self.statement.limit(limit))
 
-    def with_for_update(self) -> Self:
-        return self._narrowed(self.statement.with_for_update())
+    def _prove_additions(self, clauses: tuple[ColumnElement[Any], ...]) -> None:
+        for clause in clauses:
+            # The FROMs a clause implies (its columns' tables; subqueries imply none).
+            if any(f not in self.froms for f in clause._from_objects):
+                raise UnscopedQuery("a narrowing clause may not add a table to the query")
+            self._prove_clause(clause)
+
+    def _prove_clause(self, clause: ColumnElement[Any]) -> None:
+        """Proven once per shape: the proof looks at structure only, never at values,
+        and proving a subquery costs SQLAlchemy a compilation."""
+        cache_key = clause._generate_cache_key()
+        shape = (cache_key.key, self.froms, self.include_deleted) if cache_key else None
+        if shape is not None and shape in _PROVEN_CONDITIONS:
+            return
+        prove_scoped(clause, include_deleted=self.include_deleted, outer=self.froms)
+        if shape is not None:
+            if len(_PROVEN_CONDITIONS) >= 4096:
+                _PROVEN_CONDITIONS.clear()
+            _PROVEN_CONDITIONS.add(shape)
 
 
 Record = dict[str, Any]

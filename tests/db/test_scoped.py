@@ -166,6 +166,17 @@ def test_narrowing_refuses_what_would_widen_the_read(criterion: object) -> None:
         LIVE_TICKETS.where(criterion())  # type: ignore[operator]
 
 
+def test_ordering_by_an_unscoped_subquery_is_refused() -> None:
+    latest_comment = (
+        sa.select(sa.func.max(COMMENTS.c.created_at))
+        .where(COMMENTS.c.ticket_id == TICKETS.c.id)
+        .scalar_subquery()
+    )
+    with pytest.raises(UnscopedQuery):
+        LIVE_TICKETS.order_by(latest_comment)
+    LIVE_TICKETS.order_by(TICKETS.c.created_at.desc(), TICKETS.c.id.desc())
+
+
 def test_narrowing_accepts_scoped_and_correlated_subqueries() -> None:
     LIVE_TICKETS.where(
         TICKETS.c.id.in_(sa.select(COMMENTS.c.ticket_id).where(*scope(TicketComment)))
