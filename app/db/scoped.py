@@ -30,12 +30,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement
 
 from app.db.appends import APPENDS, flush_pending
 from app.db.base import Base
+from app.db.driver import DriverStatement, Record, compile_for_driver, driver_fetch
 from app.db.session import TenantContextMissing, is_system, session_organization
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin
 
@@ -48,6 +49,7 @@ class UnscopedQuery(ValueError):
 
 
 AnySelect = sa.Select[*tuple[Any, ...]]
+AnyStatement = AnySelect | sa.Update | sa.Insert
 
 
 def scope(model: type[Base], *, include_deleted: bool = False) -> list[ColumnElement[bool]]:
@@ -63,39 +65,39 @@ _PROVEN_CONDITIONS: set[Any] = set()
 
 
 class ScopedQuery:
-    """A proven tenant-scoped SELECT (see the module docstring)."""
+    """A proven tenant-scoped statement (see the module docstring): a SELECT, or an
+    UPDATE or INSERT of one tenant table, usually with RETURNING."""
 
-    __slots__ = ("driver_sql", "froms", "include_deleted", "prepared", "statement")
+    __slots__ = ("driver_statement", "froms", "include_deleted", "prepared", "statement")
 
-    def __init__(self, statement: AnySelect, *, include_deleted: bool = False) -> None:
+    def __init__(self, statement: AnyStatement, *, include_deleted: bool = False) -> None:
         prove_scoped(statement, include_deleted=include_deleted)
         self.statement = statement
         self.include_deleted = include_deleted
         self.prepared = False
-        self.driver_sql: tuple[str, tuple[str, ...]] | None = None
+        self.driver_statement: DriverStatement | None = None
         # Computed once: SQLAlchemy derives FROMs from every column, which is slow on
         # wide selects, and narrowing never changes them.
-        self.froms = frozenset(statement.get_final_froms())
+        self.froms = _froms(statement)
 
-    def _narrowed(self, statement: AnySelect) -> Self:
+    def _narrowed(self, statement: AnyStatement) -> Self:
         query = type(self).__new__(type(self))
         query.statement = statement
         query.include_deleted = self.include_deleted
         query.froms = self.froms
         query.prepared = False
-        query.driver_sql = None
+        query.driver_statement = None
         return query
 
     def prepare(self) -> Self:
-        """For module-level queries run on every request (the session check, a ticket
-        by id): on asyncpg they are compiled once and executed by the driver itself,
-        skipping SQLAlchemy's per-statement execution machinery (~90 µs each)."""
+        """For module-level statements run on every request (the session check, a
+        ticket's read and write): on asyncpg they are compiled once and executed by
+        the driver itself (`app.db.driver`)."""
         for element in visitors.iterate(self.statement):
             if isinstance(element, BindParameter) and (
-                element.expanding or element.literal_execute or element.value is not None
+                element.expanding or element.literal_execute or element.callable is not None
             ):
-                # The driver gets values by name, unprocessed: only plain named parameters.
-                raise ValueError(f"a prepared scoped query takes named parameters only: {element}")
+                raise ValueError(f"a prepared scoped query takes plain parameters only: {element}")
         query = self._narrowed(self.statement)
         query.prepared = True
         return query
@@ -104,16 +106,23 @@ class ScopedQuery:
         """AND more conditions: rows can only drop out. A condition that would add a
         FROM (a column of a table not yet read) is refused, and the SELECTs inside a
         condition (subqueries) are proven like the query's own."""
+        if isinstance(self.statement, sa.Insert):
+            raise TypeError("an INSERT has no conditions to narrow")
         self._prove_additions(criteria)
         return self._narrowed(self.statement.where(*criteria))
 
     def order_by(self, *clauses: ColumnElement[Any]) -> Self:
         """Orderings are checked like conditions (a scalar subquery reads rows too)."""
         self._prove_additions(clauses)
-        return self._narrowed(self.statement.order_by(*clauses))
+        return self._narrowed(self._select().order_by(*clauses))
 
     def limit(self, limit: int) -> Self:
-        return self._narrowed(self.statement.limit(limit))
+        return self._narrowed(self._select().limit(limit))
+
+    def _select(self) -> AnySelect:
+        if not isinstance(self.statement, sa.Select):
+            raise TypeError("only a SELECT is ordered and limited")
+        return self.statement
 
     def _prove_additions(self, clauses: tuple[ColumnElement[Any], ...]) -> None:
         for clause in clauses:
@@ -129,14 +138,14 @@ class ScopedQuery:
         shape = (cache_key.key, self.froms, self.include_deleted) if cache_key else None
         if shape is not None and shape in _PROVEN_CONDITIONS:
             return
-        prove_scoped(clause, include_deleted=self.include_deleted, outer=self.froms)
+        if isinstance(self.statement, sa.Select):
+            prove_scoped(clause, include_deleted=self.include_deleted, outer=self.froms)
+        elif any(isinstance(element, sa.Select) for element in visitors.iterate(clause)):
+            raise UnscopedQuery("a scoped write holds no subquery")
         if shape is not None:
             if len(_PROVEN_CONDITIONS) >= 4096:
                 _PROVEN_CONDITIONS.clear()
             _PROVEN_CONDITIONS.add(shape)
-
-
-Record = dict[str, Any]
 
 
 async def fetch_all(session: AsyncSession, query: ScopedQuery, **params: Any) -> list[Record]:
@@ -166,60 +175,12 @@ async def _records(
     connection = await session.connection()
     bound = {**params, ORGANIZATION_PARAM: organization_id}
     if query.prepared and connection.dialect.driver == "asyncpg":
-        return await _driver_records(connection, query, bound)
+        if query.driver_statement is None:
+            query.driver_statement = compile_for_driver(query.statement, connection.dialect)
+        return await driver_fetch(connection, query.driver_statement, bound)
     result = await connection.execute(query.statement, bound)
     keys = list(result.keys())
     return [dict(zip(keys, row, strict=True)) for row in result.all()]
-
-
-async def _driver_records(
-    connection: AsyncConnection, query: ScopedQuery, bound: dict[str, Any]
-) -> list[Record]:
-    """The statement SQLAlchemy compiled, run by asyncpg in the same transaction (the
-    session began it and set the tenant). Values come back as the driver decodes them
-    (enumerations as their strings); errors are handed to SQLAlchemy as if it had run
-    the statement, so the error handlers and the pool's invalidation behave the same."""
-    if query.driver_sql is None:
-        compiled = query.statement.compile(dialect=connection.dialect)
-        if any(bind.expanding for bind in compiled.binds.values()):
-            raise ValueError("prepared scoped queries take no expanding (IN) parameters")
-        query.driver_sql = (compiled.string, tuple(compiled.positiontup or ()))
-    sql, names = query.driver_sql
-    raw = await connection.get_raw_connection()
-    if getattr(raw.dbapi_connection, "_transaction", None) is None:
-        # The session's transaction begins with the tenant settings (`after_begin`); a
-        # statement outside it would run without them, and a FOR UPDATE lock nothing.
-        raise RuntimeError("a prepared scoped query runs inside the session's transaction")
-    driver: Any = raw.driver_connection
-    args = [bound[name] for name in names]
-    try:
-        records = await driver.fetch(sql, *args)
-    except Exception as error:
-        raise await _as_sqlalchemy_error(
-            connection, raw.dbapi_connection, sql, args, error
-        ) from error
-    return [dict(record) for record in records]
-
-
-async def _as_sqlalchemy_error(
-    connection: AsyncConnection, adapted: Any, sql: str, args: list[Any], error: Exception
-) -> Exception:
-    dialect = connection.dialect
-    try:
-        adapted._handle_exception(error)  # raises the dialect's DB-API error for it
-    except Exception as dbapi_error:
-        error = dbapi_error
-    disconnected = dialect.is_disconnect(error, adapted, None)  # type: ignore[arg-type]
-    if disconnected:
-        await connection.invalidate()
-    return sa.exc.DBAPIError.instance(
-        sql,
-        args,
-        error,
-        dialect.loaded_dbapi.Error,
-        connection_invalidated=disconnected,
-        dialect=dialect,
-    )
 
 
 # --- the proof -------------------------------------------------------------------------
@@ -234,7 +195,12 @@ def prove_scoped(
     """Every SELECT in `statement` reads only scoped tables. Tables of the enclosing
     query (`outer`, and the top SELECT's own for nested ones) are correlated by SQLAlchemy
     when a subquery mentions them — they refer to the outer, scoped rows — unless the
-    subquery turned correlation off, in which case they must be scoped again."""
+    subquery turned correlation off, in which case they must be scoped again.
+
+    An UPDATE or INSERT writes one tenant table and reads no other (see `_prove_write`)."""
+    if isinstance(statement, sa.Update | sa.Insert):
+        _prove_write(statement, include_deleted=include_deleted)
+        return
     in_from_clause: set[int] = set()  # SELECTs of FROM subqueries: never correlated
     for depth, select in enumerate(_selects(statement)):
         own_froms = select.get_final_froms()
@@ -265,6 +231,54 @@ def prove_scoped(
             ]
             if missing:
                 raise UnscopedQuery(f"{table.name} is read without {' AND '.join(missing)}")
+
+
+def _prove_write(statement: sa.Update | sa.Insert, *, include_deleted: bool) -> None:
+    """An UPDATE keeps its table's scope in its top-level WHERE and never reassigns the
+    tenant; an INSERT writes one row whose tenant is the bound organization. Neither
+    reads another table nor holds a subquery: the proof stays about one table."""
+    table = statement.table
+    if not isinstance(table, sa.Table):
+        raise UnscopedQuery(f"scoped writes go to a table, not {table!r}")
+    for element in visitors.iterate(statement):
+        if isinstance(element, sa.Select):
+            raise UnscopedQuery("a scoped write holds no subquery")
+        if isinstance(element, ColumnElement) and any(
+            f is not table for f in element._from_objects
+        ):
+            raise UnscopedQuery(f"a scoped write of {table.name} reads no other table")
+    rule = _rules().get(table)
+    values: Any = statement._values  # column (or its name) -> value; no public accessor
+    written = {getattr(key, "key", key): value for key, value in (values or {}).items()}
+    if isinstance(statement, sa.Update):
+        if rule is not None and rule[0] in written:
+            raise UnscopedQuery(f"a scoped update may not reassign {table.name}'s tenant")
+        where = list(_conjuncts(statement.whereclause))
+        missing = [
+            str(condition)
+            for condition in _table_scope(table, include_deleted=include_deleted)
+            if not any(_same(condition, conjunct) for conjunct in where)
+        ]
+        if missing:
+            raise UnscopedQuery(f"{table.name} is updated without {' AND '.join(missing)}")
+        return
+    if statement._multi_values or statement.select is not None or not written:
+        raise UnscopedQuery("a scoped insert writes one row of given values")
+    if rule is None:
+        return
+    if rule[0] != "organization_id":
+        raise UnscopedQuery(f"{table.name} rows are not inserted through scoped writes")
+    tenant = written.get("organization_id")
+    if not (isinstance(tenant, BindParameter) and tenant.key == ORGANIZATION_PARAM):
+        raise UnscopedQuery(f"{table.name} is inserted without organization_id = :organization_id")
+
+
+def _froms(statement: AnyStatement) -> frozenset[Any]:
+    if isinstance(statement, sa.Select):
+        return frozenset(statement.get_final_froms())
+    if isinstance(statement, sa.Update):
+        return frozenset({statement.table})
+    return frozenset()
 
 
 def _table_scope(table: sa.Table, *, include_deleted: bool) -> list[ColumnElement[bool]]:

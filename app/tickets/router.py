@@ -87,7 +87,7 @@ def _expected_version(if_match: str | None) -> int | None:
     return int(tag)
 
 
-def _with_etag(response: Response, ticket: Ticket) -> Ticket:
+def _with_etag(response: Response, ticket: TicketRead) -> TicketRead:
     response.headers["ETag"] = f'"{ticket.version}"'
     return ticket
 
@@ -148,7 +148,7 @@ async def create_ticket(
     ticket = await tickets.create_ticket(
         session, principal, body, force_assignment=force_assignment
     )
-    created = TicketRead.model_validate(_with_etag(response, ticket))
+    created = _with_etag(response, TicketRead.model_validate(ticket))
     await idempotency.complete(201, created, {"ETag": response.headers["ETag"]})
     return created
 
@@ -157,9 +157,8 @@ async def create_ticket(
 async def get_ticket(
     ticket_id: uuid.UUID, principal: Reader, session: SessionDep, response: Response
 ) -> TicketRead:
-    ticket = TicketRead.model_validate(await tickets.read_ticket(session, principal, ticket_id))
-    response.headers["ETag"] = f'"{ticket.version}"'
-    return ticket
+    ticket = await tickets.read_ticket(session, principal, ticket_id)
+    return _with_etag(response, TicketRead.model_validate(ticket))
 
 
 @router.patch("/{ticket_id}", response_model=TicketRead)
@@ -171,7 +170,7 @@ async def update_ticket(
     response: Response,
     force_assignment: ForceAssignment,
     if_match: Annotated[str | None, Header(description='"<version>": 412 if stale.')] = None,
-) -> Ticket:
+) -> TicketRead:
     ticket = await tickets.update_ticket(
         session,
         principal,
@@ -180,7 +179,7 @@ async def update_ticket(
         expected_version=_expected_version(if_match),
         force_assignment=force_assignment,
     )
-    return _with_etag(response, ticket)
+    return _with_etag(response, TicketRead.model_validate(ticket))
 
 
 @router.delete("/{ticket_id}", status_code=204)
@@ -191,8 +190,9 @@ async def delete_ticket(ticket_id: uuid.UUID, principal: Deleter, session: Sessi
 @router.post("/{ticket_id}/restore", response_model=TicketRead)
 async def restore_ticket(
     ticket_id: uuid.UUID, principal: Deleter, session: SessionDep, response: Response
-) -> Ticket:
-    return _with_etag(response, await tickets.restore_ticket(session, principal, ticket_id))
+) -> TicketRead:
+    ticket = await tickets.restore_ticket(session, principal, ticket_id)
+    return _with_etag(response, TicketRead.model_validate(ticket))
 
 
 @router.get(

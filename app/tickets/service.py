@@ -16,7 +16,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Protocol
+from functools import lru_cache
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -26,11 +27,12 @@ from app.auth.principal import Principal
 from app.custom_fields.service import validate_values
 from app.db.appends import append
 from app.db.base import new_id
-from app.db.scoped import Record, ScopedQuery, fetch_one_or_none, scope
+from app.db.driver import Record
+from app.db.scoped import ScopedQuery, fetch_one_or_none, scope
 from app.db.session import dialect_name
 from app.kit.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from app.kit.outbox import record_event
-from app.kit.records import apply_changes, field_error
+from app.kit.records import field_error
 from app.kit.sequences import next_value
 from app.models.custom_field import EntityType
 from app.models.ticket import (
@@ -102,6 +104,7 @@ class LockedTicket:
     ticket_number: str
     created_at: datetime
     first_response_at: datetime | None
+    version: int
 
 
 def record_changes(
@@ -327,7 +330,7 @@ def visible_tickets(actor: Principal, *, include_deleted: bool = False) -> sa.Se
     return statement
 
 
-_TICKETS = Ticket.__table__
+_TICKETS = cast(sa.Table, Ticket.__table__)
 _LIVE_TICKET_ROWS = ScopedQuery(sa.select(_TICKETS).where(*scope(Ticket)))
 _ALL_TICKET_ROWS = ScopedQuery(
     sa.select(_TICKETS).where(*scope(Ticket, include_deleted=True)), include_deleted=True
@@ -337,7 +340,9 @@ _OWN_TICKET = Ticket.customer_id == sa.bindparam("customer_id")
 _READ_TICKET = _LIVE_TICKET_ROWS.where(_TICKET_BY_ID).prepare()
 _READ_OWN_TICKET = _LIVE_TICKET_ROWS.where(_TICKET_BY_ID, _OWN_TICKET).prepare()
 _LOCK_COLUMNS = ScopedQuery(
-    sa.select(Ticket.id, Ticket.ticket_number, Ticket.created_at, Ticket.first_response_at)
+    sa.select(
+        Ticket.id, Ticket.ticket_number, Ticket.created_at, Ticket.first_response_at, Ticket.version
+    )
     .where(*scope(Ticket), _TICKET_BY_ID)
     .with_for_update()
 )
@@ -349,7 +354,7 @@ async def lock_ticket(
     session: AsyncSession, actor: Principal, ticket_id: uuid.UUID
 ) -> LockedTicket:
     """Lock a ticket the actor may see, for a write that adds to it (a comment) without
-    changing its row: four columns instead of the whole ORM object."""
+    changing its row: the few columns it needs, not the whole row."""
     row = await _visible_ticket(session, actor, ticket_id, _LOCK_TICKET, _LOCK_OWN_TICKET)
     return LockedTicket(**row)
 
@@ -463,6 +468,85 @@ def _has_tag(tag: str, dialect: str) -> sa.ColumnElement[bool]:
 # --- changes -------------------------------------------------------------------------------
 
 
+_LOCK_ROW = ScopedQuery(sa.select(_TICKETS).where(*scope(Ticket), _TICKET_BY_ID).with_for_update())
+_LOCK_ROW_ANY = ScopedQuery(
+    sa.select(_TICKETS)
+    .where(*scope(Ticket, include_deleted=True), _TICKET_BY_ID)
+    .with_for_update(),
+    include_deleted=True,
+)
+_LOCK_TICKET_ROW = _LOCK_ROW.prepare()
+_LOCK_OWN_TICKET_ROW = _LOCK_ROW.where(_OWN_TICKET).prepare()
+_LOCK_ANY_TICKET_ROW = _LOCK_ROW_ANY.prepare()
+_LOCK_OWN_ANY_TICKET_ROW = _LOCK_ROW_ANY.where(_OWN_TICKET).prepare()
+
+# What a write may set; the rest is the database's (priority_rank, timestamps, version)
+# or fixed at creation (number, organization).
+WRITABLE = frozenset(_TICKETS.c.keys()) - {
+    "id",
+    "organization_id",
+    "ticket_number",
+    "priority_rank",
+    "version",
+    "created_at",
+    "updated_at",
+}
+
+
+async def _lock_row(
+    session: AsyncSession, actor: Principal, ticket_id: uuid.UUID, *, include_deleted: bool = False
+) -> Record:
+    if include_deleted:
+        queries = (_LOCK_ANY_TICKET_ROW, _LOCK_OWN_ANY_TICKET_ROW)
+    else:
+        queries = (_LOCK_TICKET_ROW, _LOCK_OWN_TICKET_ROW)
+    return await _visible_ticket(session, actor, ticket_id, *queries)
+
+
+async def _write(
+    session: AsyncSession, ticket_id: uuid.UUID, version: int, values: dict[str, Any]
+) -> Record:
+    """Set `values` on a ticket row this transaction has locked at `version`: one
+    UPDATE that checks and bumps the version, stamps `updated_at` and returns the row."""
+    row = await fetch_one_or_none(
+        session,
+        _write_statement(tuple(sorted(values))),
+        ticket_id=ticket_id,
+        version=version,
+        **{f"new_{name}": value for name, value in values.items()},
+    )
+    if row is None:  # the lock makes this unreachable, unless a caller did not hold it
+        raise Conflict("The ticket changed while this request ran; reload it.")
+    return row
+
+
+@lru_cache(maxsize=256)
+def _write_statement(columns: tuple[str, ...]) -> ScopedQuery:
+    """One proven, prepared UPDATE per set of columns a write path changes."""
+    if not columns or not WRITABLE.issuperset(columns):
+        raise ValueError(f"not writable ticket columns: {sorted(set(columns) - WRITABLE)}")
+    values: dict[str, Any] = {
+        name: sa.bindparam(f"new_{name}", type_=_TICKETS.c[name].type) for name in columns
+    }
+    return ScopedQuery(
+        sa.update(_TICKETS)
+        .where(
+            *scope(Ticket, include_deleted=True),
+            _TICKETS.c.id == sa.bindparam("ticket_id"),
+            _TICKETS.c.version == sa.bindparam("version"),
+        )
+        .values(version=_TICKETS.c.version + 1, updated_at=sa.func.now(), **values)
+        .returning(*_TICKETS.c),
+        include_deleted=True,
+    ).prepare()
+
+
+def _changed(current: Record, requested: dict[str, Any]) -> Changes:
+    return {
+        name: (current[name], value) for name, value in requested.items() if current[name] != value
+    }
+
+
 async def update_ticket(
     session: AsyncSession,
     actor: Principal,
@@ -471,11 +555,11 @@ async def update_ticket(
     *,
     expected_version: int | None = None,
     force_assignment: bool = False,
-) -> Ticket:
-    ticket = await get_ticket(session, actor, ticket_id, for_update=True)
-    if expected_version is not None and expected_version != ticket.version:
+) -> Record:
+    ticket = await _lock_row(session, actor, ticket_id)
+    if expected_version is not None and expected_version != ticket["version"]:
         raise PreconditionFailed(
-            f"The ticket is at version {ticket.version}, not {expected_version}; reload it."
+            f"The ticket is at version {ticket['version']}, not {expected_version}; reload it."
         )
     requested = data.changes()
     if "custom_fields" in requested:
@@ -483,8 +567,8 @@ async def update_ticket(
             session,
             EntityType.TICKET,
             requested["custom_fields"],
-            current=ticket.custom_fields,
-            record_id=ticket.id,
+            current=ticket["custom_fields"],
+            record_id=ticket["id"],
         )
     await _check_references(
         session,
@@ -492,36 +576,45 @@ async def update_ticket(
         department_id=requested.get("department_id"),
     )
     new_agent = requested.get("assigned_agent_id")
-    if new_agent is not None and new_agent != ticket.assigned_agent_id and not force_assignment:
-        await _check_capacity(session, new_agent, exclude=ticket.id)
-    now = datetime.now(UTC)
+    if new_agent is not None and new_agent != ticket["assigned_agent_id"] and not force_assignment:
+        await _check_capacity(session, new_agent, exclude=ticket["id"])
     new_status = requested.pop("status", None)
-    changes = apply_changes(ticket, requested)
-    if new_status is not None and new_status != ticket.status:
-        changes |= _move(ticket, new_status, now)
-    if changes:
-        record_changes(session, ticket, actor.user_id, changes)
-        await session.flush()
-    return ticket
+    changes = _changed(ticket, requested)
+    if new_status is not None and new_status != ticket["status"]:
+        changes |= _move(ticket, new_status, datetime.now(UTC))
+    if not changes:
+        return ticket
+    written = await _write(
+        session, ticket["id"], ticket["version"], {f: new for f, (_old, new) in changes.items()}
+    )
+    record_changes(session, _identity(written), actor.user_id, changes)
+    return written
 
 
-def _move(ticket: Ticket, target: TicketStatus, now: datetime) -> Changes:
+def _identity(row: Record) -> TicketIdentity:
+    return LockedTicket(
+        row["id"], row["ticket_number"], row["created_at"], row["first_response_at"], row["version"]
+    )
+
+
+def _move(ticket: Record, target: TicketStatus, now: datetime) -> Changes:
     """A status move and what comes with it, as the seed's `calculate_sla_metrics`."""
-    if target not in TRANSITIONS[ticket.status]:
-        allowed = ", ".join(sorted(s.value for s in TRANSITIONS[ticket.status])) or "none"
+    current = TicketStatus(ticket["status"])
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "none"
         raise Conflict(
-            f"A {ticket.status.value} ticket cannot move to {target.value} (allowed: {allowed})."
+            f"A {current.value} ticket cannot move to {target.value} (allowed: {allowed})."
         )
     values: dict[str, Any] = {"status": target}
     if target is S.RESOLVED:
         values["resolved_at"] = now
-        values["time_to_resolution"] = _seconds(ticket.created_at, now)
+        values["time_to_resolution"] = _seconds(ticket["created_at"], now)
     elif target is S.CLOSED:
         values["closed_at"] = now
-    elif ticket.status is S.RESOLVED:  # reopened
+    elif current is S.RESOLVED:  # reopened
         values["resolved_at"] = None
         values["time_to_resolution"] = None
-    return apply_changes(ticket, values)
+    return _changed(ticket, values)
 
 
 def _seconds(start: datetime, end: datetime) -> int:
@@ -529,23 +622,27 @@ def _seconds(start: datetime, end: datetime) -> int:
 
 
 async def delete_ticket(session: AsyncSession, actor: Principal, ticket_id: uuid.UUID) -> None:
-    ticket = await get_ticket(session, actor, ticket_id)
+    ticket = await _lock_row(session, actor, ticket_id)
     now = datetime.now(UTC)
-    ticket.soft_delete(now)
+    written = await _write(session, ticket["id"], ticket["version"], {"deleted_at": now})
     record_changes(
-        session, ticket, actor.user_id, {"deleted_at": (None, now)}, event="ticket.deleted"
+        session,
+        _identity(written),
+        actor.user_id,
+        {"deleted_at": (None, now)},
+        event="ticket.deleted",
     )
-    await session.flush()
 
 
-async def restore_ticket(session: AsyncSession, actor: Principal, ticket_id: uuid.UUID) -> Ticket:
-    ticket = await get_ticket(session, actor, ticket_id, include_deleted=True)
-    if ticket.deleted_at is not None:
-        deleted_at = ticket.deleted_at
-        ticket.restore()
-        record_changes(session, ticket, actor.user_id, {"deleted_at": (deleted_at, None)})
-        await session.flush()
-    return ticket
+async def restore_ticket(session: AsyncSession, actor: Principal, ticket_id: uuid.UUID) -> Record:
+    ticket = await _lock_row(session, actor, ticket_id, include_deleted=True)
+    if ticket["deleted_at"] is None:
+        return ticket
+    written = await _write(session, ticket["id"], ticket["version"], {"deleted_at": None})
+    record_changes(
+        session, _identity(written), actor.user_id, {"deleted_at": (ticket["deleted_at"], None)}
+    )
+    return written
 
 
 # --- comments ------------------------------------------------------------------------------
@@ -587,17 +684,15 @@ async def add_comment(
         and not actor.is_customer
         and locked.first_response_at is None
     ):
-        # The one comment that changes the ticket's row: load it (already locked).
-        ticket = await get_ticket(session, actor, ticket_id)
+        # The one comment that changes the ticket's row.
         now = datetime.now(UTC)
-        first_response = apply_changes(
-            ticket,
-            {
-                "first_response_at": now,
-                "time_to_first_response": _seconds(ticket.created_at, now),
-            },
-        )
-        record_changes(session, ticket, actor.user_id, first_response)
+        first_response = {
+            "first_response_at": (None, now),
+            "time_to_first_response": (None, _seconds(locked.created_at, now)),
+        }
+        values = {field: new for field, (_old, new) in first_response.items()}
+        await _write(session, locked.id, locked.version, values)
+        record_changes(session, locked, actor.user_id, first_response)
     else:
         # The thread is part of the ticket: a sync through the change feed must see it
         # (the first response above already wrote the feed row for this write).

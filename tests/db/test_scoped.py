@@ -21,6 +21,7 @@ from app.db.scoped import (
 from app.db.session import Database, TenantContextMissing, commit
 from app.db.tenancy import SoftDeleteMixin
 from app.models import Organization, Ticket, TicketComment, User
+from app.models.ticket import TicketStatus
 from tests.db.test_tenancy import TENANT_MODELS, two_tenants  # noqa: F401 (fixture)
 
 TICKETS = Ticket.__table__
@@ -185,15 +186,182 @@ def test_narrowing_accepts_scoped_and_correlated_subqueries() -> None:
     LIVE_TICKETS.where(sa.exists(sa.select(1).select_from(each).where(each.c.value == "x")))
 
 
-def test_only_plain_named_parameters_can_be_prepared() -> None:
+def test_expanding_parameters_cannot_be_prepared() -> None:
     LIVE_TICKETS.where(TICKETS.c.id == sa.bindparam("ticket_id")).prepare()
-    for unpreparable in (
-        LIVE_TICKETS.where(TICKETS.c.subject == "a literal"),
-        LIVE_TICKETS.limit(5),
-        LIVE_TICKETS.where(TICKETS.c.id.in_(sa.bindparam("ids", expanding=True))),
-    ):
-        with pytest.raises(ValueError, match="named parameters only"):
-            unpreparable.prepare()
+    LIVE_TICKETS.where(TICKETS.c.subject == "a literal").limit(5).prepare()
+    with pytest.raises(ValueError, match="plain parameters only"):
+        LIVE_TICKETS.where(TICKETS.c.id.in_(sa.bindparam("ids", expanding=True))).prepare()
+
+
+async def test_prepared_statements_process_values_like_sqlalchemy(
+    two_tenants: dict[uuid.UUID, dict[type[Base], Base]],  # noqa: F811
+    database: Database,
+    org_a: Organization,
+) -> None:
+    """The driver path applies each column type's processing (enumeration members,
+    JSON, aware instants) and the statement's literals, and reads back what it wrote."""
+    ticket = two_tenants[org_a.id][Ticket]
+    assert isinstance(ticket, Ticket)
+    write = ScopedQuery(
+        sa.update(TICKETS)
+        .where(*scope(Ticket), TICKETS.c.id == sa.bindparam("ticket_id"))
+        .values(
+            status=sa.bindparam("status", type_=TICKETS.c.status.type),
+            tags=sa.bindparam("tags", type_=TICKETS.c.tags.type),
+            resolved_at=sa.bindparam("resolved_at", type_=TICKETS.c.resolved_at.type),
+            version=TICKETS.c.version + 1,
+        )
+        .returning(TICKETS.c.status, TICKETS.c.tags, TICKETS.c.resolved_at, TICKETS.c.version)
+    ).prepare()
+    resolved = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    async with database.tenant_session(org_a.id) as session:
+        row = await fetch_one_or_none(
+            session,
+            write,
+            ticket_id=ticket.id,
+            status=TicketStatus.RESOLVED,
+            tags=["a", "b"],
+            resolved_at=resolved,
+        )
+        assert row == {
+            "status": "resolved",
+            "tags": ["a", "b"],
+            "resolved_at": resolved,
+            "version": ticket.version + 1,
+        }
+        with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+            await fetch_one_or_none(
+                session,
+                write,
+                ticket_id=ticket.id,
+                status=TicketStatus.OPEN,
+                tags=[],
+                resolved_at=datetime(2026, 1, 2),  # noqa: DTZ001
+            )
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: sa.update(TICKETS).values(subject="x"), id="update-everything"),
+        pytest.param(
+            lambda: (
+                sa.update(TICKETS)
+                .where(TICKETS.c.organization_id == ORGANIZATION)
+                .values(subject="x")
+            ),
+            id="update-deleted-rows-too",
+        ),
+        pytest.param(
+            lambda: sa.update(TICKETS).where(sa.or_(*scope(Ticket))).values(subject="x"),
+            id="update-scope-inside-or",
+        ),
+        pytest.param(
+            lambda: (
+                sa.update(TICKETS)
+                .where(*scope(Ticket))
+                .values(organization_id=sa.bindparam("other"))
+            ),
+            id="update-moves-the-row-to-another-tenant",
+        ),
+        pytest.param(
+            lambda: (
+                sa.update(TICKETS)
+                .where(*scope(Ticket), TICKETS.c.id == COMMENTS.c.ticket_id)
+                .values(subject="x")
+            ),
+            id="update-reads-another-table",
+        ),
+        pytest.param(
+            lambda: (
+                sa.update(TICKETS)
+                .where(*scope(Ticket))
+                .values(subject=sa.select(COMMENTS.c.content).limit(1).scalar_subquery())
+            ),
+            id="update-holds-a-subquery",
+        ),
+        pytest.param(lambda: sa.insert(COMMENTS).values(content="x"), id="insert-without-tenant"),
+        pytest.param(
+            lambda: sa.insert(COMMENTS).values(organization_id=uuid.uuid4(), content="x"),
+            id="insert-for-a-literal-tenant",
+        ),
+        pytest.param(
+            lambda: sa.insert(COMMENTS).values(
+                [{"organization_id": ORGANIZATION, "content": "x"}] * 2
+            ),
+            id="insert-of-many-rows",
+        ),
+        pytest.param(
+            lambda: sa.insert(COMMENTS).from_select(
+                ["organization_id", "content"],
+                sa.select(COMMENTS.c.organization_id, COMMENTS.c.content),
+            ),
+            id="insert-from-select",
+        ),
+        pytest.param(
+            lambda: sa.insert(Organization.__table__).values(id=ORGANIZATION, name="x"),
+            id="insert-of-a-tenant",
+        ),
+    ],
+)
+def test_the_proof_refuses_unscoped_writes(build: object) -> None:
+    with pytest.raises(UnscopedQuery):
+        ScopedQuery(build())  # type: ignore[operator]
+
+
+async def test_scoped_writes_touch_only_the_bound_organization(
+    two_tenants: dict[uuid.UUID, dict[type[Base], Base]],  # noqa: F811
+    database: Database,
+    org_a: Organization,
+    org_b: Organization,
+) -> None:
+    rename = ScopedQuery(
+        sa.update(TICKETS)
+        .where(*scope(Ticket), TICKETS.c.id == sa.bindparam("ticket_id"))
+        .values(subject=sa.bindparam("new_subject"))
+        .returning(TICKETS.c.id)
+    ).prepare()
+    a_ticket, b_ticket = two_tenants[org_a.id][Ticket], two_tenants[org_b.id][Ticket]
+    comment = ScopedQuery(
+        sa.insert(COMMENTS)
+        .values(
+            id=sa.bindparam("id"),
+            organization_id=ORGANIZATION,
+            ticket_id=sa.bindparam("ticket_id"),
+            author_id=sa.bindparam("author_id"),
+            content=sa.bindparam("content"),
+        )
+        .returning(COMMENTS.c.organization_id)
+    ).prepare()
+    with pytest.raises(TypeError):
+        comment.where(COMMENTS.c.id == sa.bindparam("id"))
+    author = two_tenants[org_a.id][User]
+    async with database.tenant_session(org_a.id) as session:
+        assert (
+            await fetch_one_or_none(
+                session, rename, ticket_id=b_ticket.id, new_subject="taken over"
+            )
+            is None
+        )
+        assert await fetch_one_or_none(
+            session, rename, ticket_id=a_ticket.id, new_subject="renamed"
+        ) == {"id": a_ticket.id}
+        written = await fetch_one_or_none(
+            session,
+            comment,
+            id=uuid.uuid4(),
+            ticket_id=a_ticket.id,
+            author_id=author.id,
+            content="hello",
+        )
+        assert written == {"organization_id": org_a.id}
+        await commit(session)
+    async with database.system_session() as session:
+        subjects = dict(
+            (await session.execute(sa.select(TICKETS.c.id, TICKETS.c.subject))).all()
+        )
+    assert subjects[a_ticket.id] == "renamed"
+    assert subjects[b_ticket.id] != "taken over"
 
 
 @pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda m: m.__name__)
