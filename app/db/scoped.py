@@ -1,15 +1,15 @@
-"""Tenant-scoped Core reads for the hottest paths (every request's credential check,
-ticket reads and lists).
+"""Tenant-scoped Core statements for the hottest paths (every request's credential
+check, ticket reads, lists and writes).
 
 The ORM rule in `app.db.session` adds the tenant and soft-delete criteria to every ORM
 statement at execution time; that costs several hundred microseconds per statement and
 builds an object per row, which on a one-row read is most of the request. A
-`ScopedQuery` is a Core SELECT that carries the same criteria *in its own text*,
+`ScopedQuery` is a Core statement that carries the same criteria *in its own text*,
 proven once when it is built:
 
 * every tenant table it reads, in every SELECT of the statement (subqueries too), is
-  constrained by a top-level `organization_id = :organization_id` conjunct (the
-  organization's own table by `id = :organization_id`), and every soft-deletable one
+  constrained by a top-level `organization_id = :bound_organization` conjunct (the
+  organization's own table by `id = :bound_organization`), and every soft-deletable one
   by `deleted_at IS NULL`, unless the query is built with `include_deleted=True`;
 * `.where()` only adds conjuncts, so narrowing keeps the proof; a condition that would
   add a table is refused and subqueries inside conditions are proven too; joins,
@@ -17,7 +17,11 @@ proven once when it is built:
 * only FROMs the proof understands are accepted (tables, joins — an outer join's ON
   scopes only its null-extended side —, subqueries, CTEs, table-valued functions);
   aliases, samples and text are refused;
-* `fetch_*` bind `:organization_id` from the tenant session and refuse an unbound or
+* an UPDATE (with RETURNING) keeps the same top-level scope of its one table and
+  never sets the tenant column; an INSERT writes one row with
+  `organization_id = :bound_organization`; neither reads another table or holds a
+  subquery;
+* `fetch_*` bind `:bound_organization` from the tenant session and refuse an unbound or
   system session, so the organization always comes from the credential.
 
 PostgreSQL row-level security still applies underneath (the session runs as the app
@@ -40,7 +44,8 @@ from app.db.driver import DriverStatement, Record, compile_for_driver, driver_fe
 from app.db.session import TenantContextMissing, is_system, session_organization
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin
 
-ORGANIZATION_PARAM = "organization_id"
+# Not a column name: SQLAlchemy reserves those for the VALUES and SET of INSERT/UPDATE.
+ORGANIZATION_PARAM = "bound_organization"
 ORGANIZATION: BindParameter[Any] = sa.bindparam(ORGANIZATION_PARAM, type_=sa.Uuid)
 
 
@@ -270,7 +275,9 @@ def _prove_write(statement: sa.Update | sa.Insert, *, include_deleted: bool) -> 
         raise UnscopedQuery(f"{table.name} rows are not inserted through scoped writes")
     tenant = written.get("organization_id")
     if not (isinstance(tenant, BindParameter) and tenant.key == ORGANIZATION_PARAM):
-        raise UnscopedQuery(f"{table.name} is inserted without organization_id = :organization_id")
+        raise UnscopedQuery(
+            f"{table.name} is inserted without organization_id = :bound_organization"
+        )
 
 
 def _froms(statement: AnyStatement) -> frozenset[Any]:

@@ -512,7 +512,7 @@ async def _write(
         session,
         _write_statement(tuple(sorted(values))),
         ticket_id=ticket_id,
-        version=version,
+        locked_version=version,
         **{f"new_{name}": value for name, value in values.items()},
     )
     if row is None:  # the lock makes this unreachable, unless a caller did not hold it
@@ -533,7 +533,7 @@ def _write_statement(columns: tuple[str, ...]) -> ScopedQuery:
         .where(
             *scope(Ticket, include_deleted=True),
             _TICKETS.c.id == sa.bindparam("ticket_id"),
-            _TICKETS.c.version == sa.bindparam("version"),
+            _TICKETS.c.version == sa.bindparam("locked_version"),
         )
         .values(version=_TICKETS.c.version + 1, updated_at=sa.func.now(), **values)
         .returning(*_TICKETS.c),

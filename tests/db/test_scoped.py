@@ -357,9 +357,7 @@ async def test_scoped_writes_touch_only_the_bound_organization(
         assert written == {"organization_id": org_a.id}
         await commit(session)
     async with database.system_session() as session:
-        subjects = dict(
-            (await session.execute(sa.select(TICKETS.c.id, TICKETS.c.subject))).all()
-        )
+        subjects = dict((await session.execute(sa.select(TICKETS.c.id, TICKETS.c.subject))).all())
     assert subjects[a_ticket.id] == "renamed"
     assert subjects[b_ticket.id] != "taken over"
 

@@ -179,5 +179,48 @@ def test_sqlite_embedded_mode_smoke(tmp_path: Path) -> None:
                     "/api/v1/departments", json={"name": "NIGHT SHIFT"}, headers=headers
                 )
                 assert again.status_code == 409
+                await _ticket_lifecycle(client, headers)
 
     asyncio.run(api())
+
+
+async def _ticket_lifecycle(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    """The ticket write paths (prepared on PostgreSQL) run through SQLAlchemy here."""
+    customers = await client.get("/api/v1/users?role=customer&limit=1", headers=headers)
+    customer_id = customers.json()["items"][0]["id"]
+    created = await client.post(
+        "/api/v1/tickets",
+        json={"subject": "Printer on fire", "customer_id": customer_id, "tags": ["Fire"]},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    ticket = created.json()
+    url = f"/api/v1/tickets/{ticket['id']}"
+    moved = await client.patch(
+        url, json={"status": "resolved"}, headers={**headers, "If-Match": '"1"'}
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["status"] == "resolved" and moved.json()["resolved_at"]
+    assert moved.headers["ETag"] == '"2"'
+    stale = await client.patch(url, json={"status": "open"}, headers={**headers, "If-Match": '"1"'})
+    assert stale.status_code == 412
+    reply = await client.post(f"{url}/comments", json={"content": "On it"}, headers=headers)
+    assert reply.status_code == 201, reply.text
+    answered = (await client.get(url, headers=headers)).json()
+    assert answered["first_response_at"] and answered["version"] == 3
+    assert (await client.delete(url, headers=headers)).status_code == 204
+    assert (await client.get(url, headers=headers)).status_code == 404
+    restored = await client.post(f"{url}/restore", headers=headers)
+    assert restored.status_code == 200 and restored.json()["deleted_at"] is None
+    history = (await client.get(f"{url}/history", headers=headers)).json()["items"]
+    assert [h["field"] for h in history] == [
+        "ticket",
+        "status",
+        "resolved_at",
+        "time_to_resolution",
+        "comment",
+        "first_response_at",
+        "time_to_first_response",
+        "deleted_at",
+        "deleted_at",
+    ]
