@@ -274,7 +274,7 @@ async def test_list_queries_use_indexes_at_100k_rows(
         .limit(51)
     )
     async with database.tenant_session(org) as session:
-        scans = await _plan(session, query.statement, organization_id=org)
+        scans = await _plan(session, query.statement, bound_organization=org)
     assert ("Seq Scan", "tickets") not in scans, scans
     assert any(relation == "tickets" for _, relation in scans)
 
@@ -286,7 +286,7 @@ async def test_get_by_id_uses_the_primary_key(
     principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
     statement = tickets.ticket_rows(principal).where(tickets.Ticket.id == uuid.uuid4()).statement
     async with database.tenant_session(org) as session:
-        scans = await _plan(session, statement, organization_id=org)
+        scans = await _plan(session, statement, bound_organization=org)
     assert ("Seq Scan", "tickets") not in scans
 
 
@@ -301,7 +301,7 @@ async def test_search_reads_comments_through_their_gin_index(
         principal, TicketFilters([], [], q="zeppelin"), dialect="postgresql"
     ).limit(51)
     async with database.tenant_session(org) as session:
-        scans = await _plan(session, query.statement, organization_id=org)
+        scans = await _plan(session, query.statement, bound_organization=org)
         found = await fetch_all(session, query)
     assert ("Seq Scan", "ticket_comments") not in scans, scans
     assert ("Seq Scan", "tickets") not in scans, scans
