@@ -6,8 +6,8 @@ ORM objects (identity map, flush bookkeeping, one INSERT per table) buy nothing:
 were a third of a comment's CPU. `append` queues a row; the queue is written
 
 * when the unit of work commits, after the ORM flush (so references to new rows
-  resolve), as one INSERT with data-modifying CTEs on PostgreSQL, one per table on
-  SQLite;
+  resolve), as one INSERT with data-modifying CTEs on PostgreSQL (handed to asyncpg
+  directly by `commit`, see `app.db.driver`), one per table on SQLite;
 * before any ORM query of the same session, so a read sees what its own unit of work
   wrote (as autoflush does for objects).
 
@@ -25,15 +25,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app.db.base import Base, new_id
+from app.db.driver import DriverStatement, compile_for_driver, driver_fetch
 from app.db.session import (
     AppSession,
     CrossTenantWrite,
     TenantContextMissing,
+    before_commit,
     is_system,
     session_organization,
 )
@@ -86,6 +88,10 @@ def write_appended(session: Session) -> None:
 
 
 def _write_chunk(connection: Connection, queue: list[tuple[type[Base], dict[str, Any]]]) -> None:
+    connection.execute(*_chunk(queue))
+
+
+def _chunk(queue: list[tuple[type[Base], dict[str, Any]]]) -> tuple[sa.Insert, dict[str, Any]]:
     shape: list[tuple[type[Base], tuple[tuple[str, Any], ...]]] = []
     params: dict[str, Any] = {}
     for i, (model, row) in enumerate(queue):
@@ -97,7 +103,7 @@ def _write_chunk(connection: Connection, queue: list[tuple[type[Base], dict[str,
                 columns.append((column, None))
                 params[f"r{i}_{column}"] = value
         shape.append((model, tuple(columns)))
-    connection.execute(_journal_statement(tuple(shape)), params)
+    return _journal_statement(tuple(shape)), params
 
 
 @lru_cache(maxsize=512)
@@ -119,8 +125,32 @@ def _journal_statement(
     return last.add_cte(*(insert.cte(f"appended_{i}") for i, insert in enumerate(earlier)))
 
 
+@before_commit
+async def _write_before_commit(session: AsyncSession) -> None:
+    """`commit`'s path: on asyncpg the journal statement goes to the driver directly
+    (`app.db.driver`), compiled once per shape."""
+    sync = session.sync_session
+    if not sync.info.get(APPENDS):
+        return
+    connection = await session.connection()
+    if connection.dialect.driver != "asyncpg":
+        return  # written by the synchronous listener below, inside `session.commit()`
+    if sync.new or sync.dirty or sync.deleted:
+        await session.flush()  # rows the journal refers to exist first
+    queue: list[tuple[type[Base], dict[str, Any]]] = sync.info.pop(APPENDS)
+    for start in range(0, len(queue), ROWS_PER_STATEMENT):
+        statement, params = _chunk(queue[start : start + ROWS_PER_STATEMENT])
+        await driver_fetch(connection, _driver_statement(statement, connection.dialect), params)
+
+
+@lru_cache(maxsize=512)
+def _driver_statement(statement: sa.Insert, dialect: Dialect) -> DriverStatement:
+    return compile_for_driver(statement, dialect)
+
+
 @event.listens_for(AppSession, "before_commit")
 def _write_on_commit(session: Session) -> None:
+    """Any other commit (a bare `session.commit()`), and SQLite."""
     if session.info.get(APPENDS):
         session.flush()
         write_appended(session)

@@ -201,8 +201,21 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
+BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
+_BEFORE_COMMIT: list[BeforeCommit] = []
+
+
+def before_commit(hook: BeforeCommit) -> BeforeCommit:
+    """Async work of every `commit` before the transaction commits (SQLAlchemy's own
+    `before_commit` event is synchronous, which rules out the driver's async calls)."""
+    _BEFORE_COMMIT.append(hook)
+    return hook
+
+
 async def commit(session: AsyncSession) -> None:
     """The only commit: called by the request dependency and the job wrapper."""
+    for hook in _BEFORE_COMMIT:
+        await hook(session)
     await session.commit()
     for callback in session.info.pop(AFTER_COMMIT, []):
         await callback()

@@ -28,7 +28,7 @@ from app.custom_fields.service import validate_values
 from app.db.appends import append
 from app.db.base import new_id
 from app.db.driver import Record
-from app.db.scoped import ScopedQuery, fetch_one_or_none, scope
+from app.db.scoped import ORGANIZATION, ScopedQuery, fetch_one_or_none, scope
 from app.db.session import dialect_name
 from app.kit.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from app.kit.outbox import record_event
@@ -655,6 +655,21 @@ def comments_query(actor: Principal, ticket_id: uuid.UUID) -> sa.Select[TicketCo
     return statement
 
 
+_COMMENTS = cast(sa.Table, TicketComment.__table__)
+_INSERT_COMMENT = ScopedQuery(
+    sa.insert(_COMMENTS)
+    .values(
+        id=sa.bindparam("comment_id"),
+        organization_id=ORGANIZATION,
+        ticket_id=sa.bindparam("ticket_id"),
+        author_id=sa.bindparam("author_id"),
+        content=sa.bindparam("content"),
+        comment_type=sa.bindparam("comment_type", type_=_COMMENTS.c.comment_type.type),
+    )
+    .returning(*_COMMENTS.c)
+).prepare()
+
+
 async def add_comment(
     session: AsyncSession,
     actor: Principal,
@@ -662,7 +677,7 @@ async def add_comment(
     data: CommentCreate,
     *,
     may_write_internal: bool,
-) -> TicketComment:
+) -> Record:
     """The first public reply by staff sets `first_response_at` (and its seconds).
     A comment has a person as author, so API keys cannot write one."""
     if actor.user_id is None:
@@ -670,21 +685,24 @@ async def add_comment(
     locked = await lock_ticket(session, actor, ticket_id)
     if data.comment_type is CommentType.INTERNAL and not may_write_internal:
         raise Forbidden("Only staff write internal notes.")
-    comment = TicketComment(
-        id=new_id(),  # named now: history and event refer to it, all in one flush
+    comment = await fetch_one_or_none(
+        session,
+        _INSERT_COMMENT,
+        comment_id=new_id(),
         ticket_id=locked.id,
         author_id=actor.user_id,
         content=data.content,
         comment_type=data.comment_type,
     )
-    session.add(comment)
-    record_changes(session, locked, actor.user_id, {"comment": (None, comment.id)}, event=None)
+    assert comment is not None  # INSERT … RETURNING returns its row
+    first_response: Changes = {}
     if (
         data.comment_type is CommentType.PUBLIC
         and not actor.is_customer
         and locked.first_response_at is None
     ):
-        # The one comment that changes the ticket's row.
+        # The one comment that changes the ticket's row (written before the journal rows
+        # are queued: a statement sends the queue first, and one journal write is enough).
         now = datetime.now(UTC)
         first_response = {
             "first_response_at": (None, now),
@@ -692,6 +710,8 @@ async def add_comment(
         }
         values = {field: new for field, (_old, new) in first_response.items()}
         await _write(session, locked.id, locked.version, values)
+    record_changes(session, locked, actor.user_id, {"comment": (None, comment["id"])}, event=None)
+    if first_response:
         record_changes(session, locked, actor.user_id, first_response)
     else:
         # The thread is part of the ticket: a sync through the change feed must see it
@@ -704,11 +724,10 @@ async def add_comment(
         aggregate_id=locked.id,
         payload={
             "id": str(locked.id),
-            "comment_id": str(comment.id),
-            "comment_type": comment.comment_type.value,
+            "comment_id": str(comment["id"]),
+            "comment_type": data.comment_type.value,
         },
     )
-    await session.flush()
     return comment
 
 
