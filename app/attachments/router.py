@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, UploadFile
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
 from app.attachments import service as attachments
 from app.attachments.schemas import AttachmentRead, AttachmentUpload
-from app.auth.dependencies import IdempotencyDep, SettingsDep, may, require
+from app.auth.dependencies import IdempotencyKey, SettingsDep, claim_idempotency, may, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.dependencies import SessionDep
@@ -74,8 +74,10 @@ async def upload_attachment(
     session: SessionDep,
     storage: StorageDep,
     settings: SettingsDep,
-    idempotency: IdempotencyDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> AttachmentRead:
+    idempotency = await claim_idempotency(request, principal, session, idempotency_key)
     attachment = await attachments.add_attachment(
         session,
         storage,

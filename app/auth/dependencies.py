@@ -212,21 +212,24 @@ async def include_deleted_param(
 IncludeDeletedDep = Annotated[bool, Depends(include_deleted_param)]
 
 
-async def idempotency_key(
-    request: Request,
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    settings: SettingsDep,
-    key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Retry-safe writes: same key + same request within 24 h → the "
-            "first response; same key + another request → 409.",
-        ),
-    ] = None,
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Retry-safe writes: same key + same request within 24 h → the "
+        "first response; same key + another request → 409.",
+    ),
+]
+
+
+async def claim_idempotency(
+    request: Request, principal: Principal, session: AsyncSession, key: str | None
 ) -> Idempotency:
-    """Claims the key for this request (or answers the stored response / a 409)."""
+    """The first thing a retry-safe POST route does (after its permission gate): claims
+    `key` for this request, or answers the stored response / a 409. A call rather than
+    a dependency: FastAPI re-solves the whole sub-tree of every dependency a dependency
+    names (authentication, the session) on each request, which on the busiest routes
+    cost more than the claim itself."""
     if key is None:
         return Idempotency()
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -234,6 +237,7 @@ async def idempotency_key(
         body = await form_digest(await request.form())
     else:
         body = await request.body()
+    settings: Settings = request.app.state.settings
     request_fingerprint = fingerprint(
         settings.secret_key.get_secret_value().encode(),
         principal.rate_limit_key,
@@ -242,6 +246,3 @@ async def idempotency_key(
         body,
     )
     return await claim(session, key, request_fingerprint)
-
-
-IdempotencyDep = Annotated[Idempotency, Depends(idempotency_key)]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from app.auth.dependencies import IdempotencyDep, IncludeDeletedDep, require
+from app.auth.dependencies import IdempotencyKey, IncludeDeletedDep, claim_idempotency, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.custom_fields import service as custom_fields
@@ -51,8 +51,13 @@ async def list_custom_fields(
 
 @router.post("", response_model=CustomFieldRead, status_code=201)
 async def create_custom_field(
-    body: CustomFieldCreate, _: Writer, session: SessionDep, idempotency: IdempotencyDep
+    body: CustomFieldCreate,
+    principal: Writer,
+    session: SessionDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> CustomFieldRead:
+    idempotency = await claim_idempotency(request, principal, session, idempotency_key)
     created = CustomFieldRead.model_validate(await custom_fields.create_custom_field(session, body))
     await idempotency.complete(201, created)
     return created

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from app.auth.dependencies import IdempotencyDep, IncludeDeletedDep, require
+from app.auth.dependencies import IdempotencyKey, IncludeDeletedDep, claim_idempotency, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.customers import service as customers
@@ -45,8 +45,13 @@ async def list_customers(
 
 @router.post("", response_model=CustomerRead, status_code=201)
 async def create_customer(
-    body: CustomerCreate, _: Writer, session: SessionDep, idempotency: IdempotencyDep
+    body: CustomerCreate,
+    principal: Writer,
+    session: SessionDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> CustomerRead:
+    idempotency = await claim_idempotency(request, principal, session, idempotency_key)
     created = CustomerRead.model_validate(await customers.create_customer(session, body))
     await idempotency.complete(201, created)
     return created

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from app.auth.dependencies import IdempotencyDep, IncludeDeletedDep, require
+from app.auth.dependencies import IdempotencyKey, IncludeDeletedDep, claim_idempotency, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.dependencies import SessionDep
@@ -42,8 +42,13 @@ async def list_departments(
 
 @router.post("", response_model=DepartmentRead, status_code=201)
 async def create_department(
-    body: DepartmentCreate, _: Writer, session: SessionDep, idempotency: IdempotencyDep
+    body: DepartmentCreate,
+    principal: Writer,
+    session: SessionDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> DepartmentRead:
+    idempotency = await claim_idempotency(request, principal, session, idempotency_key)
     created = DepartmentRead.model_validate(await departments.create_department(session, body))
     await idempotency.complete(201, created)
     return created

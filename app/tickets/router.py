@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import (
-    CurrentPrincipal,
-    IdempotencyDep,
+    IdempotencyKey,
     IncludeDeletedDep,
+    claim_idempotency,
     may,
     require,
 )
@@ -61,20 +62,17 @@ SORT_KEYS: dict[str, list[SortKey]] = {
 }
 
 
-async def force_assignment_param(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    force_assignment: Annotated[
-        bool,
-        Query(description="Assign past the agent's max_concurrent_tickets (managers)."),
-    ] = False,
-) -> bool:
+ForceAssignment = Annotated[
+    bool, Query(description="Assign past the agent's max_concurrent_tickets (managers).")
+]
+
+
+async def _forced(session: AsyncSession, principal: Principal, force_assignment: bool) -> bool:
+    """A plain query parameter checked here rather than a dependency of its own (FastAPI
+    would re-solve authentication and the session under it on every request)."""
     if force_assignment and not await may(session, principal, Permission.TICKETS_FORCE_ASSIGN):
         raise Forbidden("Only managers and admins may assign past an agent's limit.")
     return force_assignment
-
-
-ForceAssignment = Annotated[bool, Depends(force_assignment_param)]
 
 
 def _expected_version(if_match: str | None) -> int | None:
@@ -142,11 +140,16 @@ async def create_ticket(
     principal: Creator,
     session: SessionDep,
     response: Response,
-    force_assignment: ForceAssignment,
-    idempotency: IdempotencyDep,
+    request: Request,
+    force_assignment: ForceAssignment = False,
+    idempotency_key: IdempotencyKey = None,
 ) -> TicketRead:
+    idempotency = await claim_idempotency(request, principal, session, idempotency_key)
     ticket = await tickets.create_ticket(
-        session, principal, body, force_assignment=force_assignment
+        session,
+        principal,
+        body,
+        force_assignment=await _forced(session, principal, force_assignment),
     )
     created = _with_etag(response, TicketRead.model_validate(ticket))
     await idempotency.complete(201, created, {"ETag": response.headers["ETag"]})
@@ -168,7 +171,7 @@ async def update_ticket(
     principal: Updater,
     session: SessionDep,
     response: Response,
-    force_assignment: ForceAssignment,
+    force_assignment: ForceAssignment = False,
     if_match: Annotated[str | None, Header(description='"<version>": 412 if stale.')] = None,
 ) -> TicketRead:
     ticket = await tickets.update_ticket(
@@ -177,7 +180,7 @@ async def update_ticket(
         ticket_id,
         body,
         expected_version=_expected_version(if_match),
-        force_assignment=force_assignment,
+        force_assignment=await _forced(session, principal, force_assignment),
     )
     return _with_etag(response, TicketRead.model_validate(ticket))
 
@@ -218,8 +221,10 @@ async def add_comment(
     body: CommentCreate,
     principal: Reader,
     session: SessionDep,
-    idempotency: IdempotencyDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> CommentRead:
+    idempotency = await claim_idempotency(request, principal, session, idempotency_key)
     internal_ok = await may(session, principal, Permission.COMMENTS_INTERNAL)
     comment = await tickets.add_comment(
         session, principal, ticket_id, body, may_write_internal=internal_ok

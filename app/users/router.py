@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.auth.dependencies import (
-    IdempotencyDep,
+    IdempotencyKey,
     IncludeDeletedDep,
     PrincipalSessionDep,
     UserPrincipal,
+    claim_idempotency,
     require,
 )
 from app.auth.permissions import Permission
@@ -65,8 +66,13 @@ async def list_users(
 
 @router.post("", response_model=UserRead, status_code=201)
 async def create_user(
-    body: UserCreate, principal: Writer, session: SessionDep, idempotency: IdempotencyDep
+    body: UserCreate,
+    principal: Writer,
+    session: SessionDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> UserRead:
+    idempotency = await claim_idempotency(request, principal, session, idempotency_key)
     created = UserRead.model_validate(await users.create_user(session, principal, body))
     await idempotency.complete(201, created)
     return created
