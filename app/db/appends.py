@@ -132,15 +132,15 @@ async def _write_before_commit(session: AsyncSession) -> None:
     sync = session.sync_session
     if not sync.info.get(APPENDS):
         return
-    connection = await session.connection()
-    if connection.dialect.driver != "asyncpg":
+    dialect = sync.get_bind().dialect
+    if dialect.driver != "asyncpg":
         return  # written by the synchronous listener below, inside `session.commit()`
     if sync.new or sync.dirty or sync.deleted:
         await session.flush()  # rows the journal refers to exist first
     queue: list[tuple[type[Base], dict[str, Any]]] = sync.info.pop(APPENDS)
     for start in range(0, len(queue), ROWS_PER_STATEMENT):
         statement, params = _chunk(queue[start : start + ROWS_PER_STATEMENT])
-        await driver_fetch(connection, _driver_statement(statement, connection.dialect), params)
+        await driver_fetch(session, _driver_statement(statement, dialect), params)
 
 
 @lru_cache(maxsize=512)

@@ -19,7 +19,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import SessionTransaction
 
 Record = dict[str, Any]
 
@@ -74,16 +75,48 @@ def _constant(value: Any) -> Callable[[], Any]:
     return lambda: value
 
 
+@dataclass(slots=True)
+class _Bound:
+    """The session's connection for one transaction, and SQLAlchemy's adapted asyncpg
+    connection under it: looked up once per transaction instead of per statement (each
+    look-up is two greenlet switches and a proxy)."""
+
+    transaction: SessionTransaction
+    connection: AsyncConnection
+    adapted: Any
+
+
+_BOUND = "driver_bound"
+
+
+async def _bound(session: AsyncSession) -> _Bound:
+    sync = session.sync_session
+    bound: _Bound | None = sync.info.get(_BOUND)
+    if (
+        bound is not None
+        and bound.transaction is sync.get_transaction()
+        and bound.transaction.is_active
+    ):
+        return bound
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    transaction = sync.get_transaction()
+    assert transaction is not None  # `connection()` began it
+    bound = _Bound(transaction, connection, raw.dbapi_connection)
+    sync.info[_BOUND] = bound
+    return bound
+
+
 async def driver_fetch(
-    connection: AsyncConnection, statement: DriverStatement, params: Mapping[str, Any]
+    session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
 ) -> list[Record]:
     """Rows as the driver decodes them (enumerations as their strings, JSON parsed)."""
-    raw = await connection.get_raw_connection()
-    if getattr(raw.dbapi_connection, "_transaction", None) is None:
+    bound = await _bound(session)
+    if getattr(bound.adapted, "_transaction", None) is None:
         # The session's transaction begins with the tenant settings (`after_begin`); a
         # statement outside it would run without them, and a FOR UPDATE lock nothing.
         raise RuntimeError("a driver statement runs inside the session's transaction")
-    driver: Any = raw.driver_connection
+    driver: Any = bound.adapted.driver_connection
     try:
         args = statement.arguments(params)
     except Exception as error:  # a value its column type refuses, as SQLAlchemy reports it
@@ -97,7 +130,7 @@ async def driver_fetch(
         records = await driver.fetch(statement.sql, *args)
     except Exception as error:
         raise await _as_sqlalchemy_error(
-            connection, raw.dbapi_connection, statement.sql, args, error
+            bound.connection, bound.adapted, statement.sql, args, error
         ) from error
     return [dict(record) for record in records]
 

@@ -177,12 +177,13 @@ async def _records(
     if sync.info.get(APPENDS) or sync.new or sync.dirty or sync.deleted:
         # Core bypasses autoflush: see this unit of work's own writes, as ORM reads do.
         await session.run_sync(flush_pending)
-    connection = await session.connection()
     bound = {**params, ORGANIZATION_PARAM: organization_id}
-    if query.prepared and connection.dialect.driver == "asyncpg":
+    dialect = sync.get_bind().dialect
+    if query.prepared and dialect.driver == "asyncpg":
         if query.driver_statement is None:
-            query.driver_statement = compile_for_driver(query.statement, connection.dialect)
-        return await driver_fetch(connection, query.driver_statement, bound)
+            query.driver_statement = compile_for_driver(query.statement, dialect)
+        return await driver_fetch(session, query.driver_statement, bound)
+    connection = await session.connection()
     result = await connection.execute(query.statement, bound)
     keys = list(result.keys())
     return [dict(zip(keys, row, strict=True)) for row in result.all()]

@@ -410,3 +410,25 @@ async def test_scoped_reads_need_a_tenant_session(database: Database) -> None:
     async with database.unbound_session() as session:
         with pytest.raises(TenantContextMissing):
             await fetch_all(session, query)
+
+
+async def test_prepared_statements_follow_the_session_across_transactions(
+    two_tenants: dict[uuid.UUID, dict[type[Base], Base]],  # noqa: F811
+    database: Database,
+    org_a: Organization,
+) -> None:
+    """The driver connection is looked up once per transaction: a session that commits
+    or rolls back and goes on reads in its new transaction, tenant settings included."""
+    ticket = two_tenants[org_a.id][Ticket]
+    by_id = LIVE_TICKETS.where(TICKETS.c.id == sa.bindparam("ticket_id")).prepare()
+    tenant = ScopedQuery(
+        sa.select(sa.func.current_setting("app.organization_id").label("tenant")).where(
+            *scope(Ticket), TICKETS.c.id == sa.bindparam("ticket_id")
+        )
+    ).prepare()
+    async with database.tenant_session(org_a.id) as session:
+        for end_transaction in (commit, lambda s: s.rollback(), commit):
+            assert await fetch_one_or_none(session, by_id, ticket_id=ticket.id) is not None
+            row = await fetch_one_or_none(session, tenant, ticket_id=ticket.id)
+            assert row == {"tenant": str(org_a.id)}
+            await end_transaction(session)
