@@ -61,7 +61,7 @@ GET = (
 )
 GET_FOR_UPDATE = GET + " FOR UPDATE"
 LOCK_FOR_COMMENT = (
-    "SELECT id, ticket_number, created_at, first_response_at FROM tickets "
+    "SELECT id, ticket_number, created_at, first_response_at, version FROM tickets "
     "WHERE organization_id = $1 AND deleted_at IS NULL AND id = $2 FOR UPDATE"
 )
 CUSTOMER_CHECK = (
@@ -89,9 +89,10 @@ INSERT INTO outbox_events (id, organization_id, event_type, aggregate_type, aggr
     payload) VALUES ($10, $2, $11, 'ticket', $3, $12)"""
 INSERT_COMMENT = """INSERT INTO ticket_comments (id, organization_id, ticket_id, author_id, content,
     comment_type, has_attachments) VALUES ($1, $2, $3, $4, $5, $6, false)
-RETURNING id, ticket_id, author_id, content, comment_type, has_attachments, created_at"""
+RETURNING id, organization_id, ticket_id, author_id, content, comment_type, has_attachments,
+    created_at, updated_at"""
 UPDATE_STATUS = f"""UPDATE tickets SET status = $1, version = version + 1, updated_at = now()
-WHERE id = $2 AND version = $3 RETURNING {TICKET_COLUMNS}"""
+WHERE organization_id = $4 AND id = $2 AND version = $3 RETURNING {TICKET_COLUMNS}"""
 
 
 def _plain(value: Any) -> Any:
@@ -204,7 +205,7 @@ async def ticket(request: Request) -> Response:
         status = (await request.json())["status"]
         current = await conn.fetchrow(GET_FOR_UPDATE, org, ticket_id)
         payload = json.dumps({"id": str(ticket_id), "changes": {"status": status}})
-        row = await conn.fetchrow(UPDATE_STATUS, status, ticket_id, current["version"])
+        row = await conn.fetchrow(UPDATE_STATUS, status, ticket_id, current["version"], org)
         await _journal(
             conn, org, ticket_id, user, ("status", current["status"], status), "updated", payload
         )
