@@ -27,6 +27,7 @@ from app.models import (
     SequenceCounter,
     SLAPolicy,
     Technician,
+    Ticket,
     TicketAttachment,
     TicketChange,
     TicketComment,
@@ -85,7 +86,7 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
             business_hours_id=rows[BusinessHours].id,
         )
     )
-    ticket = await open_ticket(
+    opened = await open_ticket(
         session,
         subject="Printer on fire",
         customer_id=customer.id,
@@ -93,7 +94,9 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
         assigned_agent_id=agent.id,
         tags=["hardware"],
     )
-    rows[type(ticket)] = ticket
+    ticket = await session.get(Ticket, opened["id"])
+    assert ticket is not None
+    rows[Ticket] = ticket
     keep(TicketComment(ticket_id=ticket.id, author_id=agent.id, content="On it."))
     await session.flush()
     keep(

@@ -13,6 +13,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from app.custom_fields.schemas import (
     CustomFieldCreate,
     CustomFieldUpdate,
 )
+from app.db.scoped import ScopedQuery, fetch_all, scope
 from app.db.session import dialect_name, session_organization
 from app.kit.errors import ValidationFailed
 from app.kit.records import apply_changes, check_unique, field_error, get_or_404
@@ -168,6 +170,52 @@ def _check_fits_type(field_type: FieldType, choices: list[str], rules: Mapping[s
 # --- values ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class FieldDefinition:
+    """A live definition as value validation reads it: a row of `_LIVE_DEFINITIONS`
+    (every ticket creation reads them; no ORM objects needed)."""
+
+    id: uuid.UUID
+    entity_type: EntityType
+    name: str
+    field_type: FieldType
+    is_required: bool
+    is_unique: bool
+    choices: list[str]
+    validation_rules: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> FieldDefinition:
+        return cls(
+            **{
+                **row,
+                "entity_type": EntityType(row["entity_type"]),
+                "field_type": FieldType(row["field_type"]),
+            }
+        )
+
+
+_LIVE_DEFINITIONS = ScopedQuery(
+    sa.select(
+        *(
+            CustomField.__table__.c[name]
+            for name in (
+                "id",
+                "entity_type",
+                "name",
+                "field_type",
+                "is_required",
+                "is_unique",
+                "choices",
+                "validation_rules",
+            )
+        )
+    )
+    .where(*scope(CustomField), CustomField.entity_type == sa.bindparam("entity_type"))
+    .order_by(CustomField.position, CustomField.id)
+).prepare()
+
+
 async def validate_values(
     session: AsyncSession,
     entity_type: EntityType,
@@ -195,12 +243,8 @@ async def validate_values(
     `["body", "custom_fields", <name>]`.
     """
     definitions = {
-        definition.name: definition
-        for definition in await session.scalars(
-            sa.select(CustomField)
-            .where(CustomField.entity_type == entity_type)
-            .order_by(CustomField.position, CustomField.id)
-        )
+        row["name"]: FieldDefinition.from_row(row)
+        for row in await fetch_all(session, _LIVE_DEFINITIONS, entity_type=entity_type)
     }
     result = dict(current or {})
     if not definitions and not values:
@@ -227,14 +271,14 @@ async def validate_values(
 
 
 def _merge(
-    definitions: Mapping[str, CustomField],
+    definitions: Mapping[str, FieldDefinition],
     values: Mapping[str, Any],
     result: dict[str, Any],
     errors: dict[str, str],
-) -> list[tuple[CustomField, Any]]:
+) -> list[tuple[FieldDefinition, Any]]:
     """Apply `values` to `result` in place, noting problems in `errors`; returns the
     values set on unique fields, which still need the database's word."""
-    unique: list[tuple[CustomField, Any]] = []
+    unique: list[tuple[FieldDefinition, Any]] = []
     for name, value in values.items():
         definition = definitions.get(name)
         if definition is None:
@@ -260,7 +304,7 @@ def _is_blank(value: Any) -> bool:
     return value is None or value == [] or (isinstance(value, str) and not value.strip())
 
 
-def _normalise(definition: CustomField, value: Any) -> Any:
+def _normalise(definition: FieldDefinition, value: Any) -> Any:
     """The value to store, or ValueError with a message for the client."""
     return _NORMALISERS[definition.field_type](definition, value)
 
@@ -278,7 +322,7 @@ def _string(value: Any) -> str:
     return _no_nul(value)
 
 
-def _text_rules(definition: CustomField, text: str) -> str:
+def _text_rules(definition: FieldDefinition, text: str) -> str:
     limit = TEXT_LIKE_MAX_LENGTH[definition.field_type]
     rules = definition.validation_rules
     min_length = rules.get("min_length")
@@ -293,11 +337,11 @@ def _text_rules(definition: CustomField, text: str) -> str:
     return text
 
 
-def _text(definition: CustomField, value: Any) -> str:
+def _text(definition: FieldDefinition, value: Any) -> str:
     return _text_rules(definition, _string(value))
 
 
-def _number(definition: CustomField, value: Any) -> int | float:
+def _number(definition: FieldDefinition, value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be a number")
     if isinstance(value, float) and not math.isfinite(value):
@@ -313,7 +357,7 @@ def _number(definition: CustomField, value: Any) -> int | float:
 _email = TypeAdapter(Email)
 
 
-def _email_address(definition: CustomField, value: Any) -> str:
+def _email_address(definition: FieldDefinition, value: Any) -> str:
     try:
         address = _email.validate_python(_string(value))
     except ValidationError:
@@ -325,7 +369,7 @@ _http_url = TypeAdapter(AnyHttpUrl)
 _URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
-def _url(definition: CustomField, value: Any) -> str:
+def _url(definition: FieldDefinition, value: Any) -> str:
     """Stored as sent, once it parses as an absolute http(s) URL with a host: links are
     shown and followed, so the text a person typed is kept."""
     text = _string(value)
@@ -350,7 +394,7 @@ _RFC3339 = re.compile(
 )
 
 
-def _date(_definition: CustomField, value: Any) -> str:
+def _date(_definition: FieldDefinition, value: Any) -> str:
     text = _string(value)
     try:
         if not _DATE.fullmatch(text):
@@ -360,7 +404,7 @@ def _date(_definition: CustomField, value: Any) -> str:
         raise ValueError("must be a date as YYYY-MM-DD") from None
 
 
-def _datetime(_definition: CustomField, value: Any) -> str:
+def _datetime(_definition: FieldDefinition, value: Any) -> str:
     """RFC 3339 with an offset, stored in UTC the way the API writes its own instants."""
     text = _string(value)
     try:
@@ -372,19 +416,19 @@ def _datetime(_definition: CustomField, value: Any) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _boolean(_definition: CustomField, value: Any) -> bool:
+def _boolean(_definition: FieldDefinition, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("must be true or false")
     return value
 
 
-def _choice(definition: CustomField, value: Any) -> str:
+def _choice(definition: FieldDefinition, value: Any) -> str:
     if not isinstance(value, str) or value not in definition.choices:
         raise ValueError("must be one of the field's choices")
     return value
 
 
-def _multi_choice(definition: CustomField, value: Any) -> list[str]:
+def _multi_choice(definition: FieldDefinition, value: Any) -> list[str]:
     if not isinstance(value, list):
         raise ValueError("must be a list of the field's choices")
     if any(not isinstance(item, str) or item not in definition.choices for item in value):
@@ -394,7 +438,7 @@ def _multi_choice(definition: CustomField, value: Any) -> list[str]:
     return list(value)
 
 
-def _reference(_definition: CustomField, value: Any) -> str:
+def _reference(_definition: FieldDefinition, value: Any) -> str:
     """A reference to a stored file (normally an attachment id). Not resolved here: the
     file may be uploaded after the record exists. A UUID is kept in canonical form."""
     text = _string(value).strip()
@@ -409,7 +453,7 @@ def _reference(_definition: CustomField, value: Any) -> str:
         return text
 
 
-def _json(_definition: CustomField, value: Any) -> Any:
+def _json(_definition: FieldDefinition, value: Any) -> Any:
     _check_json(value)
     try:
         size = len(json.dumps(value, allow_nan=False))
@@ -442,7 +486,7 @@ def _check_json(value: Any) -> None:
             raise ValueError("must be JSON")
 
 
-_NORMALISERS: dict[FieldType, Callable[[CustomField, Any], Any]] = {
+_NORMALISERS: dict[FieldType, Callable[[FieldDefinition, Any], Any]] = {
     FieldType.TEXT: _text,
     FieldType.TEXTAREA: _text,
     FieldType.NUMBER: _number,
@@ -463,7 +507,7 @@ _NORMALISERS: dict[FieldType, Callable[[CustomField, Any], Any]] = {
 
 
 async def _ticket_value_taken(
-    session: AsyncSession, definition: CustomField, value: Any, record_id: uuid.UUID | None
+    session: AsyncSession, definition: FieldDefinition, value: Any, record_id: uuid.UUID | None
 ) -> bool:
     """The database narrows the candidates (PostgreSQL: jsonb containment; SQLite:
     `json_extract` equality for scalars), then Python decides equality exactly: a
@@ -493,7 +537,7 @@ async def _ticket_value_taken(
     return False
 
 
-def _lock_key(session: AsyncSession, definition: CustomField) -> int:
+def _lock_key(session: AsyncSession, definition: FieldDefinition) -> int:
     scope = f"custom_field_unique:{session_organization(session.sync_session)}"
     digest = hashlib.blake2b(
         f"{scope}:{definition.entity_type.value}:{definition.name}".encode(), digest_size=8

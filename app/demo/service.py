@@ -123,12 +123,14 @@ async def seed_demo_content(
             tags=rng.sample(["billing", "login", "hardware", "vip", "mobile"], k=rng.randint(0, 2)),
         )
         session.add(
-            TicketComment(ticket_id=ticket.id, author_id=customer.id, content="Any news on this?")
+            TicketComment(
+                ticket_id=ticket["id"], author_id=customer.id, content="Any news on this?"
+            )
         )
         if agent is not None:
             session.add(
                 TicketComment(
-                    ticket_id=ticket.id,
+                    ticket_id=ticket["id"],
                     author_id=agent.id,
                     content="Looking into it.",
                     comment_type=rng.choice(list(CommentType)),

@@ -64,6 +64,7 @@ TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
 ACTIVE_STATUSES = frozenset({S.NEW, S.OPEN, S.PENDING})
 
 Changes = dict[str, tuple[Any, Any]]
+_TICKETS = cast(sa.Table, Ticket.__table__)
 
 
 def format_ticket_number(value: int) -> str:
@@ -174,11 +175,13 @@ async def open_ticket(
     department_id: uuid.UUID | None = None,
     tags: list[str] | None = None,
     custom_fields: dict[str, Any] | None = None,
-) -> Ticket:
+) -> Record:
     """Insert a ticket with the next number, its history row and `ticket.created`.
     Callers have validated references (the API does in `create_ticket`)."""
     number = await next_value(session, TICKET_SEQUENCE)
-    ticket = Ticket(
+    ticket = await fetch_one_or_none(
+        session,
+        _INSERT_TICKET,
         ticket_number=format_ticket_number(number),
         subject=subject.strip(),
         description=description,
@@ -192,25 +195,49 @@ async def open_ticket(
         tags=sorted({t.strip().lower() for t in tags or [] if t.strip()}),
         custom_fields=custom_fields or {},
     )
-    session.add(ticket)
-    await session.flush()
+    assert ticket is not None  # INSERT … RETURNING returns its row
+    identity = _identity(ticket)
     record_changes(
-        session, ticket, created_by_id, {"ticket": (None, ticket.ticket_number)}, event=None
+        session, identity, created_by_id, {"ticket": (None, ticket["ticket_number"])}, event=None
     )
-    _feed(session, ticket, ChangeKind.CREATED)
+    _feed(session, identity, ChangeKind.CREATED)
     record_event(
         session,
         "ticket.created",
         aggregate_type="ticket",
-        aggregate_id=ticket.id,
-        payload={"id": str(ticket.id), "ticket_number": ticket.ticket_number},
+        aggregate_id=ticket["id"],
+        payload={"id": str(ticket["id"]), "ticket_number": ticket["ticket_number"]},
     )
     return ticket
 
 
+_CREATED_WITH = (
+    "ticket_number",
+    "subject",
+    "description",
+    "priority",
+    "channel",
+    "status",
+    "customer_id",
+    "created_by_id",
+    "assigned_agent_id",
+    "department_id",
+    "tags",
+    "custom_fields",
+)
+_INSERT_TICKET = ScopedQuery(
+    sa.insert(_TICKETS)
+    .values(
+        organization_id=ORGANIZATION,
+        **{name: sa.bindparam(name, type_=_TICKETS.c[name].type) for name in _CREATED_WITH},
+    )
+    .returning(*_TICKETS.c)
+).prepare()
+
+
 async def create_ticket(
     session: AsyncSession, actor: Principal, data: TicketCreate, *, force_assignment: bool = False
-) -> Ticket:
+) -> Record:
     if actor.is_customer:
         if data.customer_id not in (None, actor.id):
             raise Forbidden("Customers open tickets for themselves only.")
@@ -275,13 +302,15 @@ async def _check_references(
         raise ValidationFailed("Some references are not valid.", errors=errors)
 
 
-_USER_WITH_ROLE = ScopedQuery(
-    sa.select(User.id).where(
-        *scope(User),
-        User.id == sa.bindparam("user_id"),
-        User.role.in_(sa.bindparam("roles", expanding=True)),
-    )
+_USER_BY_ID = ScopedQuery(
+    sa.select(User.id).where(*scope(User), User.id == sa.bindparam("user_id"))
 )
+# One prepared statement per role set, the roles written into it (an IN list would be an
+# expanding parameter, which cannot be prepared).
+_USER_WITH_ROLE = {
+    roles: _USER_BY_ID.where(sa.or_(*(User.role == role for role in sorted(roles)))).prepare()
+    for roles in (frozenset({Role.CUSTOMER}), STAFF_ROLES)
+}
 _LIVE_DEPARTMENT = ScopedQuery(
     sa.select(Department.id).where(
         *scope(Department), Department.id == sa.bindparam("department_id")
@@ -292,7 +321,7 @@ _LIVE_DEPARTMENT = ScopedQuery(
 async def _user_with_role(
     session: AsyncSession, user_id: uuid.UUID, roles: frozenset[Role]
 ) -> bool:
-    found = await fetch_one_or_none(session, _USER_WITH_ROLE, user_id=user_id, roles=list(roles))
+    found = await fetch_one_or_none(session, _USER_WITH_ROLE[roles], user_id=user_id)
     return found is not None
 
 
@@ -330,7 +359,6 @@ def visible_tickets(actor: Principal, *, include_deleted: bool = False) -> sa.Se
     return statement
 
 
-_TICKETS = cast(sa.Table, Ticket.__table__)
 _LIVE_TICKET_ROWS = ScopedQuery(sa.select(_TICKETS).where(*scope(Ticket)))
 _ALL_TICKET_ROWS = ScopedQuery(
     sa.select(_TICKETS).where(*scope(Ticket, include_deleted=True)), include_deleted=True

@@ -113,7 +113,7 @@ async def make_ticket(
             created_by_id=tenant["agent"].user_id,
         )
         await commit(session)
-        return ticket.id
+        return ticket["id"]
 
 
 async def add_comment(

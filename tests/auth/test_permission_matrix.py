@@ -181,7 +181,7 @@ async def a_ticket(world: World, _role: str, tenant: Tenant) -> Targets:
             session, subject="Case", customer_id=tenant["customer"].user_id, created_by_id=None
         )
         await commit(session)
-    return {"id": str(ticket.id)}
+    return {"id": str(ticket["id"])}
 
 
 async def a_deleted_ticket(world: World, role: str, tenant: Tenant) -> Targets:

@@ -67,7 +67,7 @@ async def make_ticket(
             created_by_id=tenant["agent"].user_id,
         )
         await commit(session)
-        ticket_id = ticket.id
+        ticket_id = ticket["id"]
     if created_at is not None:
         async with database.tenant_session(tenant.org.id) as session:
             await session.execute(

@@ -57,9 +57,11 @@ async def corpus(database: Database, tenant_a: Tenant) -> Tenant:
         )
         session.add_all(
             [
-                TicketComment(ticket_id=vpn.id, author_id=agent, content="Kerberos ticket expired"),
                 TicketComment(
-                    ticket_id=printer.id,
+                    ticket_id=vpn["id"], author_id=agent, content="Kerberos ticket expired"
+                ),
+                TicketComment(
+                    ticket_id=printer["id"],
                     author_id=agent,
                     content="Escalated to facilities, vendor Brother",
                     comment_type=CommentType.INTERNAL,
