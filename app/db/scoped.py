@@ -270,6 +270,9 @@ def _prove_write(statement: sa.Update | sa.Insert, *, include_deleted: bool) -> 
         return
     if statement._multi_values or statement.select is not None or not written:
         raise UnscopedQuery("a scoped insert writes one row of given values")
+    if getattr(statement, "_post_values_clause", None) is not None:
+        # ON CONFLICT … DO UPDATE would write the conflicting row, whoever's it is.
+        raise UnscopedQuery("a scoped insert has no ON CONFLICT clause")
     if rule is None:
         return
     if rule[0] != "organization_id":

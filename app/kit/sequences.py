@@ -8,9 +8,11 @@ from typing import cast
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import new_id
+from app.db.driver import DriverStatement, compile_for_driver, driver_fetch
 from app.db.session import session_organization
 from app.models.organization import SequenceCounter
 
@@ -23,12 +25,19 @@ async def next_value(session: AsyncSession, name: str) -> int:
     org = session_organization(session.sync_session)
     if org is None:
         raise RuntimeError("sequence numbers need a tenant session")
+    params = {"id": new_id(), "organization_id": org, "name": name}
+    dialect = session.sync_session.get_bind().dialect
+    if dialect.driver == "asyncpg":
+        [row] = await driver_fetch(session, _driver_upsert(dialect), params)
+        return int(row["value"])
     connection = await session.connection()
-    result = await connection.execute(
-        _upsert(connection.dialect.name),
-        {"id": new_id(), "organization_id": org, "name": name},
-    )
+    result = await connection.execute(_upsert(dialect.name), params)
     return int(result.scalar_one())
+
+
+@lru_cache(maxsize=2)
+def _driver_upsert(dialect: Dialect) -> DriverStatement:
+    return compile_for_driver(_upsert(dialect.name), dialect)
 
 
 @lru_cache(maxsize=2)

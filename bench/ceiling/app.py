@@ -69,9 +69,9 @@ CUSTOMER_CHECK = (
     "AND organization_id = $2"
 )
 FIELD_DEFINITIONS = (
-    "SELECT id, name, field_type, is_required, is_unique, choices, validation_rules "
-    "FROM custom_fields WHERE entity_type = 'ticket' AND deleted_at IS NULL "
-    "AND organization_id = $1 ORDER BY position, id"
+    "SELECT id, entity_type, name, field_type, is_required, is_unique, choices, "
+    "validation_rules FROM custom_fields WHERE organization_id = $1 AND deleted_at IS NULL "
+    "AND entity_type = 'ticket' ORDER BY position, id"
 )
 NEXT_NUMBER = """INSERT INTO sequence_counters (id, organization_id, name, value)
 VALUES ($1, $2, 'ticket', 1) ON CONFLICT (organization_id, name)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from app.db.base import Base
 from app.db.scoped import (
@@ -301,6 +302,14 @@ async def test_prepared_statements_process_values_like_sqlalchemy(
         pytest.param(
             lambda: sa.insert(Organization.__table__).values(id=ORGANIZATION, name="x"),
             id="insert-of-a-tenant",
+        ),
+        pytest.param(
+            lambda: (
+                postgresql.insert(COMMENTS)
+                .values(organization_id=ORGANIZATION, id=sa.bindparam("id"), content="x")
+                .on_conflict_do_update(index_elements=["id"], set_={"content": "taken over"})
+            ),
+            id="insert-that-updates-on-conflict",
         ),
     ],
 )
