@@ -386,6 +386,7 @@ def main(
         wait_ready(f"http://127.0.0.1:{ours_port}/readyz", servers[0])
         wait_ready(f"http://127.0.0.1:{ceiling_port}/api/v1/tickets", servers[1])
         rows: dict[str, dict[str, Measurement]] = {}
+        retried: list[str] = []  # rounds run again (reported, never hidden)
         servers_by_name = (("ours", ours_port), ("ceiling", ceiling_port))
         for scenario in chosen:
             for _name, port in servers_by_name:
@@ -411,6 +412,7 @@ def main(
                         # Seen on shared machines: the disk stalls (a checkpoint) and every
                         # connection waits on its commit for a whole short round. Once.
                         console.print(f"{name}: no request completed in {scenario}; again")
+                        retried.append(f"{scenario}/{name}")
                         time.sleep(5)
                         measured = run_wrk(
                             wrk,
@@ -439,6 +441,7 @@ def main(
             "duration_s": duration,
             "rounds": rounds,
             "cpus": os.cpu_count(),
+            "retried_rounds": retried,
         }
         table, markdown = report(rows, meta)
         console.print(table)

@@ -242,7 +242,8 @@ async def claim_idempotency(
         settings.secret_key.get_secret_value().encode(),
         principal.rate_limit_key,
         request.method,
-        request.url.path,
+        # The query is part of the request (`force_assignment=true` is another one).
+        f"{request.url.path}?{request.url.query}" if request.url.query else request.url.path,
         body,
     )
     return await claim(session, key, request_fingerprint)

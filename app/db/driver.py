@@ -63,7 +63,9 @@ def compile_for_driver(statement: sa.Executable, dialect: Dialect) -> DriverStat
     for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
         default = column.default if column in compiled.insert_prefetch else column.onupdate
         if default.is_callable:
-            defaults[column.key] = partial(default.arg, None)  # SQLAlchemy's (context) form
+            # SQLAlchemy's (context) form; no model default reads its execution context
+            # (`new_id`), which a driver statement has none of.
+            defaults[column.key] = partial(default.arg, None)
         elif default.is_scalar:
             defaults[column.key] = _constant(default.arg)
         else:
@@ -96,6 +98,7 @@ async def _bound(session: AsyncSession) -> _Bound:
         bound is not None
         and bound.transaction is sync.get_transaction()
         and bound.transaction.is_active
+        and not bound.connection.invalidated
     ):
         return bound
     connection = await session.connection()

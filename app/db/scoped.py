@@ -36,6 +36,7 @@ from typing import Any, Self
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement
 
 from app.db.appends import APPENDS, flush_pending
@@ -73,10 +74,27 @@ class ScopedQuery:
     """A proven tenant-scoped statement (see the module docstring): a SELECT, or an
     UPDATE or INSERT of one tenant table, usually with RETURNING."""
 
-    __slots__ = ("driver_statement", "froms", "include_deleted", "prepared", "statement")
+    __slots__ = (
+        "driver_statement",
+        "froms",
+        "include_deleted",
+        "parameters",
+        "prepared",
+        "statement",
+    )
 
     def __init__(self, statement: AnyStatement, *, include_deleted: bool = False) -> None:
+        if not isinstance(statement, sa.Select | sa.Update | sa.Insert):
+            # A DELETE, text or anything else the proof does not read would pass it.
+            raise UnscopedQuery(f"scoped statements are SELECT, UPDATE or INSERT: {statement!r}")
         prove_scoped(statement, include_deleted=include_deleted)
+        # The parameters the statement names: on SQLAlchemy's path a parameter named after
+        # a column would otherwise add that column to an UPDATE's SET or an INSERT.
+        self.parameters = frozenset(
+            element.key
+            for element in visitors.iterate(statement)
+            if isinstance(element, BindParameter)
+        )
         self.statement = statement
         self.include_deleted = include_deleted
         self.prepared = False
@@ -90,6 +108,11 @@ class ScopedQuery:
         query.statement = statement
         query.include_deleted = self.include_deleted
         query.froms = self.froms
+        query.parameters = self.parameters | {
+            element.key
+            for element in visitors.iterate(statement)
+            if isinstance(element, BindParameter)
+        }
         query.prepared = False
         query.driver_statement = None
         return query
@@ -140,7 +163,8 @@ class ScopedQuery:
         """Proven once per shape: the proof looks at structure only, never at values,
         and proving a subquery costs SQLAlchemy a compilation."""
         cache_key = clause._generate_cache_key()
-        shape = (cache_key.key, self.froms, self.include_deleted) if cache_key else None
+        kind = type(self.statement)
+        shape = (cache_key.key, kind, self.froms, self.include_deleted) if cache_key else None
         if shape is not None and shape in _PROVEN_CONDITIONS:
             return
         if isinstance(self.statement, sa.Select):
@@ -177,6 +201,9 @@ async def _records(
     if sync.info.get(APPENDS) or sync.new or sync.dirty or sync.deleted:
         # Core bypasses autoflush: see this unit of work's own writes, as ORM reads do.
         await session.run_sync(flush_pending)
+    if not isinstance(query.statement, sa.Select) and not query.parameters.issuperset(params):
+        unknown = ", ".join(sorted(set(params) - query.parameters))
+        raise UnscopedQuery(f"not parameters of this scoped write: {unknown}")
     bound = {**params, ORGANIZATION_PARAM: organization_id}
     dialect = sync.get_bind().dialect
     if query.prepared and dialect.driver == "asyncpg":
@@ -207,6 +234,8 @@ def prove_scoped(
     if isinstance(statement, sa.Update | sa.Insert):
         _prove_write(statement, include_deleted=include_deleted)
         return
+    if any(isinstance(element, UpdateBase) for element in visitors.iterate(statement)):
+        raise UnscopedQuery("a scoped read holds no INSERT, UPDATE or DELETE")
     in_from_clause: set[int] = set()  # SELECTs of FROM subqueries: never correlated
     for depth, select in enumerate(_selects(statement)):
         own_froms = select.get_final_froms()
@@ -246,33 +275,59 @@ def _prove_write(statement: sa.Update | sa.Insert, *, include_deleted: bool) -> 
     table = statement.table
     if not isinstance(table, sa.Table):
         raise UnscopedQuery(f"scoped writes go to a table, not {table!r}")
+    _prove_one_table(statement, table)
+    values: Any = statement._values  # column (or its name) -> value; no public accessor
+    written = {getattr(key, "key", key): value for key, value in (values or {}).items()}
+    if isinstance(statement, sa.Update):
+        _prove_update(statement, table, written, include_deleted=include_deleted)
+    else:
+        _prove_insert(statement, table, written)
+
+
+def _prove_one_table(statement: sa.Update | sa.Insert, table: sa.Table) -> None:
+    if statement._independent_ctes:
+        raise UnscopedQuery("a scoped write has no WITH clause")
     for element in visitors.iterate(statement):
-        if isinstance(element, sa.Select):
+        if isinstance(element, sa.Select | sa.CTE):
             raise UnscopedQuery("a scoped write holds no subquery")
+        if isinstance(element, UpdateBase) and element is not statement:
+            raise UnscopedQuery("a scoped write is one statement")
+        if isinstance(element, sa.TextClause) or (
+            isinstance(element, sa.ColumnClause) and element.table is None
+        ):
+            raise UnscopedQuery("a scoped write holds no SQL text the proof cannot read")
         if isinstance(element, ColumnElement) and any(
             f is not table for f in element._from_objects
         ):
             raise UnscopedQuery(f"a scoped write of {table.name} reads no other table")
+
+
+def _prove_update(
+    statement: sa.Update, table: sa.Table, written: dict[str, Any], *, include_deleted: bool
+) -> None:
+    if not written:
+        # Without values SQLAlchemy sets every column a parameter is given for.
+        raise UnscopedQuery("a scoped update names the columns it sets")
     rule = _rules().get(table)
-    values: Any = statement._values  # column (or its name) -> value; no public accessor
-    written = {getattr(key, "key", key): value for key, value in (values or {}).items()}
-    if isinstance(statement, sa.Update):
-        if rule is not None and rule[0] in written:
-            raise UnscopedQuery(f"a scoped update may not reassign {table.name}'s tenant")
-        where = list(_conjuncts(statement.whereclause))
-        missing = [
-            str(condition)
-            for condition in _table_scope(table, include_deleted=include_deleted)
-            if not any(_same(condition, conjunct) for conjunct in where)
-        ]
-        if missing:
-            raise UnscopedQuery(f"{table.name} is updated without {' AND '.join(missing)}")
-        return
+    if rule is not None and rule[0] in written:
+        raise UnscopedQuery(f"a scoped update may not reassign {table.name}'s tenant")
+    where = list(_conjuncts(statement.whereclause))
+    missing = [
+        str(condition)
+        for condition in _table_scope(table, include_deleted=include_deleted)
+        if not any(_same(condition, conjunct) for conjunct in where)
+    ]
+    if missing:
+        raise UnscopedQuery(f"{table.name} is updated without {' AND '.join(missing)}")
+
+
+def _prove_insert(statement: sa.Insert, table: sa.Table, written: dict[str, Any]) -> None:
     if statement._multi_values or statement.select is not None or not written:
         raise UnscopedQuery("a scoped insert writes one row of given values")
     if getattr(statement, "_post_values_clause", None) is not None:
         # ON CONFLICT … DO UPDATE would write the conflicting row, whoever's it is.
         raise UnscopedQuery("a scoped insert has no ON CONFLICT clause")
+    rule = _rules().get(table)
     if rule is None:
         return
     if rule[0] != "organization_id":

@@ -144,13 +144,9 @@ async def create_ticket(
     force_assignment: ForceAssignment = False,
     idempotency_key: IdempotencyKey = None,
 ) -> TicketRead:
+    forced = await _forced(session, principal, force_assignment)  # a 403 before anything
     idempotency = await claim_idempotency(request, principal, session, idempotency_key)
-    ticket = await tickets.create_ticket(
-        session,
-        principal,
-        body,
-        force_assignment=await _forced(session, principal, force_assignment),
-    )
+    ticket = await tickets.create_ticket(session, principal, body, force_assignment=forced)
     created = _with_etag(response, TicketRead.model_validate(ticket))
     await idempotency.complete(201, created, {"ETag": response.headers["ETag"]})
     return created
@@ -174,13 +170,14 @@ async def update_ticket(
     force_assignment: ForceAssignment = False,
     if_match: Annotated[str | None, Header(description='"<version>": 412 if stale.')] = None,
 ) -> TicketRead:
+    forced = await _forced(session, principal, force_assignment)
     ticket = await tickets.update_ticket(
         session,
         principal,
         ticket_id,
         body,
         expected_version=_expected_version(if_match),
-        force_assignment=await _forced(session, principal, force_assignment),
+        force_assignment=forced,
     )
     return _with_etag(response, TicketRead.model_validate(ticket))
 

@@ -318,6 +318,78 @@ def test_the_proof_refuses_unscoped_writes(build: object) -> None:
         ScopedQuery(build())  # type: ignore[operator]
 
 
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(
+            lambda: sa.delete(TICKETS).returning(TICKETS.c.id), id="a-delete-the-proof-skips"
+        ),
+        pytest.param(lambda: sa.text("DELETE FROM tickets"), id="text"),
+        pytest.param(
+            lambda: (
+                sa.update(TICKETS)
+                .where(*scope(Ticket))
+                .values(subject="x")
+                .add_cte(sa.delete(COMMENTS).cte("gone"))
+            ),
+            id="update-with-a-deleting-cte",
+        ),
+        pytest.param(
+            lambda: (
+                sa.select(TICKETS.c.id)
+                .where(*scope(Ticket))
+                .add_cte(sa.delete(COMMENTS).cte("gone"))
+            ),
+            id="read-with-a-deleting-cte",
+        ),
+        pytest.param(
+            lambda: (
+                sa.update(TICKETS)
+                .where(*scope(Ticket))
+                .values(subject=sa.literal_column("(SELECT email FROM users LIMIT 1)"))
+            ),
+            id="update-with-sql-text",
+        ),
+        pytest.param(lambda: sa.update(TICKETS).where(*scope(Ticket)), id="update-without-values"),
+    ],
+)
+def test_the_proof_refuses_what_it_cannot_read(build: object) -> None:
+    with pytest.raises(UnscopedQuery):
+        ScopedQuery(build())  # type: ignore[operator]
+
+
+async def test_a_scoped_write_takes_only_its_own_parameters(
+    two_tenants: dict[uuid.UUID, dict[type[Base], Base]],  # noqa: F811
+    database: Database,
+    org_a: Organization,
+    org_b: Organization,
+) -> None:
+    """On SQLAlchemy's path (SQLite, unprepared) a parameter named after a column would
+    add it to the SET: `organization_id` would move the row to another tenant."""
+    rename = ScopedQuery(
+        sa.update(TICKETS)
+        .where(*scope(Ticket), TICKETS.c.id == sa.bindparam("ticket_id"))
+        .values(subject=sa.bindparam("new_subject"))
+        .returning(TICKETS.c.organization_id)
+    )
+    ticket = two_tenants[org_a.id][Ticket]
+    async with database.tenant_session(org_a.id) as session:
+        with pytest.raises(UnscopedQuery, match="organization_id"):
+            await fetch_one_or_none(
+                session, rename, ticket_id=ticket.id, new_subject="x", organization_id=org_b.id
+            )
+        row = await fetch_one_or_none(session, rename, ticket_id=ticket.id, new_subject="x")
+        assert row == {"organization_id": org_a.id}
+
+
+def test_a_condition_proven_for_a_read_is_proven_again_for_a_write() -> None:
+    in_a_comment = TICKETS.c.id.in_(sa.select(COMMENTS.c.ticket_id).where(*scope(TicketComment)))
+    LIVE_TICKETS.where(in_a_comment)
+    update = ScopedQuery(sa.update(TICKETS).where(*scope(Ticket)).values(subject="x"))
+    with pytest.raises(UnscopedQuery):
+        update.where(in_a_comment)
+
+
 async def test_scoped_writes_touch_only_the_bound_organization(
     two_tenants: dict[uuid.UUID, dict[type[Base], Base]],  # noqa: F811
     database: Database,

@@ -63,6 +63,23 @@ async def test_same_key_other_body_is_409_and_writes_nothing(
     assert await _count(database, tenant_a, Department) == 1  # the fixture's "Support"
 
 
+async def test_other_query_parameters_are_another_request(
+    client: httpx.AsyncClient, tenant_a: Tenant, database: Database
+) -> None:
+    """A retry that adds `force_assignment=true` is not the stored request: an agent
+    gets the 403 the flag deserves, not the first answer; a manager gets a 409."""
+    url, body = f"{API}/tickets", _ticket_body(tenant_a)
+    for actor in ("agent", "manager"):
+        headers = tenant_a[actor].headers | {"Idempotency-Key": f"flags-{actor}"}
+        assert (await client.post(url, json=body, headers=headers)).status_code == 201
+        forced = await client.post(
+            url, json=body, headers=headers, params={"force_assignment": "true"}
+        )
+        assert forced.status_code == (403 if actor == "agent" else 409), forced.text
+        assert "idempotent-replayed" not in forced.headers
+    assert await _count(database, tenant_a, Ticket) == 2
+
+
 async def test_failed_request_does_not_burn_the_key(
     client: httpx.AsyncClient, tenant_a: Tenant, database: Database
 ) -> None:
