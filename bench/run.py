@@ -201,6 +201,28 @@ def run_wrk(
     duration: int,
     connections: int,
     threads: int,
+    retried: list[str] | None = None,
+) -> Measurement:
+    """One wrk run. With `retried` given, a run in which no request completed is run
+    once more and noted there: seen on shared machines, the disk stalls (a checkpoint)
+    and every connection waits on its commit for a whole short round."""
+    measured = _wrk_once(wrk, url, scenario, env, duration, connections, threads)
+    if measured.requests == 0 and retried is not None:
+        console.print(f"{url}: no request completed in {scenario}; again")
+        retried.append(f"{scenario}@{url}")
+        time.sleep(5)
+        measured = _wrk_once(wrk, url, scenario, env, duration, connections, threads)
+    return measured
+
+
+def _wrk_once(
+    wrk: str,
+    url: str,
+    scenario: str,
+    env: dict[str, str],
+    duration: int,
+    connections: int,
+    threads: int,
 ) -> Measurement:
     command = [
         wrk,
@@ -407,22 +429,8 @@ def main(
                         duration=max(1, duration // rounds),
                         connections=connections,
                         threads=2,
+                        retried=retried,
                     )
-                    if measured.requests == 0:
-                        # Seen on shared machines: the disk stalls (a checkpoint) and every
-                        # connection waits on its commit for a whole short round. Once.
-                        console.print(f"{name}: no request completed in {scenario}; again")
-                        retried.append(f"{scenario}/{name}")
-                        time.sleep(5)
-                        measured = run_wrk(
-                            wrk,
-                            f"http://127.0.0.1:{port}",
-                            scenario,
-                            load_env,
-                            duration=max(1, duration // rounds),
-                            connections=connections,
-                            threads=2,
-                        )
                     if measured.requests == 0:
                         raise SystemExit(f"{name}: no request completed in {scenario}; is it up?")
                     rounds_of[name].append(measured)

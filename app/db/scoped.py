@@ -255,14 +255,20 @@ def prove_scoped(
         where = list(_conjuncts(select.whereclause))
         froms = [f for f in own_froms if f not in correlated]
         for table, on_conjuncts in _tables(froms):
-            conjuncts = where + on_conjuncts
-            missing = [
-                str(condition)
-                for condition in _table_scope(table, include_deleted=include_deleted)
-                if not any(_same(condition, conjunct) for conjunct in conjuncts)
-            ]
+            missing = _missing_scope(table, where + on_conjuncts, include_deleted=include_deleted)
             if missing:
-                raise UnscopedQuery(f"{table.name} is read without {' AND '.join(missing)}")
+                raise UnscopedQuery(f"{table.name} is read without {missing}")
+
+
+def _missing_scope(
+    table: sa.Table, conjuncts: list[ColumnElement[Any]], *, include_deleted: bool
+) -> str:
+    """The scope conditions of `table` none of `conjuncts` states ("" if all are)."""
+    return " AND ".join(
+        str(condition)
+        for condition in _table_scope(table, include_deleted=include_deleted)
+        if not any(_same(condition, conjunct) for conjunct in conjuncts)
+    )
 
 
 def _parameter_names(clause: sa.ClauseElement) -> frozenset[str]:
@@ -315,13 +321,9 @@ def _prove_update(
     if rule is not None and rule[0] in written:
         raise UnscopedQuery(f"a scoped update may not reassign {table.name}'s tenant")
     where = list(_conjuncts(statement.whereclause))
-    missing = [
-        str(condition)
-        for condition in _table_scope(table, include_deleted=include_deleted)
-        if not any(_same(condition, conjunct) for conjunct in where)
-    ]
+    missing = _missing_scope(table, where, include_deleted=include_deleted)
     if missing:
-        raise UnscopedQuery(f"{table.name} is updated without {' AND '.join(missing)}")
+        raise UnscopedQuery(f"{table.name} is updated without {missing}")
 
 
 def _prove_insert(statement: sa.Insert, table: sa.Table, written: dict[str, Any]) -> None:
