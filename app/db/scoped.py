@@ -141,7 +141,7 @@ class ScopedQuery:
         self._prove_additions(clauses)
         return self._narrowed(self._select().order_by(*clauses))
 
-    def limit(self, limit: int) -> Self:
+    def limit(self, limit: int | BindParameter[Any]) -> Self:
         return self._narrowed(self._select().limit(limit))
 
     def _select(self) -> AnySelect:

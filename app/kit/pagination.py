@@ -12,10 +12,11 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -99,22 +100,52 @@ async def paginate(
     statement: sa.Select[RowT] | ScopedQuery,
     params: PageParams,
     keys: Sequence[SortKey],
+    *,
+    parameters: Mapping[str, Any] | None = None,
 ) -> PageResult[Any]:
     """Serve one page of `statement` ordered by `keys` (the last key must be unique and
     non-null, normally the id): ORM objects from a Select of a model, rows from a
-    `ScopedQuery`."""
-    if params.cursor is not None:
-        values = _decode(params.cursor, keys)
-        statement = statement.where(_after(keys, values))
-    statement = statement.order_by(*(key.order_by() for key in keys)).limit(params.limit + 1)
-    if isinstance(statement, ScopedQuery):
-        rows: list[Any] = list(await fetch_all(session, statement))
+    `ScopedQuery`. A prepared `ScopedQuery` (with its `parameters`) stays prepared: its
+    pages are prepared statements too, the cursor and the limit their parameters."""
+    values = _decode(params.cursor, keys) if params.cursor is not None else None
+    if isinstance(statement, ScopedQuery) and statement.prepared:
+        nulls = None if values is None else tuple(value is None for value in values)
+        page = _prepared_page(statement, tuple(keys), nulls)
+        seek = {f"after_{i}": value for i, value in enumerate(values or []) if value is not None}
+        rows: list[Any] = await fetch_all(
+            session, page, **(parameters or {}), **seek, page_limit=params.limit + 1
+        )
     else:
-        rows = list((await session.scalars(statement)).all())
+        if values is not None:
+            statement = statement.where(_after(keys, values))
+        statement = statement.order_by(*(key.order_by() for key in keys)).limit(params.limit + 1)
+        if isinstance(statement, ScopedQuery):
+            rows = list(await fetch_all(session, statement, **(parameters or {})))
+        else:
+            rows = list((await session.scalars(statement)).all())
     if len(rows) <= params.limit:
         return PageResult(rows, None)
     rows = rows[: params.limit]
     return PageResult(rows, cursor_after(rows[-1], keys))
+
+
+@lru_cache(maxsize=1024)
+def _prepared_page(
+    query: ScopedQuery, keys: tuple[SortKey, ...], nulls: tuple[bool, ...] | None
+) -> ScopedQuery:
+    """One prepared page statement per query, ordering and cursor shape (which cursor
+    values are NULL decides the seek's shape)."""
+    if nulls is not None:
+        seek = [
+            None if null else sa.bindparam(f"after_{i}", type_=key.column.type)
+            for i, (key, null) in enumerate(zip(keys, nulls, strict=True))
+        ]
+        query = query.where(_after(keys, seek))
+    return (
+        query.order_by(*(key.order_by() for key in keys))
+        .limit(sa.bindparam("page_limit", type_=sa.Integer))
+        .prepare()
+    )
 
 
 def cursor_after(row: Any, keys: Sequence[SortKey]) -> str:

@@ -124,10 +124,18 @@ async def list_tickets(
         created_before=created_before,
         q=q,
     )
-    query = tickets.tickets_query(
-        principal, filters, dialect=dialect_name(session), include_deleted=include_deleted
+    dialect = dialect_name(session)
+    prepared = tickets.prepared_tickets_query(
+        principal, filters, dialect=dialect, include_deleted=include_deleted
     )
-    result = await paginate(session, query, page, SORT_KEYS[sort])
+    if prepared is not None:
+        query, parameters = prepared
+        result = await paginate(session, query, page, SORT_KEYS[sort], parameters=parameters)
+    else:
+        query = tickets.tickets_query(
+            principal, filters, dialect=dialect, include_deleted=include_deleted
+        )
+        result = await paginate(session, query, page, SORT_KEYS[sort])
     return Page(
         items=[TicketRead.model_validate(t) for t in result.rows],
         next_cursor=result.next_cursor,

@@ -485,6 +485,68 @@ def tickets_query(
     return query.where(*conditions) if conditions else query
 
 
+# Filters a prepared list statement takes as named parameters (equality on one value, or
+# a range bound); the rest — tags, search, several values of one filter — stay literal.
+_PREPARED_FILTERS: dict[str, sa.ColumnElement[bool]] = {
+    "status": Ticket.status == sa.bindparam("status", type_=Ticket.status.type),
+    "priority": Ticket.priority == sa.bindparam("priority", type_=Ticket.priority.type),
+    "channel": Ticket.channel == sa.bindparam("channel", type_=Ticket.channel.type),
+    "assigned_agent_id": Ticket.assigned_agent_id == sa.bindparam("assigned_agent_id"),
+    "unassigned": Ticket.assigned_agent_id.is_(None),
+    "customer_id": Ticket.customer_id == sa.bindparam("customer_id"),
+    "department_id": Ticket.department_id == sa.bindparam("department_id"),
+    "sla_breach": Ticket.sla_breach.is_(True),
+    "no_sla_breach": Ticket.sla_breach.is_(False),
+    "created_after": Ticket.created_at
+    >= sa.bindparam("created_after", type_=Ticket.created_at.type),
+    "created_before": Ticket.created_at
+    < sa.bindparam("created_before", type_=Ticket.created_at.type),
+    "own": Ticket.customer_id == sa.bindparam("own_customer_id"),
+}
+
+
+def prepared_tickets_query(
+    actor: Principal, filters: TicketFilters, *, dialect: str, include_deleted: bool = False
+) -> tuple[ScopedQuery, dict[str, Any]] | None:
+    """The list as a prepared statement with its parameters, for the common shapes on
+    PostgreSQL (one statement per combination of filters, built once): SQLAlchemy's
+    execution of a freshly built statement was a sixth of a filtered list's CPU. None
+    where `tickets_query` serves (SQLite, tags, search, several values of a filter)."""
+    if (
+        dialect != "postgresql"
+        or filters.q
+        or filters.tag is not None
+        or len(filters.statuses) > 1
+        or len(filters.priorities) > 1
+    ):
+        return None
+    params: dict[str, Any] = {
+        "status": filters.statuses[0] if filters.statuses else None,
+        "priority": filters.priorities[0] if filters.priorities else None,
+        "channel": filters.channel,
+        "assigned_agent_id": None if filters.unassigned else filters.assigned_agent_id,
+        "customer_id": filters.customer_id,
+        "department_id": filters.department_id,
+        "created_after": filters.created_after,
+        "created_before": filters.created_before,
+        "own_customer_id": actor.id if actor.is_customer else None,
+    }
+    params = {name: value for name, value in params.items() if value is not None}
+    shape = {"own" if name == "own_customer_id" else name for name in params}
+    if filters.unassigned:
+        shape.add("unassigned")
+    if filters.sla_breach is not None:
+        shape.add("sla_breach" if filters.sla_breach else "no_sla_breach")
+    return _prepared_list(frozenset(shape), include_deleted), params
+
+
+@lru_cache(maxsize=1024)
+def _prepared_list(shape: frozenset[str], include_deleted: bool) -> ScopedQuery:
+    query = _ALL_TICKET_ROWS if include_deleted else _LIVE_TICKET_ROWS
+    conditions = [_PREPARED_FILTERS[name] for name in sorted(shape)]
+    return (query.where(*conditions) if conditions else query).prepare()
+
+
 def _has_tag(tag: str, dialect: str) -> sa.ColumnElement[bool]:
     if dialect == "postgresql":
         # JSONB containment: served by the GIN index on tags.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal, PrincipalKind
 from app.db.scoped import fetch_all
 from app.db.session import Database, commit
+from app.kit.pagination import _prepared_page
 from app.models.organization import Organization
 from app.models.ticket import CommentType, TicketComment
 from app.models.user import Role, User
 from app.tickets import service as tickets
+from app.tickets.router import SORT_KEYS
 from app.tickets.search import prefix_query
 from app.tickets.service import TicketFilters, open_ticket
 from tests.support.identity import API, Tenant
@@ -277,6 +280,47 @@ async def test_list_queries_use_indexes_at_100k_rows(
     )
     async with database.tenant_session(org) as session:
         scans = await _plan(session, query.statement, bound_organization=org)
+    assert ("Seq Scan", "tickets") not in scans, scans
+    assert any(relation == "tickets" for _, relation in scans)
+
+
+PREPARED_SHAPES = [
+    *(f for f in FILTERS if f[0] not in {"tag", "search"}),
+    ("status-and-priority", {"statuses": ["open"], "priorities": ["high"]}),
+    ("created-range", {"created_after": datetime(2020, 1, 1, tzinfo=UTC)}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), PREPARED_SHAPES, ids=[f[0] for f in PREPARED_SHAPES])
+@pytest.mark.parametrize("cursor", [False, True], ids=["first-page", "next-page"])
+async def test_prepared_list_statements_use_indexes_in_their_generic_plan(
+    database: Database,
+    big_org: tuple[uuid.UUID, uuid.UUID, uuid.UUID],
+    name: str,
+    options: dict[str, Any],
+    cursor: bool,
+) -> None:
+    """The prepared shapes run with parameters: PostgreSQL may settle on a generic plan
+    (one made without the values), which must use the indexes too."""
+    org, customer, agent = big_org
+    values = {
+        k: {"agent": agent, "customer": customer}.get(v, v) if isinstance(v, str) else v
+        for k, v in options.items()
+    }
+    principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
+    filters = TicketFilters(values.pop("statuses", []), values.pop("priorities", []), **values)
+    prepared = tickets.prepared_tickets_query(principal, filters, dialect="postgresql")
+    assert prepared is not None
+    query, params = prepared
+    keys = tuple(SORT_KEYS["-created_at"])
+    page = _prepared_page(query, keys, (False, False) if cursor else None)
+    if cursor:
+        params |= {"after_0": datetime.now(UTC), "after_1": uuid.uuid4()}
+    async with database.tenant_session(org) as session:
+        await session.execute(sa.text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        scans = await _plan(
+            session, page.statement, bound_organization=org, page_limit=51, **params
+        )
     assert ("Seq Scan", "tickets") not in scans, scans
     assert any(relation == "tickets" for _, relation in scans)
 
