@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal, PrincipalKind
+from app.db.driver import compile_for_driver
 from app.db.scoped import fetch_all
 from app.db.session import Database, commit
 from app.kit.pagination import _prepared_page
@@ -287,42 +288,83 @@ async def test_list_queries_use_indexes_at_100k_rows(
 PREPARED_SHAPES = [
     *(f for f in FILTERS if f[0] not in {"tag", "search"}),
     ("status-and-priority", {"statuses": ["open"], "priorities": ["high"]}),
+    ("department", {"department_id": uuid.UUID(int=7)}),
     ("created-range", {"created_after": datetime(2020, 1, 1, tzinfo=UTC)}),
+    ("created-before", {"created_before": datetime(2020, 1, 1, tzinfo=UTC)}),
+    ("no-sla-breach", {"sla_breach": False}),
+    ("customer-own", {}),
+    ("include-deleted", {}),
 ]
 
 
 @pytest.mark.parametrize(("name", "options"), PREPARED_SHAPES, ids=[f[0] for f in PREPARED_SHAPES])
-@pytest.mark.parametrize("cursor", [False, True], ids=["first-page", "next-page"])
 async def test_prepared_list_statements_use_indexes_in_their_generic_plan(
     database: Database,
     big_org: tuple[uuid.UUID, uuid.UUID, uuid.UUID],
     name: str,
     options: dict[str, Any],
-    cursor: bool,
 ) -> None:
-    """The prepared shapes run with parameters: PostgreSQL may settle on a generic plan
-    (one made without the values), which must use the indexes too."""
+    """The prepared shapes run with parameters, and PostgreSQL settles on a generic plan
+    (made without the values) after a few executions: for every sort, first page and
+    next, that plan must read tickets through an index too."""
     org, customer, agent = big_org
     values = {
         k: {"agent": agent, "customer": customer}.get(v, v) if isinstance(v, str) else v
         for k, v in options.items()
     }
-    principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
+    if name == "customer-own":
+        principal = Principal(PrincipalKind.USER, customer, org, Role.CUSTOMER)
+    else:
+        principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
     filters = TicketFilters(values.pop("statuses", []), values.pop("priorities", []), **values)
-    prepared = tickets.prepared_tickets_query(principal, filters, dialect="postgresql")
+    prepared = tickets.prepared_tickets_query(
+        principal, filters, dialect="postgresql", include_deleted=name == "include-deleted"
+    )
     assert prepared is not None
     query, params = prepared
-    keys = tuple(SORT_KEYS["-created_at"])
-    page = _prepared_page(query, keys, (False, False) if cursor else None)
-    if cursor:
-        params |= {"after_0": datetime.now(UTC), "after_1": uuid.uuid4()}
     async with database.tenant_session(org) as session:
-        await session.execute(sa.text("SET LOCAL plan_cache_mode = force_generic_plan"))
-        scans = await _plan(
-            session, page.statement, bound_organization=org, page_limit=51, **params
-        )
-    assert ("Seq Scan", "tickets") not in scans, scans
-    assert any(relation == "tickets" for _, relation in scans)
+        for sort, sort_keys in SORT_KEYS.items():
+            keys = tuple(sort_keys)
+            for cursor in (None, (False, False)):
+                page = _prepared_page(query, keys, cursor)
+                seek = {}
+                if cursor is not None:
+                    first = keys[0].column.type.python_type
+                    seek = {
+                        "after_0": datetime.now(UTC) if first is datetime else 2,
+                        "after_1": uuid.uuid4(),
+                    }
+                bound = {**params, **seek, "bound_organization": org, "page_limit": 51}
+                scans = await _generic_plan(session, page.statement, bound)
+                assert ("Seq Scan", "tickets") not in scans, (sort, cursor, scans)
+                assert any(relation == "tickets" for _, relation in scans), (sort, scans)
+
+
+async def _generic_plan(
+    session: AsyncSession, statement: sa.Select[Any], bound: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """`EXPLAIN EXECUTE` of the statement PREPAREd, under `force_generic_plan` (an
+    EXPLAIN with bound values would plan for those values)."""
+    compiled = compile_for_driver(statement, session.sync_session.get_bind().dialect)
+    arguments = compiled.arguments(bound)
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    types = [parameter.name for parameter in (await driver.prepare(compiled.sql)).get_parameters()]
+    name = f"shape_{uuid.uuid4().hex[:12]}"
+    await driver.execute(f"PREPARE {name}({', '.join(types)}) AS {compiled.sql}")
+    literals = ", ".join(_literal(argument) for argument in arguments)
+    rows = await driver.fetch(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({literals})")
+    await driver.execute(f"DEALLOCATE {name}")
+    plan = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
+    assert "$1" in json.dumps(plan), "not a generic plan"
+    return _scans(plan)
+
+
+def _literal(value: Any) -> str:
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return "'" + text.replace("'", "''") + "'"
 
 
 async def test_get_by_id_uses_the_primary_key(
