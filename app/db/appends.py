@@ -20,17 +20,17 @@ application uses none).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app.db.base import Base, new_id
-from app.db.driver import DriverStatement, compile_for_driver, driver_fetch
+from app.db.driver import compile_for_driver, driver_fetch
 from app.db.session import (
     AppSession,
     CrossTenantWrite,
@@ -77,8 +77,8 @@ def write_appended(session: Session) -> None:
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        for start in range(0, len(queue), ROWS_PER_STATEMENT):
-            _write_chunk(connection, queue[start : start + ROWS_PER_STATEMENT])
+        for statement, params in _journal_statements(queue):
+            connection.execute(statement, params)
         return
     by_model: dict[type[Base], list[dict[str, Any]]] = {}
     for model, row in queue:
@@ -87,23 +87,23 @@ def write_appended(session: Session) -> None:
         connection.execute(sa.insert(model), rows)
 
 
-def _write_chunk(connection: Connection, queue: list[tuple[type[Base], dict[str, Any]]]) -> None:
-    connection.execute(*_chunk(queue))
-
-
-def _chunk(queue: list[tuple[type[Base], dict[str, Any]]]) -> tuple[sa.Insert, dict[str, Any]]:
-    shape: list[tuple[type[Base], tuple[tuple[str, Any], ...]]] = []
-    params: dict[str, Any] = {}
-    for i, (model, row) in enumerate(queue):
-        columns: list[tuple[str, Any]] = []
-        for column, value in row.items():
-            if isinstance(value, sa.ClauseElement):
-                columns.append((column, value))  # SQL, part of the statement
-            else:
-                columns.append((column, None))
-                params[f"r{i}_{column}"] = value
-        shape.append((model, tuple(columns)))
-    return _journal_statement(tuple(shape)), params
+def _journal_statements(
+    queue: list[tuple[type[Base], dict[str, Any]]],
+) -> Iterator[tuple[sa.Insert, dict[str, Any]]]:
+    """The queue as journal statements of at most ROWS_PER_STATEMENT rows each."""
+    for start in range(0, len(queue), ROWS_PER_STATEMENT):
+        shape: list[tuple[type[Base], tuple[tuple[str, Any], ...]]] = []
+        params: dict[str, Any] = {}
+        for i, (model, row) in enumerate(queue[start : start + ROWS_PER_STATEMENT]):
+            columns: list[tuple[str, Any]] = []
+            for column, value in row.items():
+                if isinstance(value, sa.ClauseElement):
+                    columns.append((column, value))  # SQL, part of the statement
+                else:
+                    columns.append((column, None))
+                    params[f"r{i}_{column}"] = value
+            shape.append((model, tuple(columns)))
+        yield _journal_statement(tuple(shape)), params
 
 
 @lru_cache(maxsize=512)
@@ -138,14 +138,8 @@ async def _write_before_commit(session: AsyncSession) -> None:
     if sync.new or sync.dirty or sync.deleted:
         await session.flush()  # rows the journal refers to exist first
     queue: list[tuple[type[Base], dict[str, Any]]] = sync.info.pop(APPENDS)
-    for start in range(0, len(queue), ROWS_PER_STATEMENT):
-        statement, params = _chunk(queue[start : start + ROWS_PER_STATEMENT])
-        await driver_fetch(session, _driver_statement(statement, dialect), params)
-
-
-@lru_cache(maxsize=512)
-def _driver_statement(statement: sa.Insert, dialect: Dialect) -> DriverStatement:
-    return compile_for_driver(statement, dialect)
+    for statement, params in _journal_statements(queue):
+        await driver_fetch(session, compile_for_driver(statement, dialect), params)
 
 
 @event.listens_for(AppSession, "before_commit")

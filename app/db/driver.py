@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,8 +45,11 @@ class DriverStatement:
         ]
 
 
+@lru_cache(maxsize=4096)
 def compile_for_driver(statement: sa.Executable, dialect: Dialect) -> DriverStatement:
-    """Named parameters and literal values; no expanding (IN) or computed ones."""
+    """Compiled once per statement object and dialect (statements run this way are
+    module constants or cached shapes). Named parameters and literal values; no
+    expanding (IN) or computed ones."""
     compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
     names = tuple(compiled.positiontup or ())
     binds = compiled.binds

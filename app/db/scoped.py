@@ -41,7 +41,7 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnEleme
 
 from app.db.appends import APPENDS, flush_pending
 from app.db.base import Base
-from app.db.driver import DriverStatement, Record, compile_for_driver, driver_fetch
+from app.db.driver import Record, compile_for_driver, driver_fetch
 from app.db.session import TenantContextMissing, is_system, session_organization
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin
 
@@ -75,7 +75,6 @@ class ScopedQuery:
     UPDATE or INSERT of one tenant table, usually with RETURNING."""
 
     __slots__ = (
-        "driver_statement",
         "froms",
         "include_deleted",
         "parameters",
@@ -97,7 +96,6 @@ class ScopedQuery:
         self.statement = statement
         self.include_deleted = include_deleted
         self.prepared = False
-        self.driver_statement: DriverStatement | None = None
         # Computed once: SQLAlchemy derives FROMs from every column, which is slow on
         # wide selects, and narrowing never changes them.
         self.froms = _froms(statement)
@@ -111,7 +109,6 @@ class ScopedQuery:
         if added and not isinstance(statement, sa.Select):
             query.parameters = self.parameters.union(*map(_parameter_names, added))
         query.prepared = False
-        query.driver_statement = None
         return query
 
     def prepare(self) -> Self:
@@ -204,9 +201,7 @@ async def _records(
     bound = {**params, ORGANIZATION_PARAM: organization_id}
     dialect = sync.get_bind().dialect
     if query.prepared and dialect.driver == "asyncpg":
-        if query.driver_statement is None:
-            query.driver_statement = compile_for_driver(query.statement, dialect)
-        return await driver_fetch(session, query.driver_statement, bound)
+        return await driver_fetch(session, compile_for_driver(query.statement, dialect), bound)
     connection = await session.connection()
     result = await connection.execute(query.statement, bound)
     keys = list(result.keys())

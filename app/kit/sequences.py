@@ -8,11 +8,10 @@ from typing import cast
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import new_id
-from app.db.driver import DriverStatement, compile_for_driver, driver_fetch
+from app.db.driver import compile_for_driver, driver_fetch
 from app.db.session import session_organization
 from app.models.organization import SequenceCounter
 
@@ -28,16 +27,13 @@ async def next_value(session: AsyncSession, name: str) -> int:
     params = {"id": new_id(), "organization_id": org, "name": name}
     dialect = session.sync_session.get_bind().dialect
     if dialect.driver == "asyncpg":
-        [row] = await driver_fetch(session, _driver_upsert(dialect), params)
+        [row] = await driver_fetch(
+            session, compile_for_driver(_upsert(dialect.name), dialect), params
+        )
         return int(row["value"])
     connection = await session.connection()
     result = await connection.execute(_upsert(dialect.name), params)
     return int(result.scalar_one())
-
-
-@lru_cache(maxsize=2)
-def _driver_upsert(dialect: Dialect) -> DriverStatement:
-    return compile_for_driver(_upsert(dialect.name), dialect)
 
 
 @lru_cache(maxsize=2)

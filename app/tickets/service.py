@@ -622,7 +622,7 @@ def _write_statement(columns: tuple[str, ...]) -> ScopedQuery:
         sa.update(_TICKETS)
         .where(
             *scope(Ticket, include_deleted=True),
-            _TICKETS.c.id == sa.bindparam("ticket_id"),
+            _TICKET_BY_ID,
             _TICKETS.c.version == sa.bindparam("locked_version"),
         )
         .values(version=_TICKETS.c.version + 1, updated_at=sa.func.now(), **values)

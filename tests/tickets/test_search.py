@@ -265,17 +265,9 @@ async def test_list_queries_use_indexes_at_100k_rows(
     options: dict[str, Any],
 ) -> None:
     org, customer, agent = big_org
-    values = {
-        k: {"agent": agent, "customer": customer}.get(v, v) if isinstance(v, str) else v
-        for k, v in options.items()
-    }
     principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
     query = (
-        tickets.tickets_query(
-            principal,
-            TicketFilters(values.pop("statuses", []), values.pop("priorities", []), **values),
-            dialect="postgresql",
-        )
+        tickets.tickets_query(principal, _filters(options, customer, agent), dialect="postgresql")
         .order_by(tickets.Ticket.created_at.desc(), tickets.Ticket.id.desc())
         .limit(51)
     )
@@ -283,6 +275,15 @@ async def test_list_queries_use_indexes_at_100k_rows(
         scans = await _plan(session, query.statement, bound_organization=org)
     assert ("Seq Scan", "tickets") not in scans, scans
     assert any(relation == "tickets" for _, relation in scans)
+
+
+def _filters(options: dict[str, Any], customer: uuid.UUID, agent: uuid.UUID) -> TicketFilters:
+    """A FILTERS entry as filters, "agent" and "customer" standing for the seeded users."""
+    values = {
+        k: {"agent": agent, "customer": customer}.get(v, v) if isinstance(v, str) else v
+        for k, v in options.items()
+    }
+    return TicketFilters(values.pop("statuses", []), values.pop("priorities", []), **values)
 
 
 PREPARED_SHAPES = [
@@ -308,17 +309,15 @@ async def test_prepared_list_statements_use_indexes_in_their_generic_plan(
     (made without the values) after a few executions: for every sort, first page and
     next, that plan must read tickets through an index too."""
     org, customer, agent = big_org
-    values = {
-        k: {"agent": agent, "customer": customer}.get(v, v) if isinstance(v, str) else v
-        for k, v in options.items()
-    }
     if name == "customer-own":
         principal = Principal(PrincipalKind.USER, customer, org, Role.CUSTOMER)
     else:
         principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
-    filters = TicketFilters(values.pop("statuses", []), values.pop("priorities", []), **values)
     prepared = tickets.prepared_tickets_query(
-        principal, filters, dialect="postgresql", include_deleted=name == "include-deleted"
+        principal,
+        _filters(options, customer, agent),
+        dialect="postgresql",
+        include_deleted=name == "include-deleted",
     )
     assert prepared is not None
     query, params = prepared
