@@ -18,9 +18,10 @@ from functools import lru_cache, partial
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import SessionTransaction
+from sqlalchemy.util import await_
 
 Record = dict[str, Any]
 
@@ -160,3 +161,25 @@ async def _as_sqlalchemy_error(
         connection_invalidated=disconnected,
         dialect=dialect,
     )
+
+
+def execute_at_begin(connection: Connection, sql: str, *args: Any) -> None:
+    """Run `sql` on the driver as the first statement of the connection's transaction
+    (called from SQLAlchemy's synchronous `after_begin`, inside its greenlet): the tenant
+    settings every transaction starts with. SQLAlchemy's execution context around this
+    one statement cost about as much as its round trip. A failure is handed to the
+    connection's own error handling: the same translated error, the same invalidation
+    of a dead connection, as if SQLAlchemy had run it."""
+    adapted: Any = connection.connection.dbapi_connection
+    dbapi_error: type[Exception] = connection.dialect.loaded_dbapi.Error
+    try:
+        try:
+            if adapted._transaction is None:  # the adapter begins lazily, on first use
+                await_(adapted._start_transaction())
+            await_(adapted.driver_connection.execute(sql, *args))
+        except Exception as error:
+            if isinstance(error, dbapi_error):
+                raise
+            adapted._handle_exception(error)  # raises the dialect's DB-API error for it
+    except Exception as error:
+        connection._handle_dbapi_exception(error, sql, args, None, None)

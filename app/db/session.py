@@ -38,6 +38,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_lo
 from sqlalchemy.orm.attributes import get_history
 
 from app.config import Settings
+from app.db.driver import execute_at_begin
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin, current_organization_id
 
 SYSTEM = "system"
@@ -159,18 +160,18 @@ def _configure_transaction(session: Session, _tx: SessionTransaction, conn: Conn
     if conn.dialect.name != "postgresql":
         return
     if is_system(session):
-        conn.exec_driver_sql("SELECT set_config('app.platform', 'on', true)")
+        execute_at_begin(conn, _SET_PLATFORM)
         return
     _set_pg_tenant(conn, session.info[APP_ROLE], session_organization(session))
 
 
 def _set_pg_tenant(conn: Connection, role: str, org: uuid.UUID | None) -> None:
     # One round trip: drop to the app role (RLS applies, no DDL) and name the tenant.
-    # Driver SQL (asyncpg placeholders): runs at the start of every tenant transaction.
-    conn.exec_driver_sql(_SET_TENANT, (role, str(org) if org else ""))
+    execute_at_begin(conn, _SET_TENANT, role, str(org) if org else "")
 
 
 _SET_TENANT = "SELECT set_config('role', $1, true), set_config('app.organization_id', $2, true)"
+_SET_PLATFORM = "SELECT set_config('app.platform', 'on', true)"
 
 
 @event.listens_for(AppSession, "after_rollback")

@@ -89,3 +89,26 @@ async def test_prepared_and_plain_scoped_reads_agree(
         key: value.value if isinstance(value, Role) else value
         for key, value in via_sqlalchemy.items()
     }
+
+
+async def test_tenant_settings_on_a_dropped_connection_fail_like_any_statement(
+    settings: Settings, database: Database, org_a: Organization
+) -> None:
+    """The tenant settings open every transaction and run on the driver itself: a
+    connection lost before them is reported and invalidated as SQLAlchemy would."""
+    own = Database(settings)
+    try:
+        async with own.tenant_session(org_a.id) as session:
+            pid = await session.scalar(sa.text("SELECT pg_backend_pid()"))
+        async with database.system_session() as admin:
+            await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        async with own.tenant_session(org_a.id) as session:
+            with pytest.raises(DBAPIError) as lost:
+                await session.connection()
+        assert lost.value.connection_invalidated
+        async with own.tenant_session(org_a.id) as session:
+            assert await session.scalar(
+                sa.text("SELECT current_setting('app.organization_id')")
+            ) == str(org_a.id)
+    finally:
+        await own.dispose()
