@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util import await_
 
 Record = dict[str, Any]
@@ -112,6 +112,15 @@ async def _bound(session: AsyncSession) -> _Bound:
     bound = _Bound(transaction, connection, raw.dbapi_connection)
     sync.info[_BOUND] = bound
     return bound
+
+
+def forget_transaction(session: Session, transaction: SessionTransaction) -> None:
+    """Drop the look-up when its transaction ends: it references the session (through
+    the transaction), and a reference cycle left per request is garbage only the cyclic
+    collector frees, which then runs every dozen requests."""
+    bound: _Bound | None = session.info.get(_BOUND)
+    if bound is not None and bound.transaction is transaction:
+        del session.info[_BOUND]
 
 
 async def driver_fetch(

@@ -38,7 +38,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_lo
 from sqlalchemy.orm.attributes import get_history
 
 from app.config import Settings
-from app.db.driver import execute_at_begin
+from app.db.driver import execute_at_begin, forget_transaction
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin, current_organization_id
 
 SYSTEM = "system"
@@ -172,6 +172,11 @@ def _set_pg_tenant(conn: Connection, role: str, org: uuid.UUID | None) -> None:
 
 _SET_TENANT = "SELECT set_config('role', $1, true), set_config('app.organization_id', $2, true)"
 _SET_PLATFORM = "SELECT set_config('app.platform', 'on', true)"
+
+
+@event.listens_for(AppSession, "after_transaction_end")
+def _forget_driver_connection(session: Session, transaction: SessionTransaction) -> None:
+    forget_transaction(session, transaction)
 
 
 @event.listens_for(AppSession, "after_rollback")

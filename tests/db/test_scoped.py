@@ -3,7 +3,9 @@ only the bound organization's live rows, whatever the model."""
 
 from __future__ import annotations
 
+import gc
 import uuid
+import weakref
 from datetime import UTC, datetime
 
 import pytest
@@ -513,3 +515,28 @@ async def test_prepared_statements_follow_the_session_across_transactions(
             row = await fetch_one_or_none(session, tenant, ticket_id=ticket.id)
             assert row == {"tenant": str(org_a.id)}
             await end_transaction(session)
+
+
+async def test_a_finished_session_is_freed_without_the_cycle_collector(
+    two_tenants: dict[uuid.UUID, dict[type[Base], Base]],  # noqa: F811
+    database: Database,
+    org_a: Organization,
+) -> None:
+    """Whatever the driver remembers per transaction is dropped when it ends: a session
+    left in a reference cycle per request would run the cyclic collector every dozen
+    requests."""
+    ticket = two_tenants[org_a.id][Ticket]
+    by_id = LIVE_TICKETS.where(TICKETS.c.id == sa.bindparam("ticket_id")).prepare()
+    gc.collect()
+    gc.disable()
+    try:
+        async with database.tenant_session(org_a.id) as session:
+            assert await fetch_one_or_none(session, by_id, ticket_id=ticket.id) is not None
+            await commit(session)
+            assert await fetch_one_or_none(session, by_id, ticket_id=ticket.id) is not None
+            await session.rollback()
+        freed = weakref.ref(session.sync_session)
+        del session
+        assert freed() is None
+    finally:
+        gc.enable()
