@@ -199,10 +199,35 @@ class ArqJobQueue:
         run_at: float | None = None,
         **kwargs: Any,
     ) -> None:
-        now = time.time()
-        if job_id is not None and self._scheduled.get(job_id, 0.0) > now:
+        if job_id is None or run_at is None:
+            await self._send(name, organization_id, job_id, run_at, kwargs)
             return
-        job = await self.redis.enqueue_job(
+        now = time.time()
+        if self._scheduled.get(job_id, 0.0) > now:
+            return
+        # Claimed before the round trip, so the requests of this process that ask for
+        # the same slot while it is under way share it too (a failed send frees it; the
+        # periodic sweep relays what a lost enqueue missed). Redis ignores an id that
+        # exists: the slot's job is queued (say by another replica) and starts at the
+        # slot's end, after this commit, so that keeps the claim as well.
+        if len(self._scheduled) > 10_000:
+            self._scheduled = {k: v for k, v in self._scheduled.items() if v > now}
+        self._scheduled[job_id] = run_at
+        try:
+            await self._send(name, organization_id, job_id, run_at, kwargs)
+        except BaseException:
+            self._scheduled.pop(job_id, None)
+            raise
+
+    async def _send(
+        self,
+        name: str,
+        organization_id: uuid.UUID | None,
+        job_id: str | None,
+        run_at: float | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        await self.redis.enqueue_job(
             name,
             str(organization_id) if organization_id else None,
             _job_id=job_id,
@@ -210,10 +235,6 @@ class ArqJobQueue:
             _defer_until=datetime.fromtimestamp(run_at, UTC) if run_at is not None else None,
             **kwargs,
         )
-        if job is not None and job_id is not None and run_at is not None:
-            if len(self._scheduled) > 10_000:
-                self._scheduled = {k: v for k, v in self._scheduled.items() if v > now}
-            self._scheduled[job_id] = run_at
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -211,3 +212,33 @@ async def test_in_process_runner_waits_for_the_slot(
     await in_process.jobs.drain()
     event = await _event(in_process, org_a, aggregate)
     assert event is not None and event.dispatched_at is not None
+
+
+async def test_a_replica_asks_redis_once_per_slot(
+    settings: Settings, arq_redis: ArqRedis, org_a: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests of one process that ask for a slot's relay together share one round trip,
+    and a replica that finds the slot's job queued by another does not ask again."""
+    sent: list[str | None] = []
+    real_enqueue = arq_redis.enqueue_job
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        sent.append(kwargs.get("_job_id"))
+        return await real_enqueue(*args, **kwargs)
+
+    monkeypatch.setattr(arq_redis, "enqueue_job", counted)
+    replica_a = ArqJobQueue(arq_redis, settings.job_queue_name)
+    replica_b = ArqJobQueue(arq_redis, settings.job_queue_name)
+    job_id, run_at = coalesced("relay:y", 60.0)
+    for replica in (replica_a, replica_b):
+        await asyncio.gather(
+            *(
+                replica.enqueue(
+                    outbox.RELAY_JOB, organization_id=org_a.id, job_id=job_id, run_at=run_at
+                )
+                for _ in range(20)
+            )
+        )
+    assert sent == [job_id, job_id]  # one per replica
+    queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
+    assert [job.job_id for job in queued] == [job_id]
