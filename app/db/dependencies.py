@@ -25,7 +25,7 @@ async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     """Commits after the endpoint returns and before the response is sent
     (scope="function"), so a 201 is durable; any exception rolls back and drops the
     after-commit work of this unit."""
-    async with session:
+    try:
         try:
             yield session
         except AppError as exc:
@@ -38,6 +38,18 @@ async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await commit(session)
+    finally:
+        await _close(session)
+
+
+async def _close(session: AsyncSession) -> None:
+    if session.in_transaction():  # a commit or rollback failed: give the connection back
+        await session.close()
+    else:
+        # Nothing to roll back or return: closing is bookkeeping, with no I/O, so it
+        # needs neither SQLAlchemy's greenlet nor the task `async with` runs it in
+        # (FastAPI already shields a dependency's exit from cancellation).
+        session.sync_session.close()
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
