@@ -1,0 +1,94 @@
+"""The request unit of work: commits on success, rolls back on error, and always gives
+its connection back, whichever way it ends (a failed commit included)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from app.config import Settings
+from app.db.dependencies import _unit_of_work
+from app.db.session import Database
+from app.models import Department, Organization
+
+
+@pytest.fixture
+async def own_database(settings: Settings) -> AsyncIterator[Database]:
+    """A pool of its own, so its checked-out count is this test's alone."""
+    database = Database(settings)
+    yield database
+    await database.dispose()
+
+
+async def _departments(database: Database, org: Organization, name: str) -> int:
+    async with database.tenant_session(org.id) as session:
+        count = await session.scalar(
+            sa.select(sa.func.count()).select_from(Department).where(Department.name == name)
+        )
+    return int(count or 0)
+
+
+async def test_a_unit_that_ends_normally_commits_and_returns_its_connection(
+    own_database: Database, org_a: Organization
+) -> None:
+    name = uuid.uuid4().hex
+    async with _unit_of_work(own_database.tenant_session(org_a.id)) as session:
+        session.add(Department(name=name))
+        await session.flush()
+        assert own_database.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert not session.in_transaction()
+    assert own_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await _departments(own_database, org_a, name) == 1
+
+
+async def test_a_unit_that_raises_rolls_back_and_returns_its_connection(
+    own_database: Database, org_a: Organization
+) -> None:
+    name = uuid.uuid4().hex
+
+    async def failing_request() -> None:
+        async with _unit_of_work(own_database.tenant_session(org_a.id)) as session:
+            session.add(Department(name=name))
+            await session.flush()
+            raise LookupError
+
+    with pytest.raises(LookupError):
+        await failing_request()
+    assert own_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await _departments(own_database, org_a, name) == 0
+
+
+async def test_a_unit_whose_commit_fails_returns_its_connection(
+    own_database: Database, org_a: Organization
+) -> None:
+    name = uuid.uuid4().hex
+
+    async def duplicate_names() -> None:
+        async with _unit_of_work(own_database.tenant_session(org_a.id)) as session:
+            # Two live departments of one name: refused by the flush inside the commit.
+            session.add_all([Department(name=name), Department(name=name)])
+
+    with pytest.raises(IntegrityError):
+        await duplicate_names()
+    assert own_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await _departments(own_database, org_a, name) == 0
+
+
+async def test_a_unit_on_a_dropped_connection_still_gives_it_back(
+    own_database: Database, database: Database, org_a: Organization
+) -> None:
+    async def request_on_a_dropped_connection() -> None:
+        async with _unit_of_work(own_database.tenant_session(org_a.id)) as session:
+            pid = await session.scalar(sa.text("SELECT pg_backend_pid()"))
+            async with database.system_session() as admin:
+                await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            raise LookupError
+
+    with pytest.raises(DBAPIError) as lost:  # the rollback finds the connection gone
+        await request_on_a_dropped_connection()
+    assert lost.value.connection_invalidated
+    assert own_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
