@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -453,6 +453,11 @@ class TicketFilters:
     q: str | None = None
 
 
+# The bare column, as the partial index `ix_tickets_sla_breach` states it: PostgreSQL
+# does not prove that `sla_breach IS true` implies it, and never used that index.
+_SLA_BREACHED: sa.ColumnElement[bool] = Ticket.sla_breach.expression
+
+
 def tickets_query(
     actor: Principal, filters: TicketFilters, *, dialect: str, include_deleted: bool = False
 ) -> ScopedQuery:
@@ -475,7 +480,7 @@ def tickets_query(
     if filters.tag is not None:
         conditions.append(_has_tag(filters.tag.strip().lower(), dialect))
     if filters.sla_breach is not None:
-        conditions.append(Ticket.sla_breach.is_(filters.sla_breach))
+        conditions.append(_SLA_BREACHED if filters.sla_breach else sa.not_(_SLA_BREACHED))
     if filters.created_after is not None:
         conditions.append(Ticket.created_at >= filters.created_after)
     if filters.created_before is not None:
@@ -485,18 +490,23 @@ def tickets_query(
     return query.where(*conditions) if conditions else query
 
 
-# Filters a prepared list statement takes as named parameters (equality on one value, or
-# a range bound); the rest — tags, search, several values of one filter — stay literal.
+# Filters a prepared list statement takes as named parameters: equality on one value,
+# membership in several (an array), a range bound, tag containment. Only search (`q`)
+# stays literal. One value keeps `=`: `(organization_id, status, created_at)` then
+# yields rows in order, where `= ANY` of one value would not on PostgreSQL 15.
 _PREPARED_FILTERS: dict[str, sa.ColumnElement[bool]] = {
     "status": Ticket.status == sa.bindparam("status", type_=Ticket.status.type),
+    "statuses": Ticket.status == sa.any_(sa.bindparam("statuses", type_=ARRAY(sa.String))),
     "priority": Ticket.priority == sa.bindparam("priority", type_=Ticket.priority.type),
+    "priorities": Ticket.priority == sa.any_(sa.bindparam("priorities", type_=ARRAY(sa.String))),
     "channel": Ticket.channel == sa.bindparam("channel", type_=Ticket.channel.type),
     "assigned_agent_id": Ticket.assigned_agent_id == sa.bindparam("assigned_agent_id"),
     "unassigned": Ticket.assigned_agent_id.is_(None),
     "customer_id": Ticket.customer_id == sa.bindparam("customer_id"),
     "department_id": Ticket.department_id == sa.bindparam("department_id"),
-    "sla_breach": Ticket.sla_breach.is_(True),
-    "no_sla_breach": Ticket.sla_breach.is_(False),
+    "tag": sa.type_coerce(Ticket.tags, JSONB).contains(sa.bindparam("tag", type_=JSONB)),
+    "sla_breach": _SLA_BREACHED,
+    "no_sla_breach": sa.not_(_SLA_BREACHED),
     "created_after": Ticket.created_at
     >= sa.bindparam("created_after", type_=Ticket.created_at.type),
     "created_before": Ticket.created_at
@@ -508,21 +518,20 @@ _PREPARED_FILTERS: dict[str, sa.ColumnElement[bool]] = {
 def prepared_tickets_query(
     actor: Principal, filters: TicketFilters, *, dialect: str, include_deleted: bool = False
 ) -> tuple[ScopedQuery, dict[str, Any]] | None:
-    """The list as a prepared statement with its parameters, for the common shapes on
-    PostgreSQL (one statement per combination of filters, built once): SQLAlchemy's
-    execution of a freshly built statement was a sixth of a filtered list's CPU. None
-    where `tickets_query` serves (SQLite, tags, search, several values of a filter)."""
-    if (
-        dialect != "postgresql"
-        or filters.q
-        or filters.tag is not None
-        or len(filters.statuses) > 1
-        or len(filters.priorities) > 1
-    ):
+    """The list as a prepared statement with its parameters, on PostgreSQL (one statement
+    per combination of filters, built once): SQLAlchemy's execution of a freshly built
+    statement was a sixth of a filtered list's CPU. None where `tickets_query` serves
+    (SQLite, search)."""
+    if dialect != "postgresql" or filters.q:
         return None
+    statuses = sorted({TicketStatus(status).value for status in filters.statuses})
+    priorities = sorted({Priority(priority).value for priority in filters.priorities})
     params: dict[str, Any] = {
-        "status": filters.statuses[0] if filters.statuses else None,
-        "priority": filters.priorities[0] if filters.priorities else None,
+        "status": statuses[0] if len(statuses) == 1 else None,
+        "statuses": statuses if len(statuses) > 1 else None,
+        "priority": priorities[0] if len(priorities) == 1 else None,
+        "priorities": priorities if len(priorities) > 1 else None,
+        "tag": [filters.tag.strip().lower()] if filters.tag is not None else None,
         "channel": filters.channel,
         "assigned_agent_id": None if filters.unassigned else filters.assigned_agent_id,
         "customer_id": filters.customer_id,

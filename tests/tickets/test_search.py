@@ -16,7 +16,7 @@ from app.auth.principal import Principal, PrincipalKind
 from app.db.driver import compile_for_driver
 from app.db.scoped import fetch_all
 from app.db.session import Database, commit
-from app.kit.pagination import _prepared_page
+from app.kit.pagination import PageParams, _prepared_page, paginate
 from app.models.organization import Organization
 from app.models.ticket import CommentType, TicketComment
 from app.models.user import Role, User
@@ -287,8 +287,11 @@ def _filters(options: dict[str, Any], customer: uuid.UUID, agent: uuid.UUID) -> 
 
 
 PREPARED_SHAPES = [
-    *(f for f in FILTERS if f[0] not in {"tag", "search"}),
+    *(f for f in FILTERS if f[0] != "search"),
     ("status-and-priority", {"statuses": ["open"], "priorities": ["high"]}),
+    ("several-statuses", {"statuses": ["open", "pending"]}),
+    ("several-priorities", {"priorities": ["low", "urgent"]}),
+    ("several-statuses-and-tag", {"statuses": ["new", "open"], "tag": "hardware"}),
     ("department", {"department_id": uuid.UUID(int=7)}),
     ("created-range", {"created_after": datetime(2020, 1, 1, tzinfo=UTC)}),
     ("created-before", {"created_before": datetime(2020, 1, 1, tzinfo=UTC)}),
@@ -362,8 +365,74 @@ async def _generic_plan(
 
 
 def _literal(value: Any) -> str:
+    if isinstance(value, list):  # an array parameter
+        return "ARRAY[" + ", ".join(_literal(item) for item in value) + "]"
     text = value.isoformat() if isinstance(value, datetime) else str(value)
     return "'" + text.replace("'", "''") + "'"
+
+
+async def test_the_sla_breach_filter_reads_its_partial_index(
+    database: Database, big_org: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+) -> None:
+    """`WHERE sla_breach` as the index states it (`sla_breach IS true` never used it)."""
+    org, customer, agent = big_org
+    principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
+    filters = _filters({"sla_breach": True}, customer, agent)
+    literal = tickets.tickets_query(principal, filters, dialect="postgresql")
+    prepared = tickets.prepared_tickets_query(principal, filters, dialect="postgresql")
+    assert prepared is not None
+    order = SORT_KEYS["-created_at"]
+    async with database.tenant_session(org) as session:
+        literal_scans = await _plan(
+            session,
+            literal.order_by(*(key.order_by() for key in order)).limit(51).statement,
+            bound_organization=org,
+        )
+        generic_scans = await _generic_plan(
+            session,
+            _prepared_page(prepared[0], tuple(order), None).statement,
+            {**prepared[1], "bound_organization": org, "page_limit": 51},
+        )
+    for scans in (literal_scans, generic_scans):
+        assert any(name == "ix_tickets_sla_breach" for _, name in scans), scans
+
+
+AGREEMENT = [f for f in PREPARED_SHAPES if f[0] not in {"customer-own", "include-deleted"}]
+
+
+@pytest.mark.parametrize(("name", "options"), AGREEMENT, ids=[f[0] for f in AGREEMENT])
+async def test_prepared_and_literal_lists_agree(
+    database: Database,
+    big_org: tuple[uuid.UUID, uuid.UUID, uuid.UUID],
+    name: str,
+    options: dict[str, Any],
+) -> None:
+    """The literal statement still serves SQLite and search: both paths give the same
+    pages, cursors included."""
+    org, customer, agent = big_org
+    principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
+    filters = _filters(options, customer, agent)
+    literal = tickets.tickets_query(principal, filters, dialect="postgresql")
+    prepared = tickets.prepared_tickets_query(principal, filters, dialect="postgresql")
+    assert prepared is not None
+    for sort in ("-created_at", "priority"):
+        pages: dict[str, list[list[Any]]] = {"literal": [], "prepared": []}
+        async with database.tenant_session(org) as session:
+            for path, served in pages.items():
+                cursor = None
+                for _ in range(3):
+                    page = PageParams(limit=40, cursor=cursor)
+                    if path == "literal":
+                        result = await paginate(session, literal, page, SORT_KEYS[sort])
+                    else:
+                        result = await paginate(
+                            session, prepared[0], page, SORT_KEYS[sort], parameters=prepared[1]
+                        )
+                    served.append([row["id"] for row in result.rows])
+                    cursor = result.next_cursor
+                    if cursor is None:
+                        break
+        assert pages["literal"] == pages["prepared"], (name, sort)
 
 
 async def test_get_by_id_uses_the_primary_key(
