@@ -105,8 +105,13 @@ async def run_worker_burst(redis: ArqRedis, settings: Settings, database: Databa
 @pytest.fixture
 async def arq_redis(test_redis_url: str, settings: Settings) -> AsyncIterator[ArqRedis]:
     redis = await create_pool(RedisSettings.from_dsn(test_redis_url))
+    # arq keeps jobs and results under keys of their own, outside the queue's name.
+    before = {k async for k in redis.scan_iter("arq:job:*")}
+    before |= {k async for k in redis.scan_iter("arq:result:*")}
     yield redis
     keys = [k async for k in redis.scan_iter(f"{settings.job_queue_name}*")]
+    keys += [k async for k in redis.scan_iter("arq:job:*") if k not in before]
+    keys += [k async for k in redis.scan_iter("arq:result:*") if k not in before]
     if keys:
         await redis.delete(*keys)
     await redis.aclose()
@@ -185,7 +190,7 @@ async def test_commits_in_one_slot_share_one_queued_relay(
 ) -> None:
     replica_a = ArqJobQueue(arq_redis, settings.job_queue_name)
     replica_b = ArqJobQueue(arq_redis, settings.job_queue_name)
-    job_id, run_at = coalesced("relay:x", 60.0)
+    job_id, run_at = coalesced(f"relay:{uuid.uuid4().hex}", 60.0)
     for queue in (replica_a, replica_a, replica_b, replica_b):
         await queue.enqueue(
             outbox.RELAY_JOB, organization_id=org_a.id, job_id=job_id, run_at=run_at
@@ -229,7 +234,7 @@ async def test_a_replica_asks_redis_once_per_slot(
     monkeypatch.setattr(arq_redis, "enqueue_job", counted)
     replica_a = ArqJobQueue(arq_redis, settings.job_queue_name)
     replica_b = ArqJobQueue(arq_redis, settings.job_queue_name)
-    job_id, run_at = coalesced("relay:y", 60.0)
+    job_id, run_at = coalesced(f"relay:{uuid.uuid4().hex}", 60.0)
     for replica in (replica_a, replica_b):
         await asyncio.gather(
             *(
