@@ -176,9 +176,10 @@ def execute_at_begin(connection: Connection, sql: str, *args: Any) -> None:
     """Run `sql` on the driver as the first statement of the connection's transaction
     (called from SQLAlchemy's synchronous `after_begin`, inside its greenlet): the tenant
     settings every transaction starts with. SQLAlchemy's execution context around this
-    one statement cost about as much as its round trip. A failure is handed to the
+    one statement cost about as much as its round trip (so it is not in the echo log or
+    the cursor events either). A failure — a cancellation included — is handed to the
     connection's own error handling: the same translated error, the same invalidation
-    of a dead connection, as if SQLAlchemy had run it."""
+    of a dead or interrupted connection, as if SQLAlchemy had run it."""
     adapted: Any = connection.connection.dbapi_connection
     dbapi_error: type[Exception] = connection.dialect.loaded_dbapi.Error
     try:
@@ -190,5 +191,5 @@ def execute_at_begin(connection: Connection, sql: str, *args: Any) -> None:
             if isinstance(error, dbapi_error):
                 raise
             adapted._handle_exception(error)  # raises the dialect's DB-API error for it
-    except Exception as error:
+    except BaseException as error:
         connection._handle_dbapi_exception(error, sql, args, None, None)

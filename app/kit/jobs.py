@@ -209,7 +209,10 @@ class ArqJobQueue:
         # the same slot while it is under way share it too (a failed send frees it; the
         # periodic sweep relays what a lost enqueue missed). Redis ignores an id that
         # exists: the slot's job is queued (say by another replica) and starts at the
-        # slot's end, after this commit, so that keeps the claim as well.
+        # slot's end, after this commit, so that keeps the claim as well. Like every
+        # claim, this holds while clocks agree within COALESCE_MARGIN_SECONDS: a worker
+        # further ahead could start the slot's job before a later commit of the slot,
+        # whose events then wait for the sweep.
         if len(self._scheduled) > 10_000:
             self._scheduled = {k: v for k, v in self._scheduled.items() if v > now}
         self._scheduled[job_id] = run_at

@@ -244,6 +244,10 @@ async def test_a_replica_asks_redis_once_per_slot(
                 for _ in range(20)
             )
         )
+    # Later askers of either replica: the claim stands, also where Redis had the job.
+    await replica_b.enqueue(
+        outbox.RELAY_JOB, organization_id=org_a.id, job_id=job_id, run_at=run_at
+    )
     assert sent == [job_id, job_id]  # one per replica
     queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
     assert [job.job_id for job in queued] == [job_id]
