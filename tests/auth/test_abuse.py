@@ -14,6 +14,7 @@ from app.db.session import Database, commit
 from app.models import Department, User, UserPermission
 from app.models.user import Role
 from tests.support.identity import API, PASSWORD, Tenant, add_user, login
+from tests.support.windows import inside_one_window
 
 
 async def _grant(database: Database, tenant: Tenant, user_id: uuid.UUID, permission: str) -> None:
@@ -92,6 +93,7 @@ async def test_concurrent_guesses_cannot_pass_the_account_budget(
 ) -> None:
     agent = tenant_a["agent"]
     assert agent.email is not None
+    await inside_one_window(8)
     attempts = await asyncio.gather(
         *(login(client, agent.email, "wrong-password!", client_id=tenant_a.slug) for _ in range(25))
     )

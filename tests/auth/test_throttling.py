@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,20 +18,14 @@ from app.db.session import Database, commit
 from app.main import create_app
 from app.models import ApiKey, User, UserSession
 from tests.support.identity import API, PASSWORD, Tenant, login
+from tests.support.windows import inside_one_window
 
 PROBLEM = "application/problem+json"
-# Longest a test here runs with its set-up (logins hash passwords; ~3 s), with room.
-LONGEST_TEST_SECONDS = 8
 
 
 @pytest.fixture(autouse=True)
 async def _inside_one_window() -> None:
-    """The limiters count per fixed window aligned on the clock (a minute; the account
-    window, 15 minutes, starts on a minute too): a test's requests must not straddle two
-    windows, or a count restarts halfway. Near a minute's end, wait for the next one."""
-    left = 60 - time.time() % 60
-    if left < LONGEST_TEST_SECONDS:
-        await asyncio.sleep(left + 0.1)
+    await inside_one_window(8)  # a test here with its set-up: ~3 s (logins hash passwords)
 
 
 @asynccontextmanager
