@@ -142,6 +142,7 @@ async def driver_fetch(
             dict(params),
             error,
         ) from error
+    _echo(bound.connection.sync_connection, statement.sql, args)
     try:
         records = await driver.fetch(statement.sql, *args)
     except Exception as error:
@@ -149,6 +150,13 @@ async def driver_fetch(
             bound.connection, bound.adapted, statement.sql, args, error
         ) from error
     return [dict(record) for record in records]
+
+
+def _echo(connection: Connection | None, sql: str, args: Any) -> None:
+    """With `DATABASE_ECHO` on, driver statements are logged as SQLAlchemy logs its own."""
+    if connection is not None and connection._echo:
+        connection._log_info(sql)
+        connection._log_info("[driver] %r", tuple(args))
 
 
 async def _as_sqlalchemy_error(
@@ -176,8 +184,8 @@ def execute_at_begin(connection: Connection, sql: str, *args: Any) -> None:
     """Run `sql` on the driver as the first statement of the connection's transaction
     (called from SQLAlchemy's synchronous `after_begin`, inside its greenlet): the tenant
     settings every transaction starts with. SQLAlchemy's execution context around this
-    one statement cost about as much as its round trip (so it is not in the echo log or
-    the cursor events either). A failure — a cancellation included — is handed to the
+    one statement cost about as much as its round trip (so SQLAlchemy's cursor events do
+    not see it; the echo log does). A failure — a cancellation included — is handed to the
     connection's own error handling: the same translated error, the same invalidation
     of a dead or interrupted connection, as if SQLAlchemy had run it."""
     adapted: Any = connection.connection.dbapi_connection
@@ -186,6 +194,7 @@ def execute_at_begin(connection: Connection, sql: str, *args: Any) -> None:
         try:
             if adapted._transaction is None:  # the adapter begins lazily, on first use
                 await_(adapted._start_transaction())
+            _echo(connection, sql, args)
             await_(adapted.driver_connection.execute(sql, *args))
         except Exception as error:
             if isinstance(error, dbapi_error):

@@ -4,6 +4,7 @@ only the bound organization's live rows, whatever the model."""
 from __future__ import annotations
 
 import gc
+import logging
 import uuid
 import weakref
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from app.config import Settings
 from app.db.base import Base
 from app.db.scoped import (
     ORGANIZATION,
@@ -540,3 +542,23 @@ async def test_a_finished_session_is_freed_without_the_cycle_collector(
         assert freed() is None
     finally:
         gc.enable()
+
+
+async def test_driver_statements_are_in_the_echo_log(
+    settings: Settings, org_a: Organization, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tenant settings and prepared scoped reads bypass SQLAlchemy's execution, not
+    its SQL log: with echo on, both show up like any statement."""
+    query = ScopedQuery(
+        sa.select(User.id).where(*scope(User), User.id == sa.bindparam("user_id"))
+    ).prepare()
+    echoing = Database(settings.model_copy(update={"database_echo": True}))
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine.Engine")
+    try:
+        async with echoing.tenant_session(org_a.id) as session:
+            await fetch_one_or_none(session, query, user_id=uuid.uuid4())
+    finally:
+        await echoing.dispose()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "set_config('app.organization_id'" in logged
+    assert "FROM users" in logged and "[driver]" in logged
