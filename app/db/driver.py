@@ -196,9 +196,9 @@ def execute_at_begin(connection: Connection, sql: str, *args: Any) -> None:
                 await_(adapted._start_transaction())
             _echo(connection, sql, args)
             await_(adapted.driver_connection.execute(sql, *args))
+        except dbapi_error:
+            raise
         except Exception as error:
-            if isinstance(error, dbapi_error):
-                raise
             adapted._handle_exception(error)  # raises the dialect's DB-API error for it
     except BaseException as error:
         connection._handle_dbapi_exception(error, sql, args, None, None)

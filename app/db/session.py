@@ -174,9 +174,7 @@ _SET_TENANT = "SELECT set_config('role', $1, true), set_config('app.organization
 _SET_PLATFORM = "SELECT set_config('app.platform', 'on', true)"
 
 
-@event.listens_for(AppSession, "after_transaction_end")
-def _forget_driver_connection(session: Session, transaction: SessionTransaction) -> None:
-    forget_transaction(session, transaction)
+event.listen(AppSession, "after_transaction_end", forget_transaction)
 
 
 @event.listens_for(AppSession, "after_rollback")

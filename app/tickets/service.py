@@ -452,6 +452,11 @@ class TicketFilters:
     created_before: datetime | None = None
     q: str | None = None
 
+    @property
+    def stored_tag(self) -> str | None:
+        """The tag as tickets store it (trimmed, lower-cased)."""
+        return self.tag.strip().lower() if self.tag is not None else None
+
 
 # The bare column, as the partial index `ix_tickets_sla_breach` states it: PostgreSQL
 # does not prove that `sla_breach IS true` implies it, and never used that index.
@@ -477,8 +482,8 @@ def tickets_query(
         conditions.append(Ticket.customer_id == filters.customer_id)
     if filters.department_id is not None:
         conditions.append(Ticket.department_id == filters.department_id)
-    if filters.tag is not None:
-        conditions.append(_has_tag(filters.tag.strip().lower(), dialect))
+    if filters.stored_tag is not None:
+        conditions.append(_has_tag(filters.stored_tag, dialect))
     if filters.sla_breach is not None:
         conditions.append(_SLA_BREACHED if filters.sla_breach else sa.not_(_SLA_BREACHED))
     if filters.created_after is not None:
@@ -531,7 +536,7 @@ def prepared_tickets_query(
         "statuses": statuses if len(statuses) > 1 else None,
         "priority": priorities[0] if len(priorities) == 1 else None,
         "priorities": priorities if len(priorities) > 1 else None,
-        "tag": [filters.tag.strip().lower()] if filters.tag is not None else None,
+        "tag": [filters.stored_tag] if filters.stored_tag is not None else None,
         "channel": filters.channel,
         "assigned_agent_id": None if filters.unassigned else filters.assigned_agent_id,
         "customer_id": filters.customer_id,
