@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.config import get_settings
-from app.db.session import Database, commit
+from app.db.database import Database
 
 cli = typer.Typer(
     help="Multi-tenant helpdesk and field-service backend.",
@@ -100,7 +100,7 @@ def create_superuser(
                 if await users.get_superuser_by_email(session, data.email) is not None:
                     return False
                 await users.create_superuser(session, data)
-                await commit(session)
+                await session.commit()
                 return True
         finally:
             await database.dispose()
@@ -138,7 +138,7 @@ def create_org(
                 if await organizations.get_by_slug(session, data.slug) is not None:
                     return False
                 await organizations.create_organization(session, data)
-                await commit(session)
+                await session.commit()
                 return True
         finally:
             await database.dispose()
@@ -164,7 +164,7 @@ def demo(
                 org, _ = await organizations.create_organization(
                     session, demo_seed.demo_organization()
                 )
-                await commit(session)
+                await session.commit()
             # The organization must exist before a tenant session can write into it, so
             # seeding is a second transaction; if it fails the organization is removed,
             # leaving nothing half-seeded and letting a rerun start clean.
@@ -178,13 +178,16 @@ def demo(
             with progress:
                 task = progress.add_task("tickets", total=tickets)
                 try:
-                    async with database.tenant_session(org.id) as tenant:
+                    tenant = database.tenant_unit(org.id)
+                    try:
                         await demo_seed.seed_demo_content(
                             tenant,
                             tickets=tickets,
                             progress=lambda n: progress.advance(task, n),
                         )
-                        await commit(tenant)
+                        await tenant.commit()
+                    finally:
+                        await tenant.close()
                 except BaseException:
                     await _remove_organization(database, org.id)
                     raise
@@ -209,7 +212,7 @@ async def _remove_organization(database: Database, organization_id: object) -> N
 
     async with database.system_session() as session:
         await session.execute(sa.delete(Organization).where(Organization.id == organization_id))
-        await commit(session)
+        await session.commit()
 
 
 def _validated(schema: type[ModelT], values: dict[str, Any]) -> ModelT:

@@ -17,7 +17,7 @@ from app.changes.router import router as changes_router
 from app.config import API_PREFIX, Settings, get_settings
 from app.custom_fields.router import router as custom_fields_router
 from app.customers.router import router as customers_router
-from app.db.session import Database
+from app.db.database import Database
 from app.departments.router import router as departments_router
 from app.health.router import router as health_router
 from app.kit.errors import PROBLEM_RESPONSES, document_problems, install_error_handlers

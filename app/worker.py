@@ -15,7 +15,7 @@ from arq.worker import Function, func
 
 from app.attachments.service import ORPHAN_SWEEP_JOB, sweep_attachments
 from app.config import get_settings
-from app.db.session import Database
+from app.db.database import Database
 from app.kit.idempotency import PURGE_JOB, purge_expired
 from app.kit.jobs import ArqJobQueue, Task, run_job
 from app.kit.outbox import RELAY_JOB, SWEEP_JOB, relay_outbox, sweep_outbox

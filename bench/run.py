@@ -100,7 +100,7 @@ async def mint_token(async_url: str, secret: str, organization: uuid.UUID) -> tu
     """A session for an agent of `organization`, opened by the product's own service."""
     from app.auth import service as auth
     from app.config import Settings
-    from app.db.session import Database, commit
+    from app.db.database import Database
     from app.models.user import Role, User
 
     settings = Settings(database_url=async_url, secret_key=secret, _env_file=None)  # type: ignore[call-arg]
@@ -120,7 +120,7 @@ async def mint_token(async_url: str, secret: str, organization: uuid.UUID) -> tu
             pair = await auth.open_session(
                 session, settings, agent, auth.ClientInfo("127.0.0.1", "bench"), datetime.now(UTC)
             )
-            await commit(session)
+            await session.commit()
         return pair.access_token, str(customer)
     finally:
         await database.dispose()

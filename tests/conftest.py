@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from app.cli import upgrade_database
 from app.config import Settings
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.main import create_app
 from app.models.organization import Organization
 from tests.support.identity import Actor, Tenant, make_superuser, make_tenant
@@ -94,7 +94,7 @@ async def make_organization(database: Database, name: str = "Org") -> Organizati
     async with database.system_session() as session:
         org = Organization(name=f"{name} {suffix}", slug=f"{name.lower()}-{suffix}")
         session.add(org)
-        await commit(session)
+        await session.commit()
     return org
 
 

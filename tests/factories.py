@@ -9,7 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.db.base import Base
+from app.db.unit_of_work import UnitOfWork
 from app.models import (
     ApiKey,
     AutomationRule,
@@ -86,8 +88,9 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
             business_hours_id=rows[BusinessHours].id,
         )
     )
+    # What opening a ticket needs of a unit of work is its session (no jobs run here).
     opened = await open_ticket(
-        session,
+        UnitOfWork(session=session, settings=Settings(_env_file=None)),  # type: ignore[call-arg]
         subject="Printer on fire",
         customer_id=customer.id,
         created_by_id=agent.id,

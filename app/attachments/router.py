@@ -15,7 +15,7 @@ from app.attachments.schemas import AttachmentRead, AttachmentUpload
 from app.auth.dependencies import IdempotencyKey, SettingsDep, claim_idempotency, may, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
-from app.db.dependencies import SessionDep
+from app.db.dependencies import SessionDep, UnitOfWorkDep
 from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
 from app.kit.storage import Storage, storage_from_settings
 from app.models.ticket import TicketAttachment
@@ -55,10 +55,7 @@ async def list_attachments(
         page,
         [SortKey(TicketAttachment.id)],
     )
-    return Page(
-        items=[AttachmentRead.model_validate(a) for a in result.rows],
-        next_cursor=result.next_cursor,
-    )
+    return Page.of(result, AttachmentRead.model_validate)
 
 
 @router.post(
@@ -71,15 +68,16 @@ async def upload_attachment(
     ticket_id: uuid.UUID,
     form: Annotated[AttachmentUpload, Form(media_type="multipart/form-data")],
     principal: Reader,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     storage: StorageDep,
     settings: SettingsDep,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> AttachmentRead:
+    session = uow.session
     idempotency = await claim_idempotency(request, principal, session, idempotency_key)
     attachment = await attachments.add_attachment(
-        session,
+        uow,
         storage,
         principal,
         ticket_id,

@@ -34,13 +34,14 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.config import Settings
 from app.db.base import new_id
-from app.db.session import SETTINGS
+from app.db.unit_of_work import UnitOfWork
 from app.kit.errors import Forbidden, NotFound, PayloadTooLarge, ValidationFailed
+from app.kit.journal import Journal
 from app.kit.records import field_error
+from app.kit.repository import Record
 from app.kit.storage import Storage, storage_from_settings
-from app.models.ticket import CommentType, Ticket, TicketAttachment, TicketComment
+from app.models.ticket import CommentType, TicketAttachment, TicketComment
 from app.tickets import service as tickets
 
 log = structlog.get_logger(__name__)
@@ -235,11 +236,10 @@ async def sweep_orphaned_files(
     return removed
 
 
-async def sweep_attachments(session: AsyncSession) -> int:
+async def sweep_attachments(uow: UnitOfWork) -> int:
     """The periodic job: the storage backend of the settings the job runner was built
     with."""
-    settings: Settings = session.info[SETTINGS]
-    return await sweep_orphaned_files(session, storage_from_settings(settings))
+    return await sweep_orphaned_files(uow.session, storage_from_settings(uow.settings))
 
 
 # --- upload ----------------------------------------------------------------------------
@@ -287,7 +287,7 @@ async def _first_chunk(chunks: AsyncIterator[bytes]) -> bytes:
 
 
 async def add_attachment(
-    session: AsyncSession,
+    uow: UnitOfWork,
     storage: Storage,
     actor: Principal,
     ticket_id: uuid.UUID,
@@ -300,7 +300,11 @@ async def add_attachment(
     stored, and no failure after that leaves the object behind."""
     if actor.user_id is None or actor.organization_id is None:
         raise Forbidden("Attachments are uploaded by users; API keys cannot upload them.")
-    ticket = await tickets.get_ticket(session, actor, ticket_id)
+    session = uow.session
+    # Locked: a ticket deleted or closed while the bytes stream in waits for this
+    # transaction, and then finds the attachment in place.
+    ticket = await tickets.get_ticket(session, actor, ticket_id, lock=True)
+    tickets.check_open(ticket)
     comment = await _target_comment(session, actor, ticket, upload.comment_id)
     is_public = _visibility(actor, upload.is_public, comment, may_write_internal)
     first = await _first_chunk(upload.chunks)
@@ -314,7 +318,7 @@ async def add_attachment(
     try:
         await storage.save(key, meter.through(first, upload.chunks))
         attachment = TicketAttachment(
-            ticket_id=ticket.id,
+            ticket_id=ticket["id"],
             comment_id=comment.id if comment is not None else None,
             uploaded_by_id=actor.user_id,
             file_name=display_name(upload.file_name),
@@ -330,14 +334,15 @@ async def add_attachment(
         await session.flush()
         # The one history/event mechanism: one row, one `ticket.attachment_added` event
         # (and whatever else `record_changes` feeds), in this transaction.
+        journal = Journal(uow)
         tickets.record_changes(
-            session,
+            journal,
             ticket,
             actor.user_id,
             {"attachment": (None, attachment.id)},
             event=ATTACHMENT_ADDED,
         )
-        await session.flush()
+        await journal.write()
     except BaseException:
         # Shielded: a client that hangs up mid-upload cancels the request, and the
         # cleanup must still run.
@@ -348,14 +353,14 @@ async def add_attachment(
 
 
 async def _target_comment(
-    session: AsyncSession, actor: Principal, ticket: Ticket, comment_id: uuid.UUID | None
+    session: AsyncSession, actor: Principal, ticket: Record, comment_id: uuid.UUID | None
 ) -> TicketComment | None:
     """A comment of this very ticket; for a customer, a public one — an internal note
     is as unknown to them as a missing comment."""
     if comment_id is None:
         return None
     statement = sa.select(TicketComment).where(
-        TicketComment.id == comment_id, TicketComment.ticket_id == ticket.id
+        TicketComment.id == comment_id, TicketComment.ticket_id == ticket["id"]
     )
     if actor.is_customer:
         statement = statement.where(TicketComment.comment_type == CommentType.PUBLIC)

@@ -22,8 +22,9 @@ from app.auth import tokens
 from app.auth.permissions import Permission
 from app.auth.principal import Principal, PrincipalKind
 from app.config import API_PREFIX, Settings
-from app.db.dependencies import SessionDep, SystemSessionDep
-from app.db.session import Database, after_commit, bind_tenant, commit
+from app.db.database import Database
+from app.db.dependencies import SessionDep, SystemSessionDep, UnitOfWorkDep
+from app.db.unit_of_work import UnitOfWork
 from app.kit.errors import Forbidden, RateLimited, Unauthorized
 from app.kit.idempotency import Idempotency, claim, fingerprint, form_digest
 from app.kit.ratelimit import RateLimiter
@@ -59,7 +60,7 @@ async def authenticate(
     request: Request,
     response: Response,
     token: Annotated[str | None, Depends(bearer)],
-    session: SessionDep,
+    uow: UnitOfWorkDep,
 ) -> Principal:
     # Every request passes here: the app-wide objects are read off the app state rather
     # than resolved as three more dependencies.
@@ -78,16 +79,16 @@ async def authenticate(
             raise Unauthorized("The API key is invalid, expired or revoked.")
         principal = auth.api_key_principal(key)
         assert principal.organization_id is not None
-        await bind_tenant(session, principal.organization_id)
+        await uow.bind_tenant(principal.organization_id)
         if auth.activity_due(key.last_used_at, settings.activity_write_interval_seconds):
-            _record_activity_after_commit(database, session, principal, None, None)
+            _record_activity_after_commit(database, uow, principal, None, None)
     else:
         claims = tokens.decode_access_token(settings, token)
         if claims is None:
             raise Unauthorized(auth.INVALID_TOKEN)
         if claims.organization_id is not None:
-            await bind_tenant(session, claims.organization_id)
-            found = await auth.authenticate_access_token(session, claims)
+            await uow.bind_tenant(claims.organization_id)
+            found = await auth.authenticate_access_token(uow.session, claims)
         else:
             # A superuser belongs to no tenant: a short read in the system session (only
             # platform routes open the request's own system session).
@@ -98,7 +99,7 @@ async def authenticate(
         principal = found.principal
         if auth.activity_due(found.last_active_at, settings.activity_write_interval_seconds):
             _record_activity_after_commit(
-                database, session, principal, client_ip(request), principal.session_id
+                database, uow, principal, client_ip(request), principal.session_id
             )
     structlog.contextvars.bind_contextvars(
         organization_id=str(principal.organization_id or ""), principal=principal.rate_limit_key
@@ -109,7 +110,7 @@ async def authenticate(
 
 def _record_activity_after_commit(
     database: Database,
-    session: AsyncSession,
+    uow: UnitOfWork,
     principal: Principal,
     ip: str | None,
     user_session_id: uuid.UUID | None,
@@ -121,16 +122,18 @@ def _record_activity_after_commit(
     async def write() -> None:
         try:
             org = principal.organization_id
-            unit = database.tenant_session(org) if org else database.system_session()
-            async with unit as activity_session:
+            activity = database.tenant_unit(org) if org else database.system_unit()
+            try:
                 await auth.record_activity(
-                    activity_session, principal, ip=ip, user_session_id=user_session_id
+                    activity.session, principal, ip=ip, user_session_id=user_session_id
                 )
-                await commit(activity_session)
+                await activity.commit()
+            finally:
+                await activity.close()
         except Exception:
             log.warning("activity_write_failed", exc_info=True)
 
-    after_commit(session, write)
+    uow.after_commit(write)
 
 
 async def _enforce_rate_limit(

@@ -11,7 +11,7 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pyotp
 import sqlalchemy as sa
@@ -23,10 +23,10 @@ from app.auth.permissions import Permission
 from app.auth.principal import Principal, PrincipalKind
 from app.config import Settings
 from app.db.base import new_id
-from app.db.scoped import ScopedQuery, fetch_one_or_none, scope
 from app.kit.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
 from app.kit.ratelimit import RateLimiter
 from app.kit.records import field_error
+from app.kit.repository import Record, Repository
 from app.models.organization import Organization
 from app.models.user import ApiKey, Role, User, UserPermission, UserSession
 
@@ -236,28 +236,31 @@ class Authenticated:
     last_active_at: datetime | None
 
 
-def _tenant_session_check() -> ScopedQuery:
-    """The per-request check for a tenant token, built and proven once: an active,
-    unexpired session of the token's user, alive in a live organization."""
-    return ScopedQuery(
-        sa.select(User.role, User.is_superuser, User.last_active_at)
-        .select_from(UserSession)
-        .join(User, sa.and_(User.id == UserSession.user_id, *scope(User)))
-        .join(
-            Organization,
-            sa.and_(Organization.id == UserSession.organization_id, *scope(Organization)),
-        )
-        .where(
-            *scope(UserSession),
-            UserSession.id == sa.bindparam("session_id"),
-            UserSession.user_id == sa.bindparam("user_id"),
-            UserSession.is_active,
-            UserSession.expires_at > sa.bindparam("now"),
-        )
-    )
+class SessionCheckRepository(Repository[UserSession]):
+    model = UserSession
 
-
-TENANT_SESSION_CHECK = _tenant_session_check().prepare()
+    async def live_session(
+        self, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime
+    ) -> Record | None:
+        """The per-request check for a tenant token: an active, unexpired session of the
+        token's user, alive in a live organization."""
+        users = cast(sa.Table, User.__table__)
+        statement = (
+            self.select_rows(users.c.role, users.c.is_superuser, users.c.last_active_at)
+            .select_from(UserSession.__table__)
+            .join(User, sa.and_(User.id == UserSession.user_id, *self.scope(User)))
+            .join(
+                Organization,
+                sa.and_(Organization.id == UserSession.organization_id, *self.scope(Organization)),
+            )
+            .where(
+                UserSession.id == session_id,
+                UserSession.user_id == user_id,
+                UserSession.is_active,
+                UserSession.expires_at > now,
+            )
+        )
+        return await self.row(statement)
 
 
 async def authenticate_access_token(
@@ -268,13 +271,7 @@ async def authenticate_access_token(
     now = datetime.now(UTC)
     if claims.organization_id is None:
         return await _authenticate_superuser(session, claims, now)
-    row = await fetch_one_or_none(
-        session,
-        TENANT_SESSION_CHECK,
-        session_id=claims.session_id,
-        user_id=claims.user_id,
-        now=now,
-    )
+    row = await SessionCheckRepository(session).live_session(claims.session_id, claims.user_id, now)
     if row is None:
         return None
     principal = Principal(

@@ -7,7 +7,6 @@ rules must fit the field's type. Values: see `validate_values`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -19,9 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.custom_fields.repository import CustomFieldRepository
 from app.custom_fields.schemas import (
     EMAIL_MAX_LENGTH,
     TEXT_MAX_LENGTH,
@@ -30,13 +29,10 @@ from app.custom_fields.schemas import (
     CustomFieldCreate,
     CustomFieldUpdate,
 )
-from app.db.scoped import ScopedQuery, fetch_all, scope
-from app.db.session import dialect_name, session_organization
 from app.kit.errors import ValidationFailed
 from app.kit.records import apply_changes, check_unique, field_error, get_or_404
 from app.kit.schemas import MAX_JSON_DEPTH, Email
 from app.models.custom_field import CustomField, EntityType, FieldType
-from app.models.ticket import Ticket
 
 CHOICE_TYPES = frozenset({FieldType.CHOICE, FieldType.MULTI_CHOICE})
 # The longest string each text-like type holds; its length rules must stay within it.
@@ -172,7 +168,7 @@ def _check_fits_type(field_type: FieldType, choices: list[str], rules: Mapping[s
 
 @dataclass(frozen=True, slots=True)
 class FieldDefinition:
-    """A live definition as value validation reads it: a row of `_LIVE_DEFINITIONS`
+    """A live definition as value validation reads it: a row of `live_definitions`
     (every ticket creation reads them; no ORM objects needed)."""
 
     id: uuid.UUID
@@ -195,27 +191,6 @@ class FieldDefinition:
         )
 
 
-_LIVE_DEFINITIONS = ScopedQuery(
-    sa.select(
-        *(
-            CustomField.__table__.c[name]
-            for name in (
-                "id",
-                "entity_type",
-                "name",
-                "field_type",
-                "is_required",
-                "is_unique",
-                "choices",
-                "validation_rules",
-            )
-        )
-    )
-    .where(*scope(CustomField), CustomField.entity_type == sa.bindparam("entity_type"))
-    .order_by(CustomField.position, CustomField.id)
-).prepare()
-
-
 async def validate_values(
     session: AsyncSession,
     entity_type: EntityType,
@@ -223,6 +198,7 @@ async def validate_values(
     *,
     current: dict[str, Any] | None = None,
     record_id: uuid.UUID | None = None,
+    recheck_unique: bool = False,
 ) -> dict[str, Any]:
     """Check a record's `custom_fields` against the organization's live definitions and
     return what to store: `current` (the record's values, None on create) merged with
@@ -239,12 +215,16 @@ async def validate_values(
     per field serialises the check with the caller's write, so two concurrent requests
     cannot both claim a value; the lock is released by the caller's commit.
 
+    `recheck_unique` checks every unique value the result holds, not only those sent
+    (restoring a deleted record, whose values live records may have taken meanwhile).
+
     Every problem is collected and raised once as a 422 with locations
     `["body", "custom_fields", <name>]`.
     """
+    repository = CustomFieldRepository(session)
     definitions = {
         row["name"]: FieldDefinition.from_row(row)
-        for row in await fetch_all(session, _LIVE_DEFINITIONS, entity_type=entity_type)
+        for row in await repository.live_definitions(entity_type)
     }
     result = dict(current or {})
     if not definitions and not values:
@@ -252,12 +232,18 @@ async def validate_values(
 
     errors: dict[str, str] = {}
     unique = _merge(definitions, values, result, errors)
+    if recheck_unique:
+        unique = [
+            (definition, result[name])
+            for name, definition in definitions.items()
+            if definition.is_unique and name in result
+        ]
     for name, definition in definitions.items():
         if definition.is_required and name not in errors and _is_blank(result.get(name)):
             errors[name] = "required"
     if entity_type is EntityType.TICKET:
         for definition, value in sorted(unique, key=lambda pair: pair[0].name):
-            if await _ticket_value_taken(session, definition, value, record_id):
+            if await _ticket_value_taken(repository, definition, value, record_id):
                 errors[definition.name] = "already used by another ticket"
 
     if errors:
@@ -507,42 +493,20 @@ _NORMALISERS: dict[FieldType, Callable[[FieldDefinition, Any], Any]] = {
 
 
 async def _ticket_value_taken(
-    session: AsyncSession, definition: FieldDefinition, value: Any, record_id: uuid.UUID | None
+    repository: CustomFieldRepository,
+    definition: FieldDefinition,
+    value: Any,
+    record_id: uuid.UUID | None,
 ) -> bool:
-    """The database narrows the candidates (PostgreSQL: jsonb containment; SQLite:
-    `json_extract` equality for scalars), then Python decides equality exactly: a
-    number is never equal to a boolean, and a multi_choice value is a set."""
+    """Python decides equality exactly over the database's candidates: a number is never
+    equal to a boolean, and a multi_choice value is a set."""
     name = definition.name
-    column = Ticket.custom_fields
-    if dialect_name(session) == "postgresql":
-        await session.execute(
-            sa.select(sa.func.pg_advisory_xact_lock(_lock_key(session, definition)))
-        )
-        candidate = sa.type_coerce(column, JSONB).contains({name: value})
-    else:
-        extracted = sa.func.json_extract(column, f"$.{name}")
-        if isinstance(value, bool):
-            candidate = extracted == int(value)
-        elif isinstance(value, str | int | float):
-            candidate = extracted == value
-        else:
-            candidate = extracted.is_not(None)
-    statement = sa.select(column).where(candidate)
-    if record_id is not None:
-        statement = statement.where(Ticket.id != record_id)
+    await repository.lock_unique_value(definition.entity_type, name)
     wanted = _comparable(definition.field_type, value)
-    for stored in await session.scalars(statement):
+    for stored in await repository.ticket_values_like(name, value, exclude=record_id):
         if name in stored and _comparable(definition.field_type, stored[name]) == wanted:
             return True
     return False
-
-
-def _lock_key(session: AsyncSession, definition: FieldDefinition) -> int:
-    scope = f"custom_field_unique:{session_organization(session.sync_session)}"
-    digest = hashlib.blake2b(
-        f"{scope}:{definition.entity_type.value}:{definition.name}".encode(), digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 def _comparable(field_type: FieldType, value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Request-scoped database access: one session per request, committed in one place."""
+"""Request-scoped database access: one unit of work per request, committed in one place."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.session import Database, commit
+from app.db.database import Database
+from app.db.unit_of_work import UnitOfWork
 from app.kit.errors import AppError
 
 
@@ -21,49 +22,54 @@ async def get_database(request: Request) -> Database:
 
 
 @asynccontextmanager
-async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+async def committing(uow: UnitOfWork) -> AsyncIterator[UnitOfWork]:
     """Commits after the endpoint returns and before the response is sent
     (scope="function"), so a 201 is durable; any exception rolls back and drops the
     after-commit work of this unit."""
     try:
         try:
-            yield session
+            yield uow
         except AppError as exc:
             if exc.keep_writes:
-                await commit(session)
+                await uow.commit()
             else:
-                await session.rollback()
+                await uow.rollback()
             raise
         except BaseException:
-            await session.rollback()
+            await uow.rollback()
             raise
-        await commit(session)
+        await uow.commit()
     finally:
-        await _close(session)
+        await uow.close()
 
 
-async def _close(session: AsyncSession) -> None:
-    if session.in_transaction():  # a commit or rollback failed: give the connection back
-        await session.close()
-    else:
-        # Nothing to roll back or return: closing is bookkeeping, with no I/O, so it
-        # needs neither SQLAlchemy's greenlet nor the task `async with` runs it in
-        # (FastAPI already shields a dependency's exit from cancellation).
-        session.sync_session.close()
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
     """Unbound until the auth dependency names the tenant."""
-    async with _unit_of_work(request.app.state.database.unbound_session()) as session:
-        yield session
+    database: Database = request.app.state.database
+    async with committing(database.unit_of_work(database.unbound_session())) as uow:
+        yield uow
 
 
-async def get_system_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_system_unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
     """The platform escape hatch (superuser endpoints, credential look-ups)."""
-    async with _unit_of_work(request.app.state.database.system_session()) as session:
-        yield session
+    database: Database = request.app.state.database
+    async with committing(database.system_unit()) as uow:
+        yield uow
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-SystemSessionDep = Annotated[AsyncSession, Depends(get_system_session, scope="function")]
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
+SystemUnitOfWorkDep = Annotated[UnitOfWork, Depends(get_system_unit_of_work, scope="function")]
+
+
+async def get_session(uow: UnitOfWorkDep) -> AsyncSession:
+    """The request unit's session, for routes whose services need nothing else."""
+    return uow.session
+
+
+async def get_system_session(uow: SystemUnitOfWorkDep) -> AsyncSession:
+    return uow.session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SystemSessionDep = Annotated[AsyncSession, Depends(get_system_session)]
 DatabaseDep = Annotated[Database, Depends(get_database)]

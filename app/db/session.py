@@ -1,26 +1,29 @@
-"""Engine, sessions and the global rules every ORM statement passes through.
+"""Engine, sessions and the rules that keep tenants apart on every statement.
 
 Three kinds of session, one class:
 
 * a **tenant session** (`Database.tenant_session(org_id)`, or a request session after
   `bind_tenant`): every ORM SELECT, UPDATE and DELETE of a tenant model gets
-  `organization_id = :current`, inserts are stamped with it, and on PostgreSQL each
-  transaction runs as the non-owner app role with `app.organization_id` set, so row-level
-  security filters even raw SQL;
-* an **unbound session** (a request before authentication): querying a tenant model
-  raises `TenantContextMissing` — the rule fails closed;
+  `organization_id = :current` (`with_loader_criteria`), inserts are stamped with it, a
+  row of another organization is refused, and on PostgreSQL each transaction runs as the
+  non-owner app role with `app.organization_id` set, so row-level security filters
+  every statement underneath;
+* an **unbound session** (a request before authentication): a tenant model queried
+  through it raises `TenantContextMissing` — the rule fails closed;
 * the **system session** (`Database.system_session()`), the one greppable escape hatch
-  for platform code (migrations, login look-ups, superuser endpoints, sweeps across
-  tenants): no tenant filter, runs as the owner with `app.platform` on.
+  for platform code (migrations, credential look-ups, sweeps across tenants): no tenant
+  filter, runs as the owner with `app.platform` on.
 
-Soft-deleted rows are hidden from every kind unless a statement opts out with
-`.execution_options(include_deleted=True)`.
+Core statements (a `Table`, `text()`) carry no mapper the ORM rule could scope, so a
+tenant or unbound session refuses them unless a repository built them
+(`app.kit.repository`), which states the tenant and soft-delete criteria in the
+statement itself. Soft-deleted rows are hidden from every ORM statement unless it opts
+out with `.execution_options(include_deleted=True)`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,24 +34,21 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
 from sqlalchemy.orm.attributes import get_history
 
 from app.config import Settings
-from app.db.driver import execute_at_begin, forget_transaction
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin, current_organization_id
 
+# The tenancy state a session carries, read by the listeners below.
 SYSTEM = "system"
 ORGANIZATION_ID = "organization_id"
 APP_ROLE = "app_role"
-AFTER_COMMIT = "after_commit"
-JOB_QUEUE = "job_queue"
-SETTINGS = "settings"
-
-AfterCommit = Callable[[], Awaitable[None]]
+# Set by `app.kit.repository` on the statements it builds (and only there): their text
+# states the tenant and soft-delete criteria, which the test suite proves on every one.
+TENANT_SCOPED = "tenant_scoped"
 
 
 class TenantContextMissing(RuntimeError):
@@ -57,6 +57,10 @@ class TenantContextMissing(RuntimeError):
 
 class CrossTenantWrite(RuntimeError):
     """A row of another organization was about to be written from a tenant session."""
+
+
+class UnscopedStatement(RuntimeError):
+    """A statement the tenant rule cannot scope was run in a tenant or unbound session."""
 
 
 class AppSession(Session):
@@ -72,31 +76,45 @@ def session_organization(session: Session) -> uuid.UUID | None:
     return org if isinstance(org, uuid.UUID) else None
 
 
-def _touches_tenant_model(state: ORMExecuteState) -> bool:
-    return any(issubclass(m.class_, TenantMixin | TenantRootMixin) for m in state.all_mappers)
-
-
 @event.listens_for(AppSession, "do_orm_execute")
-def _apply_global_criteria(state: ORMExecuteState) -> None:
+def _apply_tenant_rules(state: ORMExecuteState) -> None:
     if state.is_column_load or state.is_relationship_load:
         return  # criteria of the top-level statement already propagate here
+    if is_system(state.session):
+        if not state.execution_options.get("include_deleted", False) and _is_orm(state):
+            state.statement = state.statement.options(_LIVE_ROWS)
+        return
+    org = session_organization(state.session)
+    if not _is_orm(state):
+        if not state.execution_options.get(TENANT_SCOPED, False):
+            raise UnscopedStatement(
+                "a Core or text statement in a tenant session must come from a repository"
+            )
+        if org is None:
+            raise TenantContextMissing("repository statement outside a tenant session")
+        return
+    if org is None:
+        if not state.all_mappers or _touches_tenant_model(state):
+            # No mapper named (an entity only in select_from) means no way to tell.
+            raise TenantContextMissing("tenant model queried outside a tenant session")
+        return
     if state.is_insert:
-        _stamp_bulk_insert(state)
+        _check_insert(state, org)
         return
-    if not (state.is_select or state.is_update or state.is_delete):
-        return
-    options: list[Any] = []
+    if state.is_update:
+        _check_update(state)
+    options: list[Any] = list(_tenant_criteria(org))
     if not state.execution_options.get("include_deleted", False):
         options.append(_LIVE_ROWS)
-    if not is_system(state.session):
-        org = session_organization(state.session)
-        if org is None:
-            if _touches_tenant_model(state):
-                raise TenantContextMissing("tenant model queried outside a tenant session")
-        else:
-            options.extend(_tenant_criteria(org))
-    if options:
-        state.statement = state.statement.options(*options)
+    state.statement = state.statement.options(*options)
+
+
+def _is_orm(state: ORMExecuteState) -> bool:
+    return state.is_orm_statement
+
+
+def _touches_tenant_model(state: ORMExecuteState) -> bool:
+    return any(issubclass(m.class_, TenantMixin | TenantRootMixin) for m in state.all_mappers)
 
 
 _LIVE_ROWS = with_loader_criteria(
@@ -119,24 +137,58 @@ def _tenant_criteria(org: uuid.UUID) -> tuple[Any, ...]:
     )
 
 
-def _stamp_bulk_insert(state: ORMExecuteState) -> None:
-    """ORM bulk `insert(Model)` skips the flush; stamp and check its rows here."""
+def _bound_values(statement: Any, dialect: sa.Dialect) -> dict[str, Any]:
+    """The values an INSERT or UPDATE statement carries, by parameter name (a column's
+    own name for a single row or a SET; `<column>_m<n>` for the rows of a multi-row
+    VALUES). DML has no public accessor for its values; its compiled form does."""
+    return dict(statement.compile(dialect=dialect).params)
+
+
+def _check_insert(state: ORMExecuteState, org: uuid.UUID) -> None:
+    """ORM `insert(Model)` skips the flush: stamp and check its rows here, whether they
+    come as execution parameters or in the statement's own VALUES."""
     mapper = state.bind_mapper
-    if mapper is None or not issubclass(mapper.class_, TenantMixin) or is_system(state.session):
+    if mapper is None or not issubclass(mapper.class_, TenantMixin):
         return
-    org = session_organization(state.session)
-    if org is None:
-        raise TenantContextMissing("tenant rows inserted outside a tenant session")
+    statement: Any = state.statement
+    if statement.select is not None:
+        raise UnscopedStatement("INSERT … SELECT is not run in a tenant session")
     rows: Any = state.parameters
-    for row in [rows] if isinstance(rows, dict) else list(rows or []):
-        owner = row.setdefault("organization_id", org)
-        if owner != org:
-            raise CrossTenantWrite(f"row for organization {owner} in a session of {org}")
+    if rows:  # ORM bulk INSERT: the rows are the parameters
+        for row in [rows] if isinstance(rows, dict) else list(rows):
+            owner = row.setdefault("organization_id", org)
+            if owner != org:
+                raise CrossTenantWrite(f"row for organization {owner} in a session of {org}")
+        return
+    for name, value in _bound_values(statement, state.session.get_bind().dialect).items():
+        if _names_tenant(name) and value != org:
+            raise CrossTenantWrite(f"row for organization {value} in a session of {org}")
+
+
+def _check_update(state: ORMExecuteState) -> None:
+    """A bulk UPDATE never moves rows to another organization (or out of one)."""
+    rows: Any = state.parameters
+    if rows:  # ORM bulk UPDATE by primary key: the rows are the parameters
+        changed = any(
+            "organization_id" in row for row in ([rows] if isinstance(rows, dict) else rows)
+        )
+    else:
+        changed = "organization_id" in _bound_values(
+            state.statement, state.session.get_bind().dialect
+        )
+    if changed:
+        raise CrossTenantWrite("a tenant session cannot change organization_id")
+
+
+def _names_tenant(parameter: str) -> bool:
+    name, _, row = parameter.partition("_m")
+    return parameter == "organization_id" or (name == "organization_id" and row.isdigit())
 
 
 @event.listens_for(AppSession, "before_flush")
 def _stamp_tenant_rows(session: Session, _ctx: object, _instances: object) -> None:
-    """The seed's `TenantAwareModel.save` hook: take the organization from the context."""
+    """Rows take their organization from the session; a row of another one is refused,
+    whether added, changed or deleted (an object loaded elsewhere and merged in)."""
     if is_system(session):
         return
     org = session_organization(session)
@@ -149,9 +201,13 @@ def _stamp_tenant_rows(session: Session, _ctx: object, _instances: object) -> No
             obj.organization_id = org
         elif obj.organization_id != org:
             raise CrossTenantWrite(f"{type(obj).__name__} of another organization")
-    for obj in session.dirty:
-        if isinstance(obj, TenantMixin) and get_history(obj, "organization_id").deleted:
+    for obj in (*session.dirty, *session.deleted):
+        if not isinstance(obj, TenantMixin):
+            continue
+        if get_history(obj, "organization_id").deleted:
             raise CrossTenantWrite(f"{type(obj).__name__} cannot change organization")
+        if org is None or obj.organization_id != org:
+            raise CrossTenantWrite(f"{type(obj).__name__} of another organization")
 
 
 @event.listens_for(AppSession, "after_begin")
@@ -160,30 +216,24 @@ def _configure_transaction(session: Session, _tx: SessionTransaction, conn: Conn
     if conn.dialect.name != "postgresql":
         return
     if is_system(session):
-        execute_at_begin(conn, _SET_PLATFORM)
+        conn.execute(_SET_PLATFORM)
         return
     _set_pg_tenant(conn, session.info[APP_ROLE], session_organization(session))
 
 
 def _set_pg_tenant(conn: Connection, role: str, org: uuid.UUID | None) -> None:
     # One round trip: drop to the app role (RLS applies, no DDL) and name the tenant.
-    execute_at_begin(conn, _SET_TENANT, role, str(org) if org else "")
+    conn.execute(_SET_TENANT, {"role": role, "org": str(org) if org else ""})
 
 
-_SET_TENANT = "SELECT set_config('role', $1, true), set_config('app.organization_id', $2, true)"
-_SET_PLATFORM = "SELECT set_config('app.platform', 'on', true)"
-
-
-event.listen(AppSession, "after_transaction_end", forget_transaction)
-
-
-@event.listens_for(AppSession, "after_rollback")
-def _drop_after_commit_callbacks(session: Session) -> None:
-    session.info.pop(AFTER_COMMIT, None)
+_SET_TENANT = sa.text(
+    "SELECT set_config('role', :role, true), set_config('app.organization_id', :org, true)"
+)
+_SET_PLATFORM = sa.text("SELECT set_config('app.platform', 'on', true)")
 
 
 async def bind_tenant(session: AsyncSession, organization_id: uuid.UUID) -> None:
-    """Make an unbound request session a tenant session (the auth dependency calls this)."""
+    """Make an unbound session a tenant session (the auth dependency calls this)."""
     if is_system(session.sync_session):
         raise CrossTenantWrite("the system session cannot be bound to a tenant")
     bound = session_organization(session.sync_session)
@@ -198,71 +248,6 @@ async def bind_tenant(session: AsyncSession, organization_id: uuid.UUID) -> None
 
 def dialect_name(session: AsyncSession) -> str:
     return session.sync_session.get_bind().dialect.name
-
-
-def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
-    """Run `callback` once this unit of work has committed; drop it on rollback."""
-    session.info.setdefault(AFTER_COMMIT, []).append(callback)
-
-
-BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
-_BEFORE_COMMIT: list[BeforeCommit] = []
-
-
-def before_commit(hook: BeforeCommit) -> BeforeCommit:
-    """Async work of every `commit` before the transaction commits (SQLAlchemy's own
-    `before_commit` event is synchronous, which rules out the driver's async calls)."""
-    _BEFORE_COMMIT.append(hook)
-    return hook
-
-
-async def commit(session: AsyncSession) -> None:
-    """The only commit: called by the request dependency and the job wrapper."""
-    for hook in _BEFORE_COMMIT:
-        await hook(session)
-    await session.commit()
-    for callback in session.info.pop(AFTER_COMMIT, []):
-        await callback()
-
-
-class Database:
-    """The engine and the three kinds of session, built from `Settings`."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.engine: AsyncEngine = create_engine(settings)
-        self._sessions = async_sessionmaker(
-            self.engine, expire_on_commit=False, sync_session_class=AppSession
-        )
-        # Set by whoever runs jobs (app lifespan, worker start-up); sessions carry it so
-        # services can queue work without knowing which runner is in use.
-        self.jobs: Any = None
-
-    def _info(self, **info: Any) -> dict[str, Any]:
-        info[SETTINGS] = self.settings
-        return {JOB_QUEUE: self.jobs, **info} if self.jobs is not None else info
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
-    def unbound_session(self) -> AsyncSession:
-        return self._sessions(info=self._info(**{APP_ROLE: self.settings.database_app_role}))
-
-    def tenant_session(self, organization_id: uuid.UUID) -> AsyncSession:
-        current_organization_id.set(organization_id)
-        return self._sessions(
-            info=self._info(
-                **{APP_ROLE: self.settings.database_app_role, ORGANIZATION_ID: organization_id}
-            )
-        )
-
-    def system_session(self) -> AsyncSession:
-        """The explicit escape hatch from tenant filtering. Platform code only."""
-        return self._sessions(info=self._info(**{SYSTEM: True}))
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

@@ -17,7 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
-from sqlalchemy.sql.compiler import DDLCompiler
 
 from app.db.types import UTCDateTime
 
@@ -106,9 +105,7 @@ def tenant_fk(
 
 
 @compiles(sa.ForeignKeyConstraint, "sqlite")
-def _sqlite_foreign_key(
-    constraint: sa.ForeignKeyConstraint, compiler: DDLCompiler, **kw: Any
-) -> str:
+def _sqlite_foreign_key(constraint: sa.ForeignKeyConstraint, compiler: Any, **kw: Any) -> str:
     # SQLite has no `SET NULL (column)`: a plain SET NULL would also null organization_id
     # and fail NOT NULL. There the reference is left as NO ACTION, so hard-deleting a
     # referenced row is refused instead; rows are soft-deleted in normal operation.
@@ -116,7 +113,7 @@ def _sqlite_foreign_key(
         saved = constraint.ondelete
         constraint.ondelete = None
         try:
-            return compiler.visit_foreign_key_constraint(constraint, **kw)
+            return str(compiler.visit_foreign_key_constraint(constraint, **kw))
         finally:
             constraint.ondelete = saved
-    return compiler.visit_foreign_key_constraint(constraint, **kw)
+    return str(compiler.visit_foreign_key_constraint(constraint, **kw))

@@ -6,9 +6,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.auth.passwords import hash_password
+from app.db.unit_of_work import UnitOfWork
 from app.models.ticket import CommentType, Priority, TicketChannel, TicketComment, TicketStatus
 from app.models.user import Customer, CustomerTier, Department, Role, User
 from app.organizations.schemas import OrganizationCreate
@@ -55,13 +54,15 @@ class DemoSummary:
 
 
 async def seed_demo_content(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     tickets: int,
     progress: Callable[[int], None] = lambda _n: None,
     seed: int = 42,
 ) -> DemoSummary:
-    """Fill an empty organization (tenant session) with realistic, reproducible data."""
+    """Fill an empty organization (a tenant unit of work) with realistic, reproducible
+    data."""
+    session = uow.session
     rng = random.Random(seed)
     password_hash = await hash_password(DEMO_PASSWORD)
     departments = [Department(name=n) for n in ("Support", "Billing", "Field Service")]
@@ -110,7 +111,7 @@ async def seed_demo_content(
         customer = rng.choice(customers)
         agent = rng.choice([*agents, None])
         ticket = await open_ticket(
-            session,
+            uow,
             subject=rng.choice(SUBJECTS),
             description="Reported through the demo seed.",
             customer_id=customer.id,

@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 
 from app.db.base import new_id
-from app.db.session import dialect_name, session_organization
+from app.db.unit_of_work import UnitOfWork
 from app.kit.errors import AppError, Conflict
+from app.kit.repository import Repository, scoped
 from app.models.idempotency import IdempotencyKey
 
 TTL = timedelta(hours=24)
@@ -102,7 +103,7 @@ async def claim(session: AsyncSession, key: str, request_fingerprint: str) -> Id
         raise AppError("Idempotency-Key must be 1 to 255 printable characters.")
     now = datetime.now(UTC)
     for _ in range(2):
-        if await _insert(session, key, request_fingerprint):
+        if await IdempotencyKeyRepository(session).insert_new(key, request_fingerprint):
             record = await session.scalar(
                 sa.select(IdempotencyKey).where(IdempotencyKey.key == key)
             )
@@ -125,24 +126,30 @@ async def claim(session: AsyncSession, key: str, request_fingerprint: str) -> Id
     raise Conflict("This Idempotency-Key could not be claimed; retry.")
 
 
-async def _insert(session: AsyncSession, key: str, request_fingerprint: str) -> bool:
-    org = session_organization(session.sync_session)
-    if org is None:
-        raise RuntimeError("idempotency keys need a tenant session")
-    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
-    table = cast(sa.Table, IdempotencyKey.__table__)
-    statement = (
-        insert(table)
-        .values(id=new_id(), organization_id=org, key=key, fingerprint=request_fingerprint)
-        .on_conflict_do_nothing(index_elements=["organization_id", "key"])
-        .returning(table.c.id)
-    )
-    return (await session.execute(statement)).first() is not None
+class IdempotencyKeyRepository(Repository[IdempotencyKey]):
+    model = IdempotencyKey
+
+    async def insert_new(self, key: str, request_fingerprint: str) -> bool:
+        """Claim `key` unless this tenant holds it already (then False)."""
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        table = cast(sa.Table, IdempotencyKey.__table__)
+        statement = (
+            insert(table)
+            .values(
+                id=new_id(),
+                organization_id=self.organization_id,
+                key=key,
+                fingerprint=request_fingerprint,
+            )
+            .on_conflict_do_nothing(index_elements=["organization_id", "key"])
+            .returning(table.c.id)
+        )
+        return await self.row(scoped(statement)) is not None
 
 
-async def purge_expired(session: AsyncSession) -> int:
+async def purge_expired(uow: UnitOfWork) -> int:
     """Platform sweep (system session): forget keys older than 24 hours."""
-    result = await session.execute(
+    result = await uow.session.execute(
         sa.delete(IdempotencyKey)
         .where(IdempotencyKey.created_at < datetime.now(UTC) - TTL)
         .execution_options(synchronize_session=False)

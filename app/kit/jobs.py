@@ -1,7 +1,7 @@
 """Background jobs: arq on Redis in production, an in-process runner in embedded mode.
 
 Jobs are enqueued only after the unit of work that asked for them commits
-(`enqueue_after_commit`), take ids and an `organization_id` (never ORM objects), and run
+(`UnitOfWork.enqueue`), take ids and an `organization_id` (never ORM objects), and run
 inside `run_job`, the job-side twin of the request dependency: one session, bound to the
 job's organization, committed in exactly one place. arq may run a job more than once,
 so jobs reload and re-check state; deterministic `job_id`s make re-enqueueing harmless.
@@ -10,41 +10,20 @@ so jobs reload and re-check state; deterministic `job_id`s make re-enqueueing ha
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.session import JOB_QUEUE, ORGANIZATION_ID, Database, after_commit, commit
+from app.db.database import Database
 
 Task = Callable[..., Awaitable[Any]]
-"""A domain task: `async def task(session: AsyncSession, **kwargs)`."""
+"""A domain task: `async def task(uow: UnitOfWork, **kwargs)`."""
 
 log = structlog.get_logger(__name__)
-
-
-# A coalesced job scheduled closer than this to its start goes to the next slot instead,
-# so clock skew between an API replica and a worker cannot start it before the commit.
-COALESCE_MARGIN_SECONDS = 0.02
-
-
-class JobQueue(Protocol):
-    async def enqueue(
-        self,
-        name: str,
-        *,
-        organization_id: uuid.UUID | None,
-        job_id: str | None = None,
-        run_at: float | None = None,
-        **kwargs: Any,
-    ) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 async def run_job(
@@ -52,60 +31,20 @@ async def run_job(
 ) -> Any:
     """One unit of work for one job: a tenant session for the job's organization (the
     system session for platform sweeps), committed here and only here."""
-    session = (
-        database.tenant_session(organization_id)
+    uow = (
+        database.tenant_unit(organization_id)
         if organization_id is not None
-        else database.system_session()
+        else database.system_unit()
     )
     structlog.contextvars.bind_contextvars(
         job=getattr(task, "__name__", "job"), organization_id=str(organization_id or "")
     )
-    async with session:
-        try:
-            result = await task(session, **kwargs)
-        except BaseException:
-            await session.rollback()
-            raise
-        await commit(session)
+    try:
+        result = await task(uow, **kwargs)
+        await uow.commit()
         return result
-
-
-def enqueue_after_commit(
-    session: AsyncSession,
-    name: str,
-    *,
-    job_id: str | None = None,
-    coalesce_seconds: float | None = None,
-    **kwargs: Any,
-) -> None:
-    """Queue a job for when this unit of work commits; a rollback drops it.
-
-    With `coalesce_seconds`, every commit that asks within the same time slot shares one
-    job (`job_id` names the group), run when the slot ends: a busy tenant's writes cost
-    one queued relay per slot, not one per request, and the job still starts after
-    each of those commits."""
-    queue: JobQueue | None = session.info.get(JOB_QUEUE)
-    if queue is None:
-        return  # no runner attached (migrations, one-off scripts): sweeps pick the work up
-    organization_id = session.info.get(ORGANIZATION_ID)
-
-    async def _enqueue() -> None:
-        run_at = None
-        slot_job_id = job_id
-        if coalesce_seconds is not None:
-            slot_job_id, run_at = coalesced(job_id or name, coalesce_seconds)
-        await queue.enqueue(
-            name, organization_id=organization_id, job_id=slot_job_id, run_at=run_at, **kwargs
-        )
-
-    after_commit(session, _enqueue)
-
-
-def coalesced(group: str, seconds: float, *, now: float | None = None) -> tuple[str, float]:
-    """The job id shared by the current `seconds`-long slot, and the slot's end."""
-    now = time.time() if now is None else now
-    slot = math.floor((now + COALESCE_MARGIN_SECONDS) / seconds)
-    return f"{group}@{slot}", (slot + 1) * seconds
+    finally:
+        await uow.close()
 
 
 class InProcessJobQueue:

@@ -1,25 +1,22 @@
 """Domain events: written to the outbox in the caller's transaction, relayed after commit.
 
-`record_event` is the only way to publish. The relay hands each undispatched event to
-the handlers registered for its type (outbound webhooks register here) and stamps it;
-an event with no handler is simply marked dispatched. A periodic sweep relays what an
-after-commit enqueue missed (a crash between commit and enqueue, a deduplicated job).
+`Journal.event` (`app.kit.journal`) is the only way to publish. The relay hands each
+undispatched event to the handlers registered for its type (outbound webhooks register
+here) and stamps it; an event with no handler is simply marked dispatched. A periodic
+sweep relays what an after-commit enqueue missed (a crash between commit and enqueue, a
+deduplicated job).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.appends import append
-from app.db.session import JOB_QUEUE, dialect_name, session_organization
-from app.kit.jobs import JobQueue, enqueue_after_commit
+from app.db.unit_of_work import UnitOfWork
 from app.models.outbox import OutboxEvent
 
 RELAY_JOB = "outbox.relay"
@@ -38,37 +35,16 @@ def subscribe(event_type: str, handler: EventHandler) -> None:
         _handlers[event_type].append(handler)
 
 
-def record_event(
-    session: AsyncSession,
-    event_type: str,
-    *,
-    aggregate_type: str,
-    aggregate_id: uuid.UUID,
-    payload: dict[str, Any],
-) -> None:
-    append(
-        session,
-        OutboxEvent,
-        event_type=event_type,
-        aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id,
-        payload=payload,
-    )
-    org = session_organization(session.sync_session)
-    enqueue_after_commit(
-        session, RELAY_JOB, job_id=f"{RELAY_JOB}:{org}", coalesce_seconds=RELAY_COALESCE_SECONDS
-    )
-
-
-async def relay_outbox(session: AsyncSession) -> int:
+async def relay_outbox(uow: UnitOfWork) -> int:
     """Dispatch this organization's pending events in order; returns how many."""
+    session = uow.session
     stmt = (
         sa.select(OutboxEvent)
         .where(OutboxEvent.dispatched_at.is_(None))
         .order_by(OutboxEvent.id)
         .limit(RELAY_BATCH)
     )
-    if dialect_name(session) == "postgresql":
+    if uow.dialect == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     events = (await session.scalars(stmt)).all()
     for event in events:
@@ -79,12 +55,12 @@ async def relay_outbox(session: AsyncSession) -> int:
     return len(events)
 
 
-async def sweep_outbox(session: AsyncSession) -> int:
+async def sweep_outbox(uow: UnitOfWork) -> int:
     """Platform sweep (system session): queue a relay for every tenant with pending
     events; returns how many tenants."""
-    queue: JobQueue | None = session.info.get(JOB_QUEUE)
+    queue = uow.jobs
     organizations = list(
-        await session.scalars(
+        await uow.session.scalars(
             sa.select(OutboxEvent.organization_id)
             .where(OutboxEvent.dispatched_at.is_(None))
             .distinct()

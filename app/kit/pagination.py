@@ -12,11 +12,10 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -24,9 +23,7 @@ from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
-from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
-from app.db.scoped import ScopedQuery, fetch_all
 from app.kit.errors import ValidationFailed
 from app.kit.records import field_error
 
@@ -40,6 +37,12 @@ MAX_LIMIT = 200
 class Page(BaseModel, Generic[ItemT]):
     items: list[ItemT]
     next_cursor: str | None
+
+    @classmethod
+    def of(cls, result: PageResult[Any], item: Callable[[Any], ItemT]) -> Page[ItemT]:
+        """The response page of a `PageResult`, each row turned into an item (usually a
+        read schema's `model_validate`)."""
+        return cls(items=[item(row) for row in result.rows], next_cursor=result.next_cursor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,20 +72,20 @@ class SortKey:
     column: QueryableAttribute[Any]  # a mapped column: its key names the row attribute
     descending: bool = False
     nullable: bool = False
-    _order_by: UnaryExpression[Any] = field(init=False, repr=False, compare=False)
+    _order_by: sa.UnaryExpression[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Built once: sort keys are module constants, used on every list request.
         ordered = self.column.desc() if self.descending else self.column.asc()
         object.__setattr__(self, "_order_by", ordered.nulls_last() if self.nullable else ordered)
 
-    def order_by(self) -> UnaryExpression[Any]:
+    def order_by(self) -> sa.UnaryExpression[Any]:
         return self._order_by
 
-    def equal(self, value: Any) -> ColumnElement[bool]:
+    def equal(self, value: Any) -> sa.ColumnElement[bool]:
         return self.column.is_(None) if value is None else self.column == value
 
-    def beyond(self, value: Any) -> ColumnElement[bool]:
+    def beyond(self, value: Any) -> sa.ColumnElement[bool]:
         if value is None:  # past a NULL only later NULLs (decided by the next keys)
             return sa.false()
         strictly = self.column < value if self.descending else self.column > value
@@ -95,57 +98,35 @@ class PageResult(Generic[RowT]):
     next_cursor: str | None
 
 
-async def paginate(
-    session: AsyncSession,
-    statement: sa.Select[RowT] | ScopedQuery,
-    params: PageParams,
-    keys: Sequence[SortKey],
-    *,
-    parameters: Mapping[str, Any] | None = None,
-) -> PageResult[Any]:
-    """Serve one page of `statement` ordered by `keys` (the last key must be unique and
-    non-null, normally the id): ORM objects from a Select of a model, rows from a
-    `ScopedQuery`. A prepared `ScopedQuery` (with its `parameters`) stays prepared: its
-    pages are prepared statements too, the cursor and the limit their parameters."""
-    values = _decode(params.cursor, keys) if params.cursor is not None else None
-    if isinstance(statement, ScopedQuery) and statement.prepared:
-        nulls = None if values is None else tuple(value is None for value in values)
-        page = _prepared_page(statement, tuple(keys), nulls)
-        seek = {f"after_{i}": value for i, value in enumerate(values or []) if value is not None}
-        rows: list[Any] = await fetch_all(
-            session, page, **(parameters or {}), **seek, page_limit=params.limit + 1
-        )
-    else:
-        if values is not None:
-            statement = statement.where(_after(keys, values))
-        statement = statement.order_by(*(key.order_by() for key in keys)).limit(params.limit + 1)
-        if isinstance(statement, ScopedQuery):
-            rows = list(await fetch_all(session, statement, **(parameters or {})))
-        else:
-            rows = list((await session.scalars(statement)).all())
+def page_statement(
+    statement: sa.Select[Any], params: PageParams, keys: Sequence[SortKey]
+) -> sa.Select[Any]:
+    """`statement` ordered by `keys` (the last must be unique and non-null, normally the
+    id), resumed after the cursor, one row more than the page (to tell if one follows)."""
+    if params.cursor is not None:
+        statement = statement.where(_after(keys, _decode(params.cursor, keys)))
+    return statement.order_by(*(key.order_by() for key in keys)).limit(params.limit + 1)
+
+
+def page_result(
+    rows: Sequence[RowT], params: PageParams, keys: Sequence[SortKey]
+) -> PageResult[RowT]:
+    """The page of `rows` fetched by `page_statement`, and the cursor of the next one."""
     if len(rows) <= params.limit:
         return PageResult(rows, None)
     rows = rows[: params.limit]
     return PageResult(rows, cursor_after(rows[-1], keys))
 
 
-@lru_cache(maxsize=1024)
-def _prepared_page(
-    query: ScopedQuery, keys: tuple[SortKey, ...], nulls: tuple[bool, ...] | None
-) -> ScopedQuery:
-    """One prepared page statement per query, ordering and cursor shape (which cursor
-    values are NULL decides the seek's shape)."""
-    if nulls is not None:
-        seek = [
-            None if null else sa.bindparam(f"after_{i}", type_=key.column.type)
-            for i, (key, null) in enumerate(zip(keys, nulls, strict=True))
-        ]
-        query = query.where(_after(keys, seek))
-    return (
-        query.order_by(*(key.order_by() for key in keys))
-        .limit(sa.bindparam("page_limit", type_=sa.Integer))
-        .prepare()
-    )
+async def paginate(
+    session: AsyncSession,
+    statement: sa.Select[Any],
+    params: PageParams,
+    keys: Sequence[SortKey],
+) -> PageResult[Any]:
+    """One page of ORM objects (a tenant repository pages with `Repository.page`)."""
+    result = await session.execute(page_statement(statement, params, keys))
+    return page_result(result.scalars().all(), params, keys)
 
 
 def cursor_after(row: Any, keys: Sequence[SortKey]) -> str:
@@ -154,11 +135,11 @@ def cursor_after(row: Any, keys: Sequence[SortKey]) -> str:
     return _encode([_value_of(row, key) for key in keys])
 
 
-def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
+def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> sa.ColumnElement[bool]:
     """(a, b, c) strictly after (x, y, z) in the given directions, as
     a>x OR (a=x AND b>y) OR (a=x AND b=y AND c>z): works for mixed directions and on
     both dialects, and each disjunct can use the (org, a, b, c) index."""
-    disjuncts: list[ColumnElement[bool]] = []
+    disjuncts: list[sa.ColumnElement[bool]] = []
     for i, key in enumerate(keys):
         equal_prefix = [keys[j].equal(values[j]) for j in range(i)]
         disjuncts.append(sa.and_(*equal_prefix, key.beyond(values[i])))

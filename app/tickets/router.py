@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,14 +17,14 @@ from app.auth.dependencies import (
 )
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
-from app.db.dependencies import SessionDep
-from app.db.session import dialect_name
+from app.db.dependencies import UnitOfWorkDep
 from app.kit.errors import AppError, Forbidden
-from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
+from app.kit.pagination import Page, PageParamsDep
 from app.kit.schemas import Instant
-from app.models.ticket import Priority, Ticket, TicketChannel, TicketComment, TicketHistory
+from app.models.ticket import Priority, TicketChannel
 from app.models.ticket import TicketStatus as Status
 from app.tickets import service as tickets
+from app.tickets.repository import Sort, TicketFilters
 from app.tickets.schemas import (
     CommentCreate,
     CommentRead,
@@ -41,26 +41,6 @@ Creator = Annotated[Principal, Depends(require(Permission.TICKETS_CREATE))]
 Updater = Annotated[Principal, Depends(require(Permission.TICKETS_UPDATE))]
 Deleter = Annotated[Principal, Depends(require(Permission.TICKETS_DELETE))]
 Auditor = Annotated[Principal, Depends(require(Permission.TICKETS_HISTORY))]
-
-Sort = Literal[
-    "created_at",
-    "-created_at",
-    "updated_at",
-    "-updated_at",
-    "priority",
-    "-priority",
-    "resolution_due_at",
-]
-SORT_KEYS: dict[str, list[SortKey]] = {
-    "created_at": [SortKey(Ticket.created_at), SortKey(Ticket.id)],
-    "-created_at": [SortKey(Ticket.created_at, True), SortKey(Ticket.id, True)],
-    "updated_at": [SortKey(Ticket.updated_at), SortKey(Ticket.id)],
-    "-updated_at": [SortKey(Ticket.updated_at, True), SortKey(Ticket.id, True)],
-    "priority": [SortKey(Ticket.priority_rank), SortKey(Ticket.id)],
-    "-priority": [SortKey(Ticket.priority_rank, True), SortKey(Ticket.id, True)],
-    "resolution_due_at": [SortKey(Ticket.resolution_due_at, nullable=True), SortKey(Ticket.id)],
-}
-
 
 ForceAssignment = Annotated[
     bool, Query(description="Assign past the agent's max_concurrent_tickets (managers).")
@@ -93,7 +73,7 @@ def _with_etag(response: Response, ticket: TicketRead) -> TicketRead:
 @router.get("", response_model=Page[TicketRead], summary="Tickets (customers: their own)")
 async def list_tickets(
     principal: Reader,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     page: PageParamsDep,
     include_deleted: IncludeDeletedDep,
     status: Annotated[list[Status] | None, Query(description="Repeatable.")] = None,
@@ -110,9 +90,9 @@ async def list_tickets(
     q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     sort: Sort = "-created_at",
 ) -> Page[TicketRead]:
-    filters = tickets.TicketFilters(
-        statuses=status or [],
-        priorities=priority or [],
+    filters = TicketFilters(
+        statuses=status or (),
+        priorities=priority or (),
         channel=channel,
         assigned_agent_id=assigned_agent_id,
         unassigned=unassigned,
@@ -124,37 +104,25 @@ async def list_tickets(
         created_before=created_before,
         q=q,
     )
-    dialect = dialect_name(session)
-    prepared = tickets.prepared_tickets_query(
-        principal, filters, dialect=dialect, include_deleted=include_deleted
+    result = await tickets.list_tickets(
+        uow.session, principal, filters, page, sort, include_deleted=include_deleted
     )
-    if prepared is not None:
-        query, parameters = prepared
-        result = await paginate(session, query, page, SORT_KEYS[sort], parameters=parameters)
-    else:
-        query = tickets.tickets_query(
-            principal, filters, dialect=dialect, include_deleted=include_deleted
-        )
-        result = await paginate(session, query, page, SORT_KEYS[sort])
-    return Page(
-        items=[TicketRead.model_validate(t) for t in result.rows],
-        next_cursor=result.next_cursor,
-    )
+    return Page.of(result, TicketRead.model_validate)
 
 
 @router.post("", response_model=TicketRead, status_code=201)
 async def create_ticket(
     body: TicketCreate,
     principal: Creator,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     response: Response,
     request: Request,
     force_assignment: ForceAssignment = False,
     idempotency_key: IdempotencyKey = None,
 ) -> TicketRead:
-    forced = await _forced(session, principal, force_assignment)  # a 403 before anything
-    idempotency = await claim_idempotency(request, principal, session, idempotency_key)
-    ticket = await tickets.create_ticket(session, principal, body, force_assignment=forced)
+    forced = await _forced(uow.session, principal, force_assignment)  # a 403 before anything
+    idempotency = await claim_idempotency(request, principal, uow.session, idempotency_key)
+    ticket = await tickets.create_ticket(uow, principal, body, force_assignment=forced)
     created = _with_etag(response, TicketRead.model_validate(ticket))
     await idempotency.complete(201, created, {"ETag": response.headers["ETag"]})
     return created
@@ -162,10 +130,13 @@ async def create_ticket(
 
 @router.get("/{ticket_id}", response_model=TicketRead)
 async def get_ticket(
-    ticket_id: uuid.UUID, principal: Reader, session: SessionDep, response: Response
+    ticket_id: uuid.UUID, principal: Reader, uow: UnitOfWorkDep, response: Response
 ) -> TicketRead:
-    ticket = await tickets.read_ticket(session, principal, ticket_id)
+    ticket = await tickets.get_ticket(uow.session, principal, ticket_id)
     return _with_etag(response, TicketRead.model_validate(ticket))
+
+
+IfMatch = Annotated[str | None, Header(description='"<version>": 412 if stale.')]
 
 
 @router.patch("/{ticket_id}", response_model=TicketRead)
@@ -173,14 +144,14 @@ async def update_ticket(
     ticket_id: uuid.UUID,
     body: TicketUpdate,
     principal: Updater,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     response: Response,
     force_assignment: ForceAssignment = False,
-    if_match: Annotated[str | None, Header(description='"<version>": 412 if stale.')] = None,
+    if_match: IfMatch = None,
 ) -> TicketRead:
-    forced = await _forced(session, principal, force_assignment)
+    forced = await _forced(uow.session, principal, force_assignment)
     ticket = await tickets.update_ticket(
-        session,
+        uow,
         principal,
         ticket_id,
         body,
@@ -191,15 +162,19 @@ async def update_ticket(
 
 
 @router.delete("/{ticket_id}", status_code=204)
-async def delete_ticket(ticket_id: uuid.UUID, principal: Deleter, session: SessionDep) -> None:
-    await tickets.delete_ticket(session, principal, ticket_id)
+async def delete_ticket(
+    ticket_id: uuid.UUID, principal: Deleter, uow: UnitOfWorkDep, if_match: IfMatch = None
+) -> None:
+    await tickets.delete_ticket(
+        uow, principal, ticket_id, expected_version=_expected_version(if_match)
+    )
 
 
 @router.post("/{ticket_id}/restore", response_model=TicketRead)
 async def restore_ticket(
-    ticket_id: uuid.UUID, principal: Deleter, session: SessionDep, response: Response
+    ticket_id: uuid.UUID, principal: Deleter, uow: UnitOfWorkDep, response: Response
 ) -> TicketRead:
-    ticket = await tickets.restore_ticket(session, principal, ticket_id)
+    ticket = await tickets.restore_ticket(uow, principal, ticket_id)
     return _with_etag(response, TicketRead.model_validate(ticket))
 
 
@@ -209,15 +184,10 @@ async def restore_ticket(
     summary="The thread, oldest first (customers: public comments only)",
 )
 async def list_comments(
-    ticket_id: uuid.UUID, principal: Reader, session: SessionDep, page: PageParamsDep
+    ticket_id: uuid.UUID, principal: Reader, uow: UnitOfWorkDep, page: PageParamsDep
 ) -> Page[CommentRead]:
-    await tickets.get_ticket(session, principal, ticket_id)
-    result = await paginate(
-        session, tickets.comments_query(principal, ticket_id), page, [SortKey(TicketComment.id)]
-    )
-    return Page(
-        items=[CommentRead.model_validate(c) for c in result.rows], next_cursor=result.next_cursor
-    )
+    result = await tickets.list_comments(uow.session, principal, ticket_id, page)
+    return Page.of(result, CommentRead.model_validate)
 
 
 @router.post("/{ticket_id}/comments", response_model=CommentRead, status_code=201)
@@ -225,14 +195,14 @@ async def add_comment(
     ticket_id: uuid.UUID,
     body: CommentCreate,
     principal: Reader,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> CommentRead:
-    idempotency = await claim_idempotency(request, principal, session, idempotency_key)
-    internal_ok = await may(session, principal, Permission.COMMENTS_INTERNAL)
+    idempotency = await claim_idempotency(request, principal, uow.session, idempotency_key)
+    internal_ok = await may(uow.session, principal, Permission.COMMENTS_INTERNAL)
     comment = await tickets.add_comment(
-        session, principal, ticket_id, body, may_write_internal=internal_ok
+        uow, principal, ticket_id, body, may_write_internal=internal_ok
     )
     created = CommentRead.model_validate(comment)
     await idempotency.complete(201, created)
@@ -243,12 +213,7 @@ async def add_comment(
     "/{ticket_id}/history", response_model=Page[HistoryRead], summary="Every change, oldest first"
 )
 async def list_history(
-    ticket_id: uuid.UUID, principal: Auditor, session: SessionDep, page: PageParamsDep
+    ticket_id: uuid.UUID, principal: Auditor, uow: UnitOfWorkDep, page: PageParamsDep
 ) -> Page[HistoryRead]:
-    await tickets.get_ticket(session, principal, ticket_id)
-    result = await paginate(
-        session, tickets.history_query(ticket_id), page, [SortKey(TicketHistory.id)]
-    )
-    return Page(
-        items=[HistoryRead.model_validate(h) for h in result.rows], next_cursor=result.next_cursor
-    )
+    result = await tickets.list_history(uow.session, principal, ticket_id, page)
+    return Page.of(result, HistoryRead.model_validate)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models import ApiKey, Organization
 from tests.support.identity import API, Tenant
 
@@ -100,7 +100,7 @@ async def test_revoked_expired_or_tampered_keys_are_401(
             .where(ApiKey.id == uuid.UUID(str(expiring["id"])))
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
-        await commit(session)
+        await session.commit()
     assert (await client.get(f"{API}/users", headers=_bearer(expiring["key"]))).status_code == 401
 
     live = str((await _create(client, tenant_a))["key"])
@@ -119,7 +119,7 @@ async def test_deleted_organization_disables_its_keys(
         org = await session.get(Organization, tenant_a.org.id)
         assert org is not None
         org.soft_delete()
-        await commit(session)
+        await session.commit()
     assert (await client.get(f"{API}/users", headers=headers)).status_code == 401
 
 

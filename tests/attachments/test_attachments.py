@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from app.attachments import service as attachments_service
 from app.attachments.router import router as attachments_router
 from app.config import API_PREFIX, Settings
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.kit.errors import PROBLEM_RESPONSES
 from app.kit.storage import InvalidStorageKey, LocalStorage
 from app.main import create_app
@@ -107,12 +107,12 @@ async def make_ticket(
 ) -> uuid.UUID:
     async with database.tenant_session(tenant.org.id) as session:
         ticket = await open_ticket(
-            session,
+            database.unit_of_work(session),
             subject=f"Scanner jammed {uuid.uuid4().hex[:6]}",
             customer_id=customer_id or tenant["customer"].user_id,
             created_by_id=tenant["agent"].user_id,
         )
-        await commit(session)
+        await session.commit()
         return ticket["id"]
 
 
@@ -127,7 +127,7 @@ async def add_comment(
             comment_type=comment_type,
         )
         session.add(comment)
-        await commit(session)
+        await session.commit()
         return comment.id
 
 

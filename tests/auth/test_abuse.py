@@ -10,7 +10,7 @@ import httpx
 import pyotp
 import sqlalchemy as sa
 
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models import Department, User, UserPermission
 from app.models.user import Role
 from tests.support.identity import API, PASSWORD, Tenant, add_user, login
@@ -20,7 +20,7 @@ from tests.support.windows import inside_one_window
 async def _grant(database: Database, tenant: Tenant, user_id: uuid.UUID, permission: str) -> None:
     async with database.tenant_session(tenant.org.id) as session:
         session.add(UserPermission(user_id=user_id, permission=permission))
-        await commit(session)
+        await session.commit()
 
 
 async def test_api_keys_cannot_set_credentials(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
@@ -171,7 +171,7 @@ async def test_member_of_a_deleted_department_stays_editable(
         department = await session.get(Department, tenant_a.department_id)
         assert department is not None
         department.soft_delete()
-        await commit(session)
+        await session.commit()
     response = await client.patch(
         f"{API}/users/{member.id}", json={"first_name": "Bob"}, headers=tenant_a["admin"].headers
     )
@@ -200,7 +200,7 @@ async def test_admin_resets_a_lost_second_factor(
         user = await session.get(User, agent.user_id)
         assert user is not None
         user.two_factor_enabled, user.totp_secret = True, pyotp.random_base32()
-        await commit(session)
+        await session.commit()
     by_manager = await client.patch(
         f"{API}/users/{agent.user_id}",
         json={"two_factor_enabled": False},

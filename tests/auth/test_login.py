@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from app.auth import passwords
 from app.config import Settings
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models import Organization, User, UserSession
 from app.models.user import Role
 from tests.support.identity import API, PASSWORD, Actor, Tenant, add_user, login
@@ -74,7 +74,7 @@ async def test_every_refusal_is_the_same_401(
         row = await session.get(User, deleted.id)
         assert row is not None
         row.soft_delete()
-        await commit(session)
+        await session.commit()
     no_password = await add_user(database, tenant_a.org, Role.CUSTOMER, password_hash=None)
 
     bodies = [
@@ -121,7 +121,7 @@ async def test_deleted_organization_cannot_log_in_and_restore_lets_it_back(
         org = await session.get(Organization, tenant_a.org.id)
         assert org is not None
         org.soft_delete()
-        await commit(session)
+        await session.commit()
     await _refusal(client, username=admin.email, password=PASSWORD, client_id=tenant_a.slug)
     assert (await client.get(f"{API}/users/me", headers=admin.headers)).status_code == 401
     async with database.system_session() as session:
@@ -132,7 +132,7 @@ async def test_deleted_organization_cannot_log_in_and_restore_lets_it_back(
         )
         assert org is not None
         org.restore()
-        await commit(session)
+        await session.commit()
     assert (await login(client, admin.email, client_id=tenant_a.slug)).status_code == 200
     assert (await client.get(f"{API}/users/me", headers=admin.headers)).status_code == 200
 

@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.auth import tokens
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models import (
     ApiKey,
     Customer,
@@ -90,7 +90,7 @@ async def _row(world: World, tenant: Tenant, row: Any, *, deleted: bool = False)
         await session.flush()
         if deleted:
             row.soft_delete()
-        await commit(session)
+        await session.commit()
     return str(row.id)
 
 
@@ -104,7 +104,7 @@ async def a_deleted_user(world: World, _role: str, tenant: Tenant) -> Targets:
         row = await session.get(User, user.id)
         assert row is not None
         row.soft_delete()
-        await commit(session)
+        await session.commit()
     return {"id": str(user.id)}
 
 
@@ -160,7 +160,7 @@ async def an_organization(world: World, _role: str, _tenant: Tenant) -> Targets:
     async with world.database.system_session() as session:
         org = Organization(name="Target", slug=unique("target"))
         session.add(org)
-        await commit(session)
+        await session.commit()
     return {"id": str(org.id)}
 
 
@@ -170,7 +170,7 @@ async def a_deleted_organization(world: World, role: str, tenant: Tenant) -> Tar
         org = await session.get(Organization, uuid.UUID(targets["id"]))
         assert org is not None
         org.soft_delete()
-        await commit(session)
+        await session.commit()
     return targets
 
 
@@ -178,9 +178,12 @@ async def a_ticket(world: World, _role: str, tenant: Tenant) -> Targets:
     """A ticket of the tenant's customer actor: "own" for that customer too."""
     async with world.database.tenant_session(tenant.org.id) as session:
         ticket = await open_ticket(
-            session, subject="Case", customer_id=tenant["customer"].user_id, created_by_id=None
+            world.database.unit_of_work(session),
+            subject="Case",
+            customer_id=tenant["customer"].user_id,
+            created_by_id=None,
         )
-        await commit(session)
+        await session.commit()
     return {"id": str(ticket["id"])}
 
 
@@ -190,7 +193,7 @@ async def a_deleted_ticket(world: World, role: str, tenant: Tenant) -> Targets:
         ticket = await session.get(Ticket, uuid.UUID(targets["id"]))
         assert ticket is not None
         ticket.soft_delete()
-        await commit(session)
+        await session.commit()
     return targets
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 
 from app.config import Settings
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.main import create_app
 from app.models import ApiKey, User, UserSession
 from tests.support.identity import API, PASSWORD, Tenant, login
@@ -152,7 +152,7 @@ async def test_activity_is_written_at_most_once_per_interval(
             .where(User.id == agent.user_id)
             .values(last_active_at=long_ago, last_login_ip=None)
         )
-        await commit(session)
+        await session.commit()
 
     async def snapshot() -> tuple[datetime | None, str | None, datetime]:
         async with database.tenant_session(tenant_a.org.id) as session:

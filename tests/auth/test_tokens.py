@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from app.auth import tokens
 from app.config import Settings
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models import User, UserSession
 from tests.support.identity import API, Actor, Tenant, login
 
@@ -151,7 +151,7 @@ async def test_refresh_of_deleted_user_fails(
         user = await session.get(User, agent.user_id)
         assert user is not None
         user.soft_delete()
-        await commit(session)
+        await session.commit()
     response = await client.post(f"{API}/auth/refresh", json={"refresh_token": agent.refresh_token})
     assert response.status_code == 401
     assert await _me(client, agent.token) == 401
@@ -218,7 +218,7 @@ async def test_expired_session_is_401(
             .where(UserSession.id == sid)
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
-        await commit(session)
+        await session.commit()
     assert await _me(client, agent.token) == 401
 
 

@@ -8,7 +8,7 @@ import httpx
 import pyotp
 import sqlalchemy as sa
 
-from app.db.session import Database
+from app.db.database import Database
 from app.models import User
 from tests.support.identity import API, PASSWORD, Actor, Tenant, login
 

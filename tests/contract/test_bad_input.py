@@ -6,7 +6,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.db.session import Database
+from app.db.database import Database
 from app.models import Department
 from tests.support.identity import API, Tenant, login
 

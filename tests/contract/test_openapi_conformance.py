@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.auth import service as auth
 from app.config import Settings
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.main import create_app
 from app.models import Organization, User
 from app.models.user import Role
@@ -50,7 +50,7 @@ async def _admin_token(settings: Settings) -> str:
                 auth.ClientInfo("127.0.0.1", "contract"),
                 datetime.now(UTC),
             )
-            await commit(session)
+            await session.commit()
         return pair.access_token
     finally:
         await database.dispose()

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from app.config import API_PREFIX, Settings
 from app.custom_fields.router import router as custom_fields_router
-from app.db.session import Database
+from app.db.database import Database
 from app.kit.errors import PROBLEM_RESPONSES
 from app.main import create_app
 from app.models.custom_field import CustomField

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.custom_fields.service import validate_values
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.kit.errors import ValidationFailed
 from app.models.custom_field import CustomField, EntityType, FieldType
 from app.models.organization import Organization
@@ -38,7 +38,7 @@ async def define(
     async with database.tenant_session(org.id) as session:
         definition = CustomField(name=name, field_type=field_type, **fields)
         session.add(definition)
-        await commit(session)
+        await session.commit()
     return definition
 
 
@@ -90,7 +90,7 @@ async def add_ticket(
 ) -> Ticket:
     async with database.tenant_session(tenant.org.id) as session:
         opened = await open_ticket(
-            session,
+            database.unit_of_work(session),
             subject="Broken printer",
             customer_id=customer_of(tenant),
             created_by_id=None,
@@ -100,7 +100,7 @@ async def add_ticket(
         assert ticket is not None
         if deleted:
             ticket.soft_delete()
-        await commit(session)
+        await session.commit()
     return ticket
 
 
@@ -303,7 +303,7 @@ async def test_deleted_definitions_do_not_apply(database: Database, org_a: Organ
         row = await session.get(CustomField, definition.id)
         assert row is not None
         row.soft_delete()
-        await commit(session)
+        await session.commit()
     assert await validate(database, org_a, {}) == {}  # no longer required
     assert await problems(database, org_a, {"gone": "x"}) == {"gone": "no such custom field"}
 
@@ -460,13 +460,13 @@ async def test_concurrent_writers_cannot_both_claim_a_unique_value(
             stored = await validate_values(session, EntityType.TICKET, {"ref": "RACE"})
             await asyncio.sleep(0.2)  # both writers are past their check without the lock
             ticket = await open_ticket(
-                session,
+                database.unit_of_work(session),
                 subject="Race",
                 customer_id=customer_of(tenant_a),
                 created_by_id=None,
                 custom_fields=stored,
             )
-            await commit(session)
+            await session.commit()
             return ticket
 
     outcomes = await asyncio.gather(claim(), claim(), return_exceptions=True)

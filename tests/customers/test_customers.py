@@ -10,7 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.db.session import Database
+from app.db.database import Database
 from app.models.user import Customer
 from tests.support.api import b64, columns, field_locs, problem
 from tests.support.identity import API, Actor, Tenant

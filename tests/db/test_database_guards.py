@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.db.base import Base
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.db.tenancy import TenantMixin
 from app.models import Organization, Ticket, TicketComment, User
 from tests.factories import make_user, seed_every_model
@@ -23,7 +23,7 @@ TENANT_TABLES = sorted(
 async def b_ticket(database: Database, org_b: Organization) -> Ticket:
     async with database.tenant_session(org_b.id) as session:
         rows = await seed_every_model(session)
-        await commit(session)
+        await session.commit()
     ticket = rows[Ticket]
     assert isinstance(ticket, Ticket)
     return ticket
@@ -35,7 +35,7 @@ async def test_comment_on_other_tenants_ticket_rejected_by_database(
     # The system session skips every ORM rule: only the database stands in the way.
     async with database.tenant_session(org_a.id) as session:
         author = await make_user(session)
-        await commit(session)
+        await session.commit()
     async with database.system_session() as session:
         session.add(
             TicketComment(
@@ -162,14 +162,20 @@ async def test_app_role_is_neither_owner_nor_privileged(database: Database) -> N
 
 async def test_tenant_session_runs_as_app_role(database: Database, org_a: Organization) -> None:
     async with database.tenant_session(org_a.id) as session:
-        assert await session.scalar(sa.text("SELECT current_user")) == "helpdesk_app"
-        assert await session.scalar(
+        assert (
+            await (await session.connection()).scalar(sa.text("SELECT current_user"))
+            == "helpdesk_app"
+        )
+        assert await (await session.connection()).scalar(
             sa.text("SELECT current_setting('app.organization_id')")
         ) == str(org_a.id)
     async with database.tenant_session(org_a.id) as session:
         # A new transaction on a pooled connection starts clean and is re-bound.
         await session.commit()
-        assert await session.scalar(sa.text("SELECT current_user")) == "helpdesk_app"
+        assert (
+            await (await session.connection()).scalar(sa.text("SELECT current_user"))
+            == "helpdesk_app"
+        )
 
 
 async def test_user_check_superuser_has_no_organization(

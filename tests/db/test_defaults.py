@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models import Organization, Ticket, User
 from app.models.custom_field import FieldType
 from app.models.retention import RetentionType
@@ -134,10 +134,10 @@ async def test_database_rejects_values_outside_choices(
 async def test_invalid_status_rejected_by_database(database: Database, org_a: Organization) -> None:
     async with database.tenant_session(org_a.id) as session:
         user = await make_user(session)
-        await commit(session)
+        await session.commit()
     async with database.system_session() as session:
         with pytest.raises(IntegrityError, match="ck_tickets_ticket_status"):
-            await session.execute(
+            await (await session.connection()).execute(
                 sa.text(
                     "INSERT INTO tickets (id, organization_id, ticket_number, subject, status, "
                     "customer_id) VALUES (:id, :org, 'TK-X', 's', 'lost', :cust)"

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.db.base import Base
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.db.tenancy import SoftDeleteMixin
 from app.models import Department, Organization, Ticket, TicketComment, User
 from tests.factories import seed_every_model
@@ -37,7 +37,7 @@ async def test_deleted_row_hidden_from_every_path_and_restorable(
         row = rows[model]
         assert isinstance(row, SoftDeleteMixin)
         row.soft_delete()
-        await commit(session)
+        await session.commit()
     async with database.tenant_session(org_a.id) as session:
         assert await session.get(model, row.id) is None
         visible = set(await session.scalars(sa.select(model.id)))
@@ -49,7 +49,7 @@ async def test_deleted_row_hidden_from_every_path_and_restorable(
         )
         assert found is not None and found.is_deleted  # type: ignore[attr-defined]
         found.restore()  # type: ignore[attr-defined]
-        await commit(session)
+        await session.commit()
     async with database.tenant_session(org_a.id) as session:
         assert await session.get(model, row.id) is not None
 
@@ -60,7 +60,7 @@ async def test_deleted_ticket_vanishes_from_joins_but_children_stay(
     async with database.tenant_session(org_a.id) as session:
         rows = await seed_every_model(session)
         rows[Ticket].soft_delete()  # type: ignore[attr-defined]
-        await commit(session)
+        await session.commit()
     async with database.tenant_session(org_a.id) as session:
         joined = await session.scalars(
             sa.select(TicketComment).join(Ticket, Ticket.id == TicketComment.ticket_id)
@@ -76,12 +76,12 @@ async def test_relationship_load_hides_deleted_children(
     async with database.tenant_session(org_a.id) as session:
         rows = await seed_every_model(session)
         customer = rows[User]
-        await commit(session)
+        await session.commit()
     async with database.tenant_session(org_a.id) as session:
         customer_row = await session.get(User, customer.id)
         assert customer_row is not None
         customer_row.soft_delete()
-        await commit(session)
+        await session.commit()
     async with database.tenant_session(org_a.id) as session:
         ticket = await session.scalar(sa.select(Ticket).options(selectinload(Ticket.customer)))
         assert ticket is not None and ticket.customer is None
@@ -102,7 +102,7 @@ async def test_deleted_unique_value_can_be_reused(database: Database, org_a: Org
         first.soft_delete()
         session.add(Department(name="Billing"))
         await session.flush()
-        await commit(session)
+        await session.commit()
         names = await session.scalars(
             sa.select(Department.name).execution_options(include_deleted=True)
         )
@@ -116,7 +116,7 @@ async def test_deleted_organization_invisible_even_to_itself(
         org = await session.get(Organization, org_a.id)
         assert org is not None
         org.soft_delete()
-        await commit(session)
+        await session.commit()
     async with database.system_session() as session:
         assert await session.get(Organization, org_a.id) is None
         org = await session.scalar(

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased, selectinload
 
 from app.db.base import Base
-from app.db.session import CrossTenantWrite, Database, TenantContextMissing, commit
+from app.db.database import Database
+from app.db.session import CrossTenantWrite, TenantContextMissing
 from app.db.tenancy import TenantMixin
 from app.models import Organization, Ticket, TicketComment, User
 from tests.factories import make_user, seed_every_model
@@ -28,7 +29,7 @@ async def two_tenants(
     for org in (org_a, org_b):
         async with database.tenant_session(org.id) as session:
             seeded[org.id] = await seed_every_model(session)
-            await commit(session)
+            await session.commit()
     return seeded
 
 
@@ -110,7 +111,7 @@ async def test_bulk_update_and_delete_touch_only_own_rows(
         result = await session.execute(sa.update(Ticket).values(subject="Renamed in A"))
         assert result.rowcount == 1
         await session.execute(sa.delete(TicketComment))
-        await commit(session)
+        await session.commit()
     async with database.tenant_session(org_b.id) as session:
         ticket = await session.scalar(sa.select(Ticket))
         assert ticket is not None and ticket.subject == "Printer on fire"

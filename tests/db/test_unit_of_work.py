@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.config import Settings
-from app.db.dependencies import _unit_of_work
-from app.db.session import Database
+from app.db.database import Database
+from app.db.dependencies import committing
 from app.models import Department, Organization
+from tests.support.services import backend_pid
 
 
 @pytest.fixture
@@ -36,7 +37,8 @@ async def test_a_unit_that_ends_normally_commits_and_returns_its_connection(
     own_database: Database, org_a: Organization
 ) -> None:
     name = uuid.uuid4().hex
-    async with _unit_of_work(own_database.tenant_session(org_a.id)) as session:
+    async with committing(own_database.tenant_unit(org_a.id)) as uow:
+        session = uow.session
         session.add(Department(name=name))
         await session.flush()
         assert own_database.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
@@ -51,7 +53,8 @@ async def test_a_unit_that_raises_rolls_back_and_returns_its_connection(
     name = uuid.uuid4().hex
 
     async def failing_request() -> None:
-        async with _unit_of_work(own_database.tenant_session(org_a.id)) as session:
+        async with committing(own_database.tenant_unit(org_a.id)) as uow:
+            session = uow.session
             session.add(Department(name=name))
             await session.flush()
             raise LookupError
@@ -68,7 +71,8 @@ async def test_a_unit_whose_commit_fails_returns_its_connection(
     name = uuid.uuid4().hex
 
     async def duplicate_names() -> None:
-        async with _unit_of_work(own_database.tenant_session(org_a.id)) as session:
+        async with committing(own_database.tenant_unit(org_a.id)) as uow:
+            session = uow.session
             # Two live departments of one name: refused by the flush inside the commit.
             session.add_all([Department(name=name), Department(name=name)])
 
@@ -82,8 +86,9 @@ async def test_a_unit_on_a_dropped_connection_still_gives_it_back(
     own_database: Database, database: Database, org_a: Organization
 ) -> None:
     async def request_on_a_dropped_connection() -> None:
-        async with _unit_of_work(own_database.tenant_session(org_a.id)) as session:
-            pid = await session.scalar(sa.text("SELECT pg_backend_pid()"))
+        async with committing(own_database.tenant_unit(org_a.id)) as uow:
+            session = uow.session
+            pid = await backend_pid(session)
             async with database.system_session() as admin:
                 await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             raise LookupError

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models.user import Department, Role, User
 from tests.support.api import b64, columns, field_locs, problem
 from tests.support.identity import API, Actor, Tenant, add_user
@@ -93,7 +93,7 @@ async def soft_delete_user(database: Database, tenant: Tenant, user_id: uuid.UUI
         user = await session.get(User, user_id)
         assert user is not None
         user.soft_delete()
-        await commit(session)
+        await session.commit()
 
 
 # --- create / read --------------------------------------------------------------------

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.db.session import Database
+from app.db.database import Database
 from app.models.organization import Organization
 from app.models.user import Role, User
 from tests.support.api import columns, field_locs

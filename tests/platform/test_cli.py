@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.config import Settings
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.demo.service import DEMO_ADMIN_EMAIL, DEMO_PASSWORD, DEMO_SLUG
 from app.main import create_app
 from app.models import Department, Organization, Ticket, User
@@ -132,7 +132,7 @@ def test_sqlite_embedded_mode_smoke(tmp_path: Path) -> None:
         async with database.tenant_session(other.id) as session:
             assert (await session.scalars(sa.select(Ticket))).all() == []
             session.add(Department(name="Ops"))
-            await commit(session)
+            await session.commit()
         async with database.tenant_session(demo.id) as session:
             assert len((await session.scalars(sa.select(Ticket))).all()) == 5
             names = set(await session.scalars(sa.select(Department.name)))
@@ -140,12 +140,12 @@ def test_sqlite_embedded_mode_smoke(tmp_path: Path) -> None:
             department = await session.scalar(sa.select(Department).limit(1))
             assert department is not None
             department.soft_delete()
-            await commit(session)
+            await session.commit()
             assert department.name not in set(await session.scalars(sa.select(Department.name)))
             ticket = await session.scalar(sa.select(Ticket).limit(1))
             assert ticket is not None and ticket.created_at.tzinfo is not None
             ticket.subject = "Edited on SQLite"
-            await commit(session)
+            await session.commit()
             assert ticket.version == 2
         await database.dispose()
 

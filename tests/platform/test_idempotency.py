@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.config import Settings
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.kit.idempotency import purge_expired
 from app.models import Department, IdempotencyKey, Ticket
 from tests.support.identity import API, Tenant
@@ -134,17 +134,17 @@ async def test_expired_keys_run_again_and_are_purged(
             .where(IdempotencyKey.key == "old-key")
             .values(created_at=datetime.now(UTC) - timedelta(hours=25))
         )
-        await commit(session)
+        await session.commit()
     second = await client.post(f"{API}/tickets", json=_ticket_body(tenant_a), headers=headers)
     assert second.status_code == 201 and second.json()["id"] != first.json()["id"]
     async with database.tenant_session(tenant_a.org.id) as session:
         await session.execute(
             sa.update(IdempotencyKey).values(created_at=datetime.now(UTC) - timedelta(hours=25))
         )
-        await commit(session)
+        await session.commit()
     async with database.system_session() as session:
-        assert await purge_expired(session) >= 1
-        await commit(session)
+        assert await purge_expired(database.unit_of_work(session)) >= 1
+        await session.commit()
     async with database.tenant_session(tenant_a.org.id) as session:
         left = await session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey))
     assert left == 0

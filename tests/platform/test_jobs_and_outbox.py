@@ -15,28 +15,33 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker
 
 from app.config import Settings
-from app.db.session import Database, commit
+from app.db.database import Database
+from app.db.unit_of_work import coalesced
 from app.kit import outbox
-from app.kit.jobs import ArqJobQueue, InProcessJobQueue, coalesced
+from app.kit.jobs import ArqJobQueue, InProcessJobQueue
+from app.kit.journal import Journal
 from app.models import Organization, OutboxEvent
 from app.worker import PERIODIC_SECONDS, TASKS, WorkerSettings
 
 
 async def _record(database: Database, org: Organization, *, then_commit: bool) -> uuid.UUID:
     aggregate = uuid.uuid4()
-    async with database.tenant_session(org.id) as session:
-        outbox.record_event(
-            session,
+    uow = database.tenant_unit(org.id)
+    try:
+        journal = Journal(uow)
+        journal.event(
             "ticket.created",
             aggregate_type="ticket",
             aggregate_id=aggregate,
             payload={"id": str(aggregate)},
         )
-        await session.flush()
+        await journal.write()
         if then_commit:
-            await commit(session)
+            await uow.commit()
         else:
-            await session.rollback()
+            await uow.rollback()
+    finally:
+        await uow.close()
     return aggregate
 
 
@@ -75,17 +80,16 @@ async def test_in_process_runner_relays_after_commit(
 
 
 async def test_rollback_drops_queued_jobs(in_process: Database, org_a: Organization) -> None:
-    async with in_process.tenant_session(org_a.id) as session:
-        outbox.record_event(
-            session,
-            "ticket.updated",
-            aggregate_type="ticket",
-            aggregate_id=uuid.uuid4(),
-            payload={},
+    uow = in_process.tenant_unit(org_a.id)
+    try:
+        Journal(uow).event(
+            "ticket.updated", aggregate_type="ticket", aggregate_id=uuid.uuid4(), payload={}
         )
-        assert session.info["after_commit"]
-        await session.rollback()
-        assert "after_commit" not in session.info
+        assert uow.after_commit_callbacks
+        await uow.rollback()
+        assert not uow.after_commit_callbacks
+    finally:
+        await uow.close()
 
 
 async def run_worker_burst(redis: ArqRedis, settings: Settings, database: Database) -> Worker:

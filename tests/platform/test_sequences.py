@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.kit.sequences import next_value
 from app.models import Organization
 
@@ -15,7 +15,7 @@ async def test_concurrent_numbers_are_distinct_and_per_organization(
     async def take(org: Organization) -> int:
         async with database.tenant_session(org.id) as session:
             value = await next_value(session, "ticket")
-            await commit(session)
+            await session.commit()
             return value
 
     values = await asyncio.gather(*(take(org_a) for _ in range(40)), take(org_b))

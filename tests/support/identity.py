@@ -17,7 +17,7 @@ from pwdlib import PasswordHash
 from app.auth import service as auth
 from app.auth import tokens
 from app.config import API_PREFIX
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models.organization import Organization
 from app.models.user import ApiKey, Customer, Department, Role, User
 
@@ -84,7 +84,7 @@ async def sign_in(database: Database, name: str, user: User) -> Actor:
             auth.ClientInfo(ip="127.0.0.1", user_agent="tests"),
             datetime.now(UTC),
         )
-        await commit(session)
+        await session.commit()
     return Actor(
         name=name,
         token=pair.access_token,
@@ -102,7 +102,7 @@ async def add_user(database: Database, org: Organization, role: Role, **fields: 
         }
         user = User(role=role, **(defaults | fields))
         session.add(user)
-        await commit(session)
+        await session.commit()
     return user
 
 
@@ -111,7 +111,7 @@ async def make_tenant(database: Database, name: str) -> Tenant:
     async with database.system_session() as session:
         org = Organization(name=f"{name} {suffix}", slug=f"{name.lower()}-{suffix}")
         session.add(org)
-        await commit(session)
+        await session.commit()
     tenant = Tenant(org=org)
     async with database.tenant_session(org.id) as session:
         department = Department(name="Support")
@@ -121,7 +121,7 @@ async def make_tenant(database: Database, name: str) -> Tenant:
         tenant.department_id, tenant.customer_account_id = department.id, account.id
         key, prefix, key_hash = tokens.new_api_key()
         session.add(ApiKey(name="integration", prefix=prefix, key_hash=key_hash, role=Role.ADMIN))
-        await commit(session)
+        await session.commit()
     tenant.actors["api_key"] = Actor(name="api_key", token=key)
     for role in ROLES:
         extra = {"customer_id": account.id} if role is Role.CUSTOMER else {}
@@ -137,5 +137,5 @@ async def make_superuser(database: Database) -> Actor:
             organization_id=None, email=email, password_hash=password_hash(), is_superuser=True
         )
         session.add(user)
-        await commit(session)
+        await session.commit()
     return await sign_in(database, "superuser", user)

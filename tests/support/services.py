@@ -13,9 +13,17 @@ import uuid
 import asyncpg
 import sqlalchemy as sa
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+async def backend_pid(session: AsyncSession) -> int:
+    """The server process behind a session's connection (for tests that drop it). Run on
+    the connection: a tenant session refuses SQL text that no repository built."""
+    connection = await session.connection()
+    return int((await connection.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one())
 
 
 def admin_url() -> sa.URL:

@@ -6,7 +6,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from app.db.session import Database
+from app.db.database import Database
 from app.models.outbox import OutboxEvent
 from app.models.ticket import TicketHistory
 from tests.support.identity import Tenant

@@ -11,7 +11,7 @@ import httpx
 import sqlalchemy as sa
 
 from app.auth.principal import Principal, PrincipalKind
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models.ticket import Priority, Ticket
 from app.models.user import Role
 from app.tickets.schemas import TicketUpdate
@@ -85,7 +85,7 @@ async def test_a_transaction_that_commits_late_is_not_skipped(
         held, _ = await _walk(client, agent.headers, cursor)
         # The quick writer's change is held back while an older transaction is open.
         assert held == []
-        await commit(slow)
+        await slow.commit()
     rest, _ = await _walk(client, agent.headers, cursor)
     assert [(e["ticket_id"], e["change"]) for e in seen + rest] == [
         (first["id"], "created"),

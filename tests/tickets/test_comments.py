@@ -15,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models.ticket import Ticket, TicketComment
 from app.models.user import Role
 from app.tickets.service import open_ticket
@@ -61,19 +61,19 @@ async def make_ticket(
     `created_at` back-dates it, so response times are measurable."""
     async with database.tenant_session(tenant.org.id) as session:
         ticket = await open_ticket(
-            session,
+            database.unit_of_work(session),
             subject=f"Printer on fire {uuid.uuid4().hex[:6]}",
             customer_id=customer_id or tenant["customer"].user_id,
             created_by_id=tenant["agent"].user_id,
         )
-        await commit(session)
+        await session.commit()
         ticket_id = ticket["id"]
     if created_at is not None:
         async with database.tenant_session(tenant.org.id) as session:
             await session.execute(
                 sa.update(Ticket).where(Ticket.id == ticket_id).values(created_at=created_at)
             )
-            await commit(session)
+            await session.commit()
     return ticket_id
 
 

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models import OutboxEvent, SequenceCounter
 from app.models.ticket import Ticket, TicketHistory
 from app.models.user import Role
@@ -1320,7 +1320,7 @@ async def catalog(client: httpx.AsyncClient, database: Database) -> Catalog:
             .values(sla_breach=True)
             .execution_options(include_deleted=True)
         )
-        await commit(session)
+        await session.commit()
     # Touch some in another order, so updated_at order differs from created_at order
     # (t3, t0 and t5 leave the tie).
     for name in ("t3", "t0", "t5"):

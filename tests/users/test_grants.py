@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.auth.permissions import ROLE_PERMISSIONS
-from app.db.session import Database, commit
+from app.db.database import Database
 from app.models.organization import Organization
 from app.models.user import Role, User, UserPermission
 from tests.support.identity import API, Actor, Tenant
@@ -92,7 +92,7 @@ async def expire_in_database(database: Database, org: Organization, grant_id: st
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
         assert result.rowcount == 1  # type: ignore[attr-defined]
-        await commit(session)
+        await session.commit()
 
 
 async def first_name(database: Database, org: Organization, user_id: uuid.UUID | None) -> str:

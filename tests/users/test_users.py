@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.auth.permissions import ROLE_PERMISSIONS
-from app.db.session import Database
+from app.db.database import Database
 from app.models.organization import Organization
 from app.models.user import Role, User, UserSession
 from tests.support.identity import API, PASSWORD, Actor, Tenant, add_user, login

@@ -1,0 +1,74 @@
+"""The statements value validation runs on every ticket write: the live definitions, and
+the look-up of a unique value among the other live tickets."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from app.kit.repository import Record, Repository, scoped
+from app.models.custom_field import CustomField, EntityType
+from app.models.ticket import Ticket
+
+_DEFINITION_COLUMNS = (
+    "id",
+    "entity_type",
+    "name",
+    "field_type",
+    "is_required",
+    "is_unique",
+    "choices",
+    "validation_rules",
+)
+
+
+class CustomFieldRepository(Repository[CustomField]):
+    model = CustomField
+
+    async def live_definitions(self, entity_type: EntityType) -> list[Record]:
+        table = cast(sa.Table, CustomField.__table__)
+        statement = (
+            self.select_rows(*(table.c[name] for name in _DEFINITION_COLUMNS))
+            .where(CustomField.entity_type == entity_type)
+            .order_by(CustomField.position, CustomField.id)
+        )
+        return await self.rows(statement)
+
+    async def lock_unique_value(self, entity_type: EntityType, name: str) -> None:
+        """PostgreSQL: a transaction-scoped advisory lock per organization and field, so
+        two writers of one unique field check and write one after the other."""
+        if self.dialect != "postgresql":
+            return  # SQLite serializes writers on its own
+        scope = f"custom_field_unique:{self.organization_id}:{entity_type.value}:{name}"
+        key = int.from_bytes(
+            hashlib.blake2b(scope.encode(), digest_size=8).digest(), "big", signed=True
+        )
+        await self.session.execute(scoped(sa.select(sa.func.pg_advisory_xact_lock(key))))
+
+    async def ticket_values_like(
+        self, name: str, value: Any, *, exclude: uuid.UUID | None
+    ) -> list[dict[str, Any]]:
+        """The custom fields of live tickets (other than `exclude`) whose `name` may hold
+        `value`: the database narrows (PostgreSQL: jsonb containment; SQLite:
+        `json_extract` equality for scalars), the caller decides equality exactly."""
+        column = Ticket.custom_fields
+        if self.dialect == "postgresql":
+            candidate = sa.type_coerce(column, JSONB).contains({name: value})
+        else:
+            extracted = sa.func.json_extract(column, f"$.{name}")
+            if isinstance(value, bool):
+                candidate = extracted == int(value)
+            elif isinstance(value, str | int | float):
+                candidate = extracted == value
+            else:
+                candidate = extracted.is_not(None)
+        statement = sa.select(cast(sa.Table, Ticket.__table__).c.custom_fields).where(
+            *self.scope(Ticket), candidate
+        )
+        if exclude is not None:
+            statement = statement.where(Ticket.id != exclude)
+        return [row["custom_fields"] for row in await self.rows(scoped(statement))]

@@ -1,0 +1,61 @@
+"""The engine, its sessions, and the units of work built on them."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db.session import (
+    APP_ROLE,
+    ORGANIZATION_ID,
+    SYSTEM,
+    AppSession,
+    create_engine,
+)
+from app.db.tenancy import current_organization_id
+from app.db.unit_of_work import JobQueue, UnitOfWork
+
+
+class Database:
+    """Built once per process from `Settings`; `jobs` is attached by whoever runs jobs
+    (the app's lifespan, the worker's start-up)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: AsyncEngine = create_engine(settings)
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=AppSession
+        )
+        self.jobs: JobQueue | None = None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def unbound_session(self) -> AsyncSession:
+        """A request's session before authentication names its tenant."""
+        return self.sessions(info={APP_ROLE: self.settings.database_app_role})
+
+    def tenant_session(self, organization_id: uuid.UUID) -> AsyncSession:
+        current_organization_id.set(organization_id)
+        return self.sessions(
+            info={APP_ROLE: self.settings.database_app_role, ORGANIZATION_ID: organization_id}
+        )
+
+    def system_session(self) -> AsyncSession:
+        """The explicit escape hatch from tenant filtering. Platform code only."""
+        return self.sessions(info={SYSTEM: True})
+
+    def unit_of_work(self, session: AsyncSession) -> UnitOfWork:
+        return UnitOfWork(session=session, settings=self.settings, jobs=self.jobs)
+
+    def tenant_unit(self, organization_id: uuid.UUID) -> UnitOfWork:
+        return self.unit_of_work(self.tenant_session(organization_id))
+
+    def system_unit(self) -> UnitOfWork:
+        return self.unit_of_work(self.system_session())
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

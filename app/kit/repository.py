@@ -1,0 +1,140 @@
+"""The repository base: every statement of a tenant domain starts here.
+
+A domain's `repository.py` subclasses `Repository` for its model and builds each of its
+statements on one of two base statements, both carrying the tenant and soft-delete
+criteria in their own text:
+
+* `select()` — ORM objects, for a unit of work that edits an aggregate (objects track
+  their changes and are flushed together). The session's ORM rule scopes these a
+  second time (`with_loader_criteria`), relationship loads included.
+* `select_rows(*columns)` — row mappings of the table's columns, for hot reads that only
+  serialize (GET, lists): no identity map, no per-row objects. The ORM rule cannot see
+  a Core statement, so a tenant session accepts one only with the repository's
+  `TENANT_SCOPED` mark, which only this module sets.
+
+Statements for other tables (a subquery, a join) take `scope(Model)`; writes take
+`insert_values`, `update()` and `delete()`. The test suite proves every marked
+statement it runs (`tests/support/statement_proof.py`): each table it reads or writes
+is constrained to the session's organization — and to live rows, unless the statement
+opted into deleted ones — in the SELECT, UPDATE or DELETE that reads it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import Base
+from app.db.session import TENANT_SCOPED, TenantContextMissing, is_system, session_organization
+from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin
+from app.kit.pagination import PageParams, PageResult, SortKey, page_result, page_statement
+
+ModelT = TypeVar("ModelT", bound=Base)
+Record = dict[str, Any]
+AnySelect = sa.Select[Any]
+Statement = TypeVar("Statement", bound=sa.Executable)
+
+
+def scoped(statement: Statement, *, include_deleted: bool = False) -> Statement:
+    """Mark a statement built by a repository (see the module docstring)."""
+    options: dict[str, Any] = {TENANT_SCOPED: True}
+    if include_deleted:
+        options["include_deleted"] = True
+    return statement.execution_options(**options)
+
+
+class Repository(Generic[ModelT]):
+    model: ClassVar[type[Base]]
+
+    @property
+    def dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    def __init__(self, session: AsyncSession) -> None:
+        organization_id = session_organization(session.sync_session)
+        if organization_id is None or is_system(session.sync_session):
+            raise TenantContextMissing(f"{type(self).__name__} needs a tenant session")
+        self.session = session
+        self.organization_id: uuid.UUID = organization_id
+
+    # --- building -----------------------------------------------------------------------
+
+    def scope(
+        self, model: type[Base] | None = None, *, include_deleted: bool = False
+    ) -> list[sa.ColumnElement[bool]]:
+        """The conditions that keep `model` (default: this repository's) to the tenant's
+        (live) rows."""
+        model = model or self.model
+        table = cast(sa.Table, model.__table__)
+        if issubclass(model, TenantMixin):
+            conditions = [table.c.organization_id == self.organization_id]
+        elif issubclass(model, TenantRootMixin):
+            conditions = [table.c.id == self.organization_id]
+        else:
+            raise TypeError(f"{model.__name__} is not a tenant model")
+        if issubclass(model, SoftDeleteMixin) and not include_deleted:
+            conditions.append(table.c.deleted_at.is_(None))
+        return conditions
+
+    def select(self, *, include_deleted: bool = False) -> sa.Select[tuple[ModelT]]:
+        statement = sa.select(self.model).where(*self.scope(include_deleted=include_deleted))
+        return scoped(cast(sa.Select[tuple[ModelT]], statement), include_deleted=include_deleted)
+
+    def select_rows(
+        self, *columns: sa.ColumnElement[Any], include_deleted: bool = False
+    ) -> AnySelect:
+        """The given columns, or all of the table's."""
+        table = cast(sa.Table, self.model.__table__)
+        statement = sa.select(*(columns or table.c)).where(
+            *self.scope(include_deleted=include_deleted)
+        )
+        return scoped(statement, include_deleted=include_deleted)
+
+    def insert_values(self, rows: Sequence[Mapping[str, Any]]) -> sa.Insert:
+        """A multi-row INSERT of this repository's table, each row the tenant's."""
+        stamped = [{**row, "organization_id": self.organization_id} for row in rows]
+        return scoped(sa.insert(cast(sa.Table, self.model.__table__)).values(stamped))
+
+    def update(self, *, include_deleted: bool = False) -> sa.Update:
+        table = cast(sa.Table, self.model.__table__)
+        statement = sa.update(table).where(*self.scope(include_deleted=include_deleted))
+        return scoped(statement, include_deleted=include_deleted)
+
+    # --- running ------------------------------------------------------------------------
+
+    async def one_or_none(self, statement: AnySelect) -> ModelT | None:
+        found = (await self.session.execute(statement)).scalar_one_or_none()
+        return cast(ModelT | None, found)
+
+    async def all(self, statement: AnySelect) -> Sequence[ModelT]:
+        return cast(Sequence[ModelT], (await self.session.execute(statement)).scalars().all())
+
+    async def row(self, statement: sa.Executable) -> Record | None:
+        mapping = (await self.session.execute(statement)).mappings().one_or_none()
+        return dict(mapping) if mapping is not None else None
+
+    async def rows(self, statement: sa.Executable) -> list[Record]:
+        return [dict(m) for m in (await self.session.execute(statement)).mappings()]
+
+    async def scalar(self, statement: sa.Executable) -> Any:
+        return (await self.session.execute(statement)).scalar()
+
+    async def page(
+        self, statement: AnySelect, params: PageParams, keys: Sequence[SortKey]
+    ) -> PageResult[Any]:
+        """One keyset page: ORM objects for a `select()`, row dicts for `select_rows()`."""
+        result = await self.session.execute(page_statement(statement, params, keys))
+        if statement.column_descriptions and _is_entity(statement):
+            rows: list[Any] = list(result.scalars().all())
+        else:
+            rows = [dict(m) for m in result.mappings()]
+        return page_result(rows, params, keys)
+
+
+def _is_entity(statement: AnySelect) -> bool:
+    descriptions = statement.column_descriptions
+    return len(descriptions) == 1 and descriptions[0]["expr"] is descriptions[0]["entity"]

@@ -1,0 +1,318 @@
+"""Every statement of the tickets domain: tickets, comments, history, and the reads of
+other tables a ticket's rules need (assignees, departments).
+
+Reads return row dicts (`select_rows`): ticket paths only serialize or compare them.
+The customer-visibility rule lives here once: customers read their own tickets only,
+and public comments only — as unknown to them as a missing row otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG, TSVECTOR
+
+from app.auth.principal import Principal
+from app.kit.pagination import PageParams, PageResult, SortKey
+from app.kit.repository import Record, Repository, scoped
+from app.models.ticket import (
+    CommentType,
+    Priority,
+    Ticket,
+    TicketChannel,
+    TicketComment,
+    TicketHistory,
+    TicketStatus,
+)
+from app.models.user import Department, Role, User
+
+TICKETS = cast(sa.Table, Ticket.__table__)
+COMMENTS = cast(sa.Table, TicketComment.__table__)
+
+Sort = Literal[
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "-updated_at",
+    "priority",
+    "-priority",
+    "resolution_due_at",
+]
+SORT_KEYS: dict[str, list[SortKey]] = {
+    "created_at": [SortKey(Ticket.created_at), SortKey(Ticket.id)],
+    "-created_at": [SortKey(Ticket.created_at, True), SortKey(Ticket.id, True)],
+    "updated_at": [SortKey(Ticket.updated_at), SortKey(Ticket.id)],
+    "-updated_at": [SortKey(Ticket.updated_at, True), SortKey(Ticket.id, True)],
+    "priority": [SortKey(Ticket.priority_rank), SortKey(Ticket.id)],
+    "-priority": [SortKey(Ticket.priority_rank, True), SortKey(Ticket.id, True)],
+    "resolution_due_at": [SortKey(Ticket.resolution_due_at, nullable=True), SortKey(Ticket.id)],
+}
+
+# What a write may set; the rest is the database's (priority_rank, timestamps, version)
+# or fixed at creation (number, organization).
+WRITABLE = frozenset(TICKETS.c.keys()) - {
+    "id",
+    "organization_id",
+    "ticket_number",
+    "priority_rank",
+    "version",
+    "created_at",
+    "updated_at",
+}
+
+# The bare column, as the partial index `ix_tickets_sla_breach` states it: PostgreSQL
+# does not prove that `sla_breach IS true` implies it, and would not use that index.
+_SLA_BREACHED: sa.ColumnElement[bool] = Ticket.sla_breach.expression
+
+MAX_SEARCH_TERMS = 8
+_WORD = re.compile(r"\w+", re.UNICODE)
+# The stored tsvector of tickets and of comments (migration 0007; PostgreSQL only, hence
+# not mapped), named unqualified: each SELECT that matches it reads one of the two.
+_SEARCH_DOCUMENT = sa.column("search_document", TSVECTOR)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFilters:
+    statuses: Sequence[TicketStatus] = ()
+    priorities: Sequence[Priority] = ()
+    channel: TicketChannel | None = None
+    assigned_agent_id: uuid.UUID | None = None
+    unassigned: bool = False
+    customer_id: uuid.UUID | None = None
+    department_id: uuid.UUID | None = None
+    tag: str | None = None
+    sla_breach: bool | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    q: str | None = None
+
+
+def stored_tag(tag: str) -> str:
+    """A tag as tickets store it (trimmed, lower-cased)."""
+    return tag.strip().lower()
+
+
+def prefix_query(q: str) -> str | None:
+    """`printer jam` → `printer:* & jam:*`. Words only (\\w+), so nothing the user types
+    can be read as a tsquery operator."""
+    words = _WORD.findall(q.lower())[:MAX_SEARCH_TERMS]
+    return " & ".join(f"{word}:*" for word in words) or None
+
+
+class TicketRepository(Repository[Ticket]):
+    model = Ticket
+
+    # --- tickets -------------------------------------------------------------------------
+
+    def visible(self, actor: Principal, *, include_deleted: bool = False) -> sa.Select[Any]:
+        """The ticket rows `actor` may read."""
+        statement = self.select_rows(include_deleted=include_deleted)
+        if actor.is_customer:
+            statement = statement.where(Ticket.customer_id == actor.id)
+        return statement
+
+    async def get(
+        self,
+        actor: Principal,
+        ticket_id: uuid.UUID,
+        *,
+        lock: bool = False,
+        include_deleted: bool = False,
+    ) -> Record | None:
+        """One ticket `actor` may read; `lock` holds its row until the transaction ends
+        (every write locks first, so writers of one ticket queue, never interleave)."""
+        statement = self.visible(actor, include_deleted=include_deleted).where(
+            Ticket.id == ticket_id
+        )
+        if lock:
+            statement = statement.with_for_update()
+        return await self.row(statement)
+
+    async def list_visible(
+        self,
+        actor: Principal,
+        filters: TicketFilters,
+        page: PageParams,
+        sort: Sort,
+        *,
+        include_deleted: bool = False,
+    ) -> PageResult[Record]:
+        statement = self.filtered(actor, filters, include_deleted=include_deleted)
+        return await self.page(statement, page, SORT_KEYS[sort])
+
+    def filtered(
+        self, actor: Principal, filters: TicketFilters, *, include_deleted: bool = False
+    ) -> sa.Select[Any]:
+        """The list's statement before ordering and paging (the one filter builder)."""
+        statement = self.visible(actor, include_deleted=include_deleted)
+        return statement.where(*self._filter_conditions(actor, filters))
+
+    def _filter_conditions(
+        self, actor: Principal, filters: TicketFilters
+    ) -> list[sa.ColumnElement[bool]]:
+        conditions: list[sa.ColumnElement[bool]] = []
+        if filters.statuses:
+            conditions.append(_one_of(Ticket.status, filters.statuses))
+        if filters.priorities:
+            conditions.append(_one_of(Ticket.priority, filters.priorities))
+        if filters.channel is not None:
+            conditions.append(Ticket.channel == filters.channel)
+        if filters.unassigned:
+            conditions.append(Ticket.assigned_agent_id.is_(None))
+        elif filters.assigned_agent_id is not None:
+            conditions.append(Ticket.assigned_agent_id == filters.assigned_agent_id)
+        if filters.customer_id is not None:
+            conditions.append(Ticket.customer_id == filters.customer_id)
+        if filters.department_id is not None:
+            conditions.append(Ticket.department_id == filters.department_id)
+        if filters.tag is not None:
+            conditions.append(self._has_tag(stored_tag(filters.tag)))
+        if filters.sla_breach is not None:
+            conditions.append(_SLA_BREACHED if filters.sla_breach else sa.not_(_SLA_BREACHED))
+        if filters.created_after is not None:
+            conditions.append(Ticket.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            conditions.append(Ticket.created_at < filters.created_before)
+        if filters.q:
+            conditions.append(self._matches(filters.q, actor))
+        return conditions
+
+    def _has_tag(self, tag: str) -> sa.ColumnElement[bool]:
+        if self.dialect == "postgresql":
+            # JSONB containment: served by the GIN index on tags.
+            return sa.type_coerce(Ticket.tags, JSONB).contains([tag])
+        each = sa.func.json_each(Ticket.tags).table_valued("value")
+        return sa.exists(sa.select(1).select_from(each).where(each.c.value == tag))
+
+    def _matches(self, q: str, actor: Principal) -> sa.ColumnElement[bool]:
+        """`q`: subject, description and comments, with partial words. PostgreSQL:
+        full text over the stored documents and their GIN indexes (each word a prefix,
+        all required), plus a trigram match on the subject for fragments inside words.
+        SQLite: case-insensitive LIKE, a scan fine for a demo-sized database. Customers
+        never match through internal notes (their existence must not leak)."""
+        comments = self._comment_conditions(actor)
+        if self.dialect != "postgresql":
+            needle = q.lower()
+            in_comments = sa.select(TicketComment.ticket_id).where(
+                *comments, sa.func.lower(TicketComment.content).contains(needle, autoescape=True)
+            )
+            return sa.or_(
+                sa.func.lower(Ticket.subject).contains(needle, autoescape=True),
+                sa.func.lower(Ticket.description).contains(needle, autoescape=True),
+                Ticket.id.in_(in_comments),
+            )
+        fragment_match = Ticket.subject.ilike(f"%{_escape_like(q)}%", escape="\\")
+        terms = prefix_query(q)
+        if terms is None:  # only punctuation: nothing for full text, the fragment may match
+            return fragment_match
+        query = sa.func.to_tsquery(sa.cast("simple", REGCONFIG), terms)
+        in_comments = sa.select(TicketComment.ticket_id).where(
+            *comments, _SEARCH_DOCUMENT.op("@@")(query)
+        )
+        return sa.or_(_SEARCH_DOCUMENT.op("@@")(query), fragment_match, Ticket.id.in_(in_comments))
+
+    async def insert(self, values: dict[str, Any]) -> Record:
+        [row] = await self.rows(self.insert_values([values]).returning(*TICKETS.c))
+        return row
+
+    async def write(self, ticket_id: uuid.UUID, version: int, values: dict[str, Any]) -> Record:
+        """Set `values` on a ticket this transaction holds locked at `version`: one UPDATE
+        that checks and bumps the version and stamps `updated_at` (deleted tickets too:
+        restore writes one)."""
+        if not values or not WRITABLE.issuperset(values):
+            raise ValueError(f"not writable ticket columns: {sorted(set(values) - WRITABLE)}")
+        statement = (
+            self.update(include_deleted=True)
+            .where(Ticket.id == ticket_id, Ticket.version == version)
+            .values(version=Ticket.version + 1, updated_at=sa.func.now(), **values)
+            .returning(*TICKETS.c)
+        )
+        row = await self.row(statement)
+        if row is None:
+            raise LookupError("the ticket was not locked at that version")
+        return row
+
+    # --- what a ticket's rules read of other tables -------------------------------------
+
+    async def user_with_role(self, user_id: uuid.UUID, roles: frozenset[Role]) -> bool:
+        statement = sa.select(User.id).where(
+            *self.scope(User), User.id == user_id, User.role.in_(sorted(roles))
+        )
+        return await self.row(scoped(statement)) is not None
+
+    async def department_exists(self, department_id: uuid.UUID) -> bool:
+        statement = sa.select(Department.id).where(
+            *self.scope(Department), Department.id == department_id
+        )
+        return await self.row(scoped(statement)) is not None
+
+    async def agent_load(
+        self, agent_id: uuid.UUID, active: frozenset[TicketStatus], *, exclude: uuid.UUID | None
+    ) -> tuple[int | None, int]:
+        """The agent's ticket limit and active ticket count. Locks the agent's row first,
+        so two concurrent assignments cannot both take the last free slot."""
+        limit = await self.scalar(
+            scoped(
+                sa.select(User.max_concurrent_tickets)
+                .where(*self.scope(User), User.id == agent_id)
+                .with_for_update()
+            )
+        )
+        statement = self.select_rows(sa.func.count()).where(
+            Ticket.assigned_agent_id == agent_id, Ticket.status.in_(sorted(active))
+        )
+        if exclude is not None:
+            statement = statement.where(Ticket.id != exclude)
+        return limit, int(await self.scalar(statement) or 0)
+
+    # --- comments and history -------------------------------------------------------------
+
+    def _comment_conditions(self, actor: Principal) -> list[sa.ColumnElement[bool]]:
+        conditions = self.scope(TicketComment)
+        if actor.is_customer:
+            conditions.append(TicketComment.comment_type == CommentType.PUBLIC)
+        return conditions
+
+    async def comments(
+        self, actor: Principal, ticket_id: uuid.UUID, page: PageParams
+    ) -> PageResult[Record]:
+        statement = sa.select(*COMMENTS.c).where(
+            *self._comment_conditions(actor), TicketComment.ticket_id == ticket_id
+        )
+        return await self.page(scoped(statement), page, [SortKey(TicketComment.id)])
+
+    async def insert_comment(self, values: dict[str, Any]) -> Record:
+        statement = scoped(
+            sa.insert(COMMENTS)
+            .values(organization_id=self.organization_id, **values)
+            .returning(*COMMENTS.c)
+        )
+        [row] = await self.rows(statement)
+        return row
+
+    async def history(self, ticket_id: uuid.UUID, page: PageParams) -> PageResult[Record]:
+        table = cast(sa.Table, TicketHistory.__table__)
+        statement = sa.select(*table.c).where(
+            *self.scope(TicketHistory), TicketHistory.ticket_id == ticket_id
+        )
+        return await self.page(scoped(statement), page, [SortKey(TicketHistory.id)])
+
+
+def _one_of(column: Any, values: Sequence[Any]) -> sa.ColumnElement[bool]:
+    # One value keeps `=`: `(organization_id, status, created_at)` then yields rows in
+    # order, where IN of one value would not on PostgreSQL 15.
+    distinct = sorted(set(values))
+    return cast(
+        sa.ColumnElement[bool],
+        column == distinct[0] if len(distinct) == 1 else column.in_(distinct),
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
