@@ -22,14 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pins(path: Path) -> dict[str, Version]:
     pinned: dict[str, Version] = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         requirement = Requirement(line)
-        (spec,) = requirement.specifier  # one `==` per line
-        if spec.operator != "==":
-            raise SystemExit(f"{path}: {line!r}: pin with == only")
+        specs = list(requirement.specifier)
+        if len(specs) != 1 or specs[0].operator != "==":
+            raise SystemExit(f"{path}: {line!r}: one == pin a line")
+        (spec,) = specs
         pinned[canonicalize_name(requirement.name)] = Version(spec.version)
     return pinned
 
@@ -54,9 +55,9 @@ def main() -> int:
         floor = declared[name]
         if floor != pinned:
             problems.append(f"{name}: {path.name} pins {pinned}, pyproject.toml allows >={floor}")
-        print(f"{name}=={installed_version(name)} (pyproject.toml: >={floor})")
+        sys.stdout.write(f"{name}=={installed_version(name)} (pyproject.toml: >={floor})\n")
     for problem in problems:
-        print(f"floor mismatch: {problem}", file=sys.stderr)
+        sys.stderr.write(f"floor mismatch: {problem}\n")
     return 1 if problems else 0
 
 

@@ -10,14 +10,36 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState
 
 from app.cli import upgrade_database
 from app.config import Settings
 from app.db.database import Database
+from app.db.session import TENANT_SCOPED, AppSession, session_organization
 from app.main import create_app
 from app.models.organization import Organization
 from tests.support.identity import Actor, Tenant, make_superuser, make_tenant
 from tests.support.services import create_database, drop_database, redis_url
+from tests.support.statement_proof import prove
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prove_repository_statements() -> Iterator[None]:
+    """Every statement a repository builds is proven when a test runs it: tenant and
+    soft-delete criteria in each SELECT, UPDATE and DELETE, only the tenant's rows
+    inserted (`tests/support/statement_proof.py`). A failed proof fails that test."""
+
+    def check(state: ORMExecuteState) -> None:
+        if state.execution_options.get(TENANT_SCOPED, False):
+            organization_id = session_organization(state.session)
+            assert organization_id is not None
+            include_deleted = bool(state.execution_options.get("include_deleted", False))
+            prove(state.statement, organization_id, include_deleted=include_deleted)
+
+    event.listen(AppSession, "do_orm_execute", check)
+    yield
+    event.remove(AppSession, "do_orm_execute", check)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -119,8 +120,15 @@ def record_changes(
 
 
 def feed(journal: Journal, ticket: Record, kind: ChangeKind) -> None:
-    """A change-feed row in the writing transaction."""
-    journal.add(TicketChange, ticket_id=ticket["id"], change=kind)
+    """A change-feed row in the writing transaction, stamped on PostgreSQL with the
+    transaction's id (the feed serves a change once every older transaction ended)."""
+    if journal.uow.dialect == "postgresql":
+        journal.add(TicketChange, ticket_id=ticket["id"], change=kind, xact_id=_XACT_ID)
+    else:
+        journal.add(TicketChange, ticket_id=ticket["id"], change=kind)
+
+
+_XACT_ID = sa.cast(sa.cast(sa.func.pg_current_xact_id(), sa.Text), sa.BigInteger)
 
 
 # --- creation ----------------------------------------------------------------------------
@@ -326,9 +334,6 @@ async def update_ticket(
     ticket = await get_ticket(uow.session, actor, ticket_id, lock=True)
     _check_version(ticket, expected_version)
     requested = data.changes()
-    if not requested:
-        return ticket
-    check_open(ticket)
     if "custom_fields" in requested:
         requested["custom_fields"] = await validate_values(
             uow.session,
@@ -351,6 +356,7 @@ async def update_ticket(
         changes |= _move(ticket, new_status, datetime.now(UTC))
     if not changes:
         return ticket
+    check_open(ticket)
     written = await tickets.write(
         ticket["id"], ticket["version"], {f: new for f, (_old, new) in changes.items()}
     )

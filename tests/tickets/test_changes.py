@@ -76,8 +76,8 @@ async def test_a_transaction_that_commits_late_is_not_skipped(
     seen, cursor = await _walk(client, agent.headers)
     principal = Principal(PrincipalKind.USER, agent.user_id, tenant_a.org.id, Role.AGENT)
     # A slow writer takes its transaction id first and commits last.
-    slow = database.tenant_session(tenant_a.org.id)
-    async with slow:
+    slow = database.tenant_unit(tenant_a.org.id)
+    async with slow.session:
         await update_ticket(
             slow, principal, uuid.UUID(first["id"]), TicketUpdate(priority=Priority.HIGH)
         )
