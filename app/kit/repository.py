@@ -13,10 +13,15 @@ criteria in their own text:
   `TENANT_SCOPED` mark, which only this module sets.
 
 Statements for other tables (a subquery, a join) take `scope(Model)`; writes take
-`insert_values`, `update()` and `delete()`. The test suite proves every marked
-statement it runs (`tests/support/statement_proof.py`): each table it reads or writes
-is constrained to the session's organization — and to live rows, unless the statement
-opted into deleted ones — in the SELECT, UPDATE or DELETE that reads it.
+`insert_values` and `update()` (ORM objects are written by the session's flush). The
+test suite proves every marked statement it runs (`tests/support/statement_proof.py`):
+each table it reads or writes is constrained to the session's organization — and to
+live rows, unless the statement opted into deleted ones — in the SELECT, UPDATE or
+DELETE that reads it.
+
+`PlatformRepository` is the twin for the system session (platform code: superuser
+endpoints, credential look-ups before a tenant is known, sweeps across tenants): its
+base statement carries the soft-delete criteria only, and it refuses a tenant session.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.base import Base
 from app.db.session import TENANT_SCOPED, TenantContextMissing, is_system, session_organization
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin
+from app.kit.errors import Conflict, NotFound
 from app.kit.pagination import PageParams, PageResult, SortKey, page_result, page_statement
 
 ModelT = TypeVar("ModelT", bound=Base)
@@ -123,6 +129,29 @@ class Repository(Generic[ModelT]):
     async def scalar(self, statement: sa.Executable) -> Any:
         return (await self.session.execute(statement)).scalar()
 
+    async def get_or_404(
+        self, record_id: uuid.UUID, *, include_deleted: bool = False, label: str | None = None
+    ) -> ModelT:
+        """The object by id; another organization's row is exactly as missing as a
+        nonexistent one."""
+        statement = self.select(include_deleted=include_deleted).where(self.model.id == record_id)
+        record = await self.one_or_none(statement)
+        if record is None:
+            raise NotFound(f"No such {label or self.model.__name__.lower()}.")
+        return record
+
+    async def check_unique(
+        self, *criteria: sa.ColumnElement[bool], exclude: uuid.UUID | None = None, detail: str
+    ) -> None:
+        """A 409 before the flush rather than an IntegrityError after it: the message can
+        say which value clashes. Live rows only (the unique indexes are partial too); the
+        database's index still settles a race between two requests."""
+        statement = self.select_rows(self.model.__table__.c.id).where(*criteria)
+        if exclude is not None:
+            statement = statement.where(self.model.__table__.c.id != exclude)
+        if await self.row(statement.limit(1)) is not None:
+            raise Conflict(detail)
+
     async def page(
         self, statement: AnySelect, params: PageParams, keys: Sequence[SortKey]
     ) -> PageResult[Any]:
@@ -138,3 +167,33 @@ class Repository(Generic[ModelT]):
 def _is_entity(statement: AnySelect) -> bool:
     descriptions = statement.column_descriptions
     return len(descriptions) == 1 and descriptions[0]["expr"] is descriptions[0]["entity"]
+
+
+class PlatformRepository(Generic[ModelT]):
+    model: ClassVar[type[Base]]
+
+    def __init__(self, session: AsyncSession) -> None:
+        if not is_system(session.sync_session):
+            raise TypeError(f"{type(self).__name__} runs in the system session only")
+        self.session = session
+
+    def select(self, *, include_deleted: bool = False) -> AnySelect:
+        statement = sa.select(self.model)
+        if issubclass(self.model, SoftDeleteMixin) and not include_deleted:
+            statement = statement.where(self.model.__table__.c.deleted_at.is_(None))
+        if include_deleted:
+            statement = statement.execution_options(include_deleted=True)
+        return statement
+
+    async def one_or_none(self, statement: AnySelect) -> ModelT | None:
+        found = (await self.session.execute(statement)).scalar_one_or_none()
+        return cast(ModelT | None, found)
+
+    async def all(self, statement: AnySelect) -> Sequence[ModelT]:
+        return cast(Sequence[ModelT], (await self.session.execute(statement)).scalars().all())
+
+    async def page(
+        self, statement: AnySelect, params: PageParams, keys: Sequence[SortKey]
+    ) -> PageResult[Any]:
+        result = await self.session.execute(page_statement(statement, params, keys))
+        return page_result(list(result.scalars().all()), params, keys)
