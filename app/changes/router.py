@@ -14,8 +14,7 @@ from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.changes import service as changes
 from app.db.dependencies import SessionDep
-from app.db.session import dialect_name
-from app.kit.pagination import Page, PageParamsDep, cursor_after, paginate
+from app.kit.pagination import Page, PageParamsDep
 from app.kit.schemas import ReadModel
 from app.models.ticket import ChangeKind
 from app.tickets.schemas import TicketRead
@@ -43,25 +42,17 @@ class ChangeRead(ReadModel):
     "been served, and an empty page means nothing new has settled yet.",
 )
 async def list_changes(_: Reader, session: SessionDep, page: PageParamsDep) -> Page[ChangeRead]:
-    dialect = dialect_name(session)
-    order = changes.feed_order(dialect)
-    result = await paginate(session, changes.feed_query(dialect), page, order)
-    tickets = await changes.current_tickets(session, result.rows)
+    feed = await changes.feed_page(session, page)
     items = [
         ChangeRead(
             id=change.id,
             ticket_id=change.ticket_id,
             change=change.change,
             changed_at=change.created_at,
-            ticket=TicketRead.model_validate(tickets[change.ticket_id])
-            if change.ticket_id in tickets
+            ticket=TicketRead.model_validate(feed.tickets[change.ticket_id])
+            if change.ticket_id in feed.tickets
             else None,
         )
-        for change in result.rows
+        for change in feed.changes
     ]
-    # Unlike lists, the feed never ends: its cursor always points after the last entry
-    # served (or stays where it was), and polling with it returns what settled since.
-    resume = result.next_cursor or (
-        cursor_after(result.rows[-1], order) if result.rows else page.cursor
-    )
-    return Page(items=items, next_cursor=resume)
+    return Page(items=items, next_cursor=feed.next_cursor)

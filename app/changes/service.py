@@ -1,49 +1,43 @@
 """The ticket change feed (`GET /changes`): every created, updated and deleted ticket of
 the organization, in commit order, for integrations that sync instead of polling lists.
-
-On PostgreSQL a change is served only once every transaction that started before it has
-finished (`xact_id < pg_snapshot_xmin(pg_current_snapshot())`), ordered by
-(xact_id, id): a transaction that commits late cannot land behind a cursor that has
-already moved on. The price is that a long-running transaction holds the feed back
-until it ends. SQLite serialises writers, so the time-ordered id is commit order.
-"""
+The ordering rule is the repository's (`app.changes.repository`)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.pagination import SortKey
-from app.models.ticket import Ticket, TicketChange
-
-_SETTLED = sa.cast(
-    sa.cast(sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot()), sa.Text), sa.BigInteger
-)
-
-
-def feed_query(dialect: str) -> sa.Select[TicketChange]:
-    statement = sa.select(TicketChange)
-    if dialect == "postgresql":
-        statement = statement.where(TicketChange.xact_id < _SETTLED)
-    return statement
+from app.changes.repository import CURSOR_KEYS, ChangeRepository
+from app.kit.errors import ValidationFailed
+from app.kit.pagination import PageParams, cursor_after, decode_cursor
+from app.kit.records import field_error
+from app.kit.repository import Record
+from app.models.ticket import TicketChange
 
 
-def feed_order(dialect: str) -> list[SortKey]:
-    if dialect == "postgresql":
-        return [SortKey(TicketChange.xact_id), SortKey(TicketChange.id)]
-    return [SortKey(TicketChange.id)]
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    changes: list[TicketChange]
+    tickets: dict[uuid.UUID, Record]  # the live state of each changed ticket
+    next_cursor: str | None
 
 
-async def current_tickets(
-    session: AsyncSession, changes: Sequence[TicketChange]
-) -> dict[uuid.UUID, Ticket]:
-    """The live state of the changed tickets, in one query; deleted ones are absent
-    (their entries are tombstones)."""
-    ids = {change.ticket_id for change in changes}
-    if not ids:
-        return {}
-    rows = await session.scalars(sa.select(Ticket).where(Ticket.id.in_(ids)))
-    return {ticket.id: ticket for ticket in rows}
+async def feed_page(session: AsyncSession, page: PageParams) -> FeedPage:
+    """Unlike lists, the feed never ends: its cursor always points after the last entry
+    served (or stays where it was), and polling with it returns what settled since."""
+    changes = ChangeRepository(session)
+    after = None
+    if page.cursor is not None:
+        [after] = decode_cursor(page.cursor, CURSOR_KEYS)
+    try:
+        served = list(await changes.settled_after(after, page.limit))
+    except LookupError:
+        raise ValidationFailed(
+            "The cursor names no change of this organization.",
+            errors=[field_error("cursor", "invalid cursor", location="query")],
+        ) from None
+    tickets = await changes.live_tickets({change.ticket_id for change in served})
+    resume = cursor_after(served[-1], CURSOR_KEYS) if served else page.cursor
+    return FeedPage(served, tickets, resume)

@@ -104,7 +104,7 @@ def page_statement(
     """`statement` ordered by `keys` (the last must be unique and non-null, normally the
     id), resumed after the cursor, one row more than the page (to tell if one follows)."""
     if params.cursor is not None:
-        statement = statement.where(_after(keys, _decode(params.cursor, keys)))
+        statement = statement.where(_after(keys, decode_cursor(params.cursor, keys)))
     return statement.order_by(*(key.order_by() for key in keys)).limit(params.limit + 1)
 
 
@@ -147,7 +147,7 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> sa.ColumnElement[b
 
 
 def _value_of(row: Any, key: SortKey) -> Any:
-    # ORM objects from a model Select; dicts from a ScopedQuery.
+    # ORM objects from `Repository.select()`, dicts from `select_rows()`.
     return row[key.column.key] if isinstance(row, dict) else getattr(row, key.column.key)
 
 
@@ -165,7 +165,7 @@ def _encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
+def decode_cursor(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
     invalid = ValidationFailed(
         "The cursor is not valid for this list.",
         errors=[field_error("cursor", "invalid cursor", location="query")],

@@ -4,6 +4,8 @@ transaction that commits late."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import uuid
 from typing import Any
 
@@ -128,3 +130,23 @@ async def test_a_comment_is_a_change_of_its_ticket(
     # One entry per write, the first public reply (which also stamps the first response)
     # included exactly once.
     assert [(e["ticket_id"], e["change"]) for e in entries] == [(ticket["id"], "updated")] * 3
+
+
+async def test_the_cursor_reveals_only_the_callers_own_last_change(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    """No transaction id (PostgreSQL counts them across tenants) leaves the server: the
+    cursor is the id of the caller's last change served, and another tenant's id is no
+    cursor at all."""
+    agent = tenant_a["agent"].headers
+    body = {"subject": "Cursor", "customer_id": str(tenant_a["customer"].user_id)}
+    await client.post(f"{API}/tickets", json=body, headers=agent)
+    entries, cursor = await _walk(client, agent)
+    assert cursor is not None
+    decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    assert decoded == [entries[-1]["id"]]
+    response = await client.get(
+        f"{API}/changes", params={"cursor": cursor}, headers=tenant_b["agent"].headers
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["query", "cursor"]
