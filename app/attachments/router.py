@@ -16,10 +16,8 @@ from app.auth.dependencies import IdempotencyKey, SettingsDep, claim_idempotency
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.dependencies import SessionDep, UnitOfWorkDep
-from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
+from app.kit.pagination import Page, PageParamsDep
 from app.kit.storage import Storage, storage_from_settings
-from app.models.ticket import TicketAttachment
-from app.tickets import service as tickets
 
 router = APIRouter(tags=["attachments"])
 
@@ -48,13 +46,7 @@ async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
 async def list_attachments(
     ticket_id: uuid.UUID, principal: Reader, session: SessionDep, page: PageParamsDep
 ) -> Page[AttachmentRead]:
-    await tickets.get_ticket(session, principal, ticket_id)
-    result = await paginate(
-        session,
-        attachments.attachments_query(principal, ticket_id),
-        page,
-        [SortKey(TicketAttachment.id)],
-    )
+    result = await attachments.list_attachments(session, principal, ticket_id, page)
     return Page.of(result, AttachmentRead.model_validate)
 
 

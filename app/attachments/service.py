@@ -29,15 +29,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import anyio
-import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.attachments.repository import AttachmentRepository, StoredKeyRepository
 from app.auth.principal import Principal
 from app.db.base import new_id
 from app.db.unit_of_work import UnitOfWork
 from app.kit.errors import Forbidden, NotFound, PayloadTooLarge, ValidationFailed
 from app.kit.journal import Journal
+from app.kit.pagination import PageParams, PageResult
 from app.kit.records import field_error
 from app.kit.repository import Record
 from app.kit.storage import Storage, storage_from_settings
@@ -219,14 +220,7 @@ async def sweep_orphaned_files(
         for organization_id, keys in by_organization.items():
             for start in range(0, len(keys), SWEEP_BATCH):
                 batch = keys[start : start + SWEEP_BATCH]
-                known = set(
-                    await session.scalars(
-                        sa.select(TicketAttachment.storage_key).where(
-                            TicketAttachment.organization_id == organization_id,
-                            TicketAttachment.storage_key.in_(batch),
-                        )
-                    )
-                )
+                known = await StoredKeyRepository(session).known_keys(organization_id, batch)
                 for key in batch:
                     if key not in known:
                         await storage.delete(key)
@@ -359,12 +353,7 @@ async def _target_comment(
     is as unknown to them as a missing comment."""
     if comment_id is None:
         return None
-    statement = sa.select(TicketComment).where(
-        TicketComment.id == comment_id, TicketComment.ticket_id == ticket["id"]
-    )
-    if actor.is_customer:
-        statement = statement.where(TicketComment.comment_type == CommentType.PUBLIC)
-    comment = await session.scalar(statement)
+    comment = await AttachmentRepository(session).comment_of_ticket(actor, ticket["id"], comment_id)
     if comment is None:
         raise ValidationFailed(
             "The comment is not one of this ticket's.",
@@ -400,12 +389,11 @@ def _visibility(
 # --- reading ---------------------------------------------------------------------------
 
 
-def attachments_query(actor: Principal, ticket_id: uuid.UUID) -> sa.Select[TicketAttachment]:
-    """A ticket's files (the caller has passed `get_ticket`); customers: public ones."""
-    statement = sa.select(TicketAttachment).where(TicketAttachment.ticket_id == ticket_id)
-    if actor.is_customer:
-        statement = statement.where(TicketAttachment.is_public.is_(True))
-    return statement
+async def list_attachments(
+    session: AsyncSession, actor: Principal, ticket_id: uuid.UUID, page: PageParams
+) -> PageResult[TicketAttachment]:
+    await tickets.get_ticket(session, actor, ticket_id)
+    return await AttachmentRepository(session).of_ticket(actor, ticket_id, page)
 
 
 async def get_attachment(
@@ -414,9 +402,7 @@ async def get_attachment(
     """Readable through its ticket: another organization's, a deleted ticket's, another
     customer's or (for customers) an internal file is one and the same "not found"."""
     missing = NotFound("No such attachment.")
-    attachment = await session.scalar(
-        sa.select(TicketAttachment).where(TicketAttachment.id == attachment_id)
-    )
+    attachment = await AttachmentRepository(session).by_id(attachment_id)
     if attachment is None:
         raise missing
     try:
@@ -449,10 +435,5 @@ async def open_download(
     if not await storage.exists(attachment.storage_key):
         log.error("attachment_object_missing", attachment_id=str(attachment.id))
         raise StoredObjectMissing(f"no stored object for attachment {attachment.id}")
-    await session.execute(
-        sa.update(TicketAttachment)
-        .where(TicketAttachment.id == attachment.id)
-        .values(download_count=TicketAttachment.download_count + 1)
-        .execution_options(synchronize_session=False)
-    )
+    await AttachmentRepository(session).count_download(attachment.id)
     return Download(attachment, storage.open(attachment.storage_key))

@@ -28,7 +28,7 @@ from starlette.datastructures import FormData, UploadFile
 from app.db.base import new_id
 from app.db.unit_of_work import UnitOfWork
 from app.kit.errors import AppError, Conflict
-from app.kit.repository import Repository, scoped
+from app.kit.repository import PlatformRepository, Repository, scoped
 from app.models.idempotency import IdempotencyKey
 
 TTL = timedelta(hours=24)
@@ -102,14 +102,13 @@ async def claim(session: AsyncSession, key: str, request_fingerprint: str) -> Id
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise AppError("Idempotency-Key must be 1 to 255 printable characters.")
     now = datetime.now(UTC)
+    keys = IdempotencyKeyRepository(session)
     for _ in range(2):
-        if await IdempotencyKeyRepository(session).insert_new(key, request_fingerprint):
-            record = await session.scalar(
-                sa.select(IdempotencyKey).where(IdempotencyKey.key == key)
-            )
+        if await keys.insert_new(key, request_fingerprint):
+            record = await keys.by_key(key)
             assert record is not None
             return Idempotency(session, record)
-        existing = await session.scalar(sa.select(IdempotencyKey).where(IdempotencyKey.key == key))
+        existing = await keys.by_key(key)
         if existing is None:
             continue  # its request rolled back meanwhile: claim again
         if existing.created_at <= now - TTL:
@@ -146,12 +145,22 @@ class IdempotencyKeyRepository(Repository[IdempotencyKey]):
         )
         return await self.row(scoped(statement)) is not None
 
+    async def by_key(self, key: str) -> IdempotencyKey | None:
+        return await self.one_or_none(self.select().where(IdempotencyKey.key == key))
+
+
+class ExpiredKeyRepository(PlatformRepository[IdempotencyKey]):
+    model = IdempotencyKey
+
+    async def purge(self, older_than: datetime) -> int:
+        result = await self.session.execute(
+            sa.delete(IdempotencyKey)
+            .where(IdempotencyKey.created_at < older_than)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
 
 async def purge_expired(uow: UnitOfWork) -> int:
     """Platform sweep (system session): forget keys older than 24 hours."""
-    result = await uow.session.execute(
-        sa.delete(IdempotencyKey)
-        .where(IdempotencyKey.created_at < datetime.now(UTC) - TTL)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return await ExpiredKeyRepository(uow.session).purge(datetime.now(UTC) - TTL)

@@ -9,14 +9,16 @@ deduplicated job).
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.unit_of_work import UnitOfWork
+from app.kit.repository import PlatformRepository, Repository
 from app.models.outbox import OutboxEvent
 
 RELAY_JOB = "outbox.relay"
@@ -35,38 +37,52 @@ def subscribe(event_type: str, handler: EventHandler) -> None:
         _handlers[event_type].append(handler)
 
 
+class OutboxRepository(Repository[OutboxEvent]):
+    model = OutboxEvent
+
+    async def pending(self, limit: int) -> Sequence[OutboxEvent]:
+        """The oldest undispatched events, locked; on PostgreSQL rows another relay holds
+        are skipped, so concurrent relays of one tenant never dispatch an event twice."""
+        statement = (
+            self.select()
+            .where(OutboxEvent.dispatched_at.is_(None))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            statement = statement.with_for_update(skip_locked=True)
+        return await self.all(statement)
+
+
+class PendingOutboxRepository(PlatformRepository[OutboxEvent]):
+    model = OutboxEvent
+
+    async def organizations(self) -> list[uuid.UUID]:
+        """Every tenant with an undispatched event."""
+        statement = (
+            sa.select(OutboxEvent.organization_id)
+            .where(OutboxEvent.dispatched_at.is_(None))
+            .distinct()
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+
 async def relay_outbox(uow: UnitOfWork) -> int:
     """Dispatch this organization's pending events in order; returns how many."""
-    session = uow.session
-    stmt = (
-        sa.select(OutboxEvent)
-        .where(OutboxEvent.dispatched_at.is_(None))
-        .order_by(OutboxEvent.id)
-        .limit(RELAY_BATCH)
-    )
-    if uow.dialect == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    events = (await session.scalars(stmt)).all()
+    events = await OutboxRepository(uow.session).pending(RELAY_BATCH)
     for event in events:
         for handler in _handlers.get(event.event_type, ()):
-            await handler(session, event)
+            await handler(uow.session, event)
         event.dispatched_at = datetime.now(UTC)
-    await session.flush()
+    await uow.session.flush()
     return len(events)
 
 
 async def sweep_outbox(uow: UnitOfWork) -> int:
     """Platform sweep (system session): queue a relay for every tenant with pending
     events; returns how many tenants."""
-    queue = uow.jobs
-    organizations = list(
-        await uow.session.scalars(
-            sa.select(OutboxEvent.organization_id)
-            .where(OutboxEvent.dispatched_at.is_(None))
-            .distinct()
-        )
-    )
-    if queue is not None:
+    organizations = await PendingOutboxRepository(uow.session).organizations()
+    if uow.jobs is not None:
         for org in organizations:
-            await queue.enqueue(RELAY_JOB, organization_id=org, job_id=f"{RELAY_JOB}:{org}")
+            await uow.jobs.enqueue(RELAY_JOB, organization_id=org, job_id=f"{RELAY_JOB}:{org}")
     return len(organizations)
