@@ -416,14 +416,21 @@ async def restore_ticket(uow: UnitOfWork, actor: Principal, ticket_id: uuid.UUID
     ticket = await get_ticket(uow.session, actor, ticket_id, lock=True, include_deleted=True)
     if ticket["deleted_at"] is None:
         return ticket
-    await validate_values(
-        uow.session,
-        EntityType.TICKET,
-        {},
-        current=ticket["custom_fields"],
-        record_id=ticket["id"],
-        recheck_unique=True,
-    )
+    try:
+        await validate_values(
+            uow.session,
+            EntityType.TICKET,
+            {},
+            current=ticket["custom_fields"],
+            record_id=ticket["id"],
+            recheck_unique=True,
+        )
+    except ValidationFailed as refused:
+        reasons = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in refused.errors or [])
+        raise Conflict(
+            f"The ticket's custom field values no longer hold ({reasons}); change them "
+            "(or the live ticket that took a unique value) before restoring."
+        ) from None
     written = await TicketRepository(uow.session).write(
         ticket["id"], ticket["version"], {"deleted_at": None}
     )

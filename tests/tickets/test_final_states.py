@@ -1,0 +1,157 @@
+"""What a ticket refuses, and what a write of a ticket waits for: closed and cancelled
+tickets take no more changes, a stale If-Match stops a delete, a restore never brings
+back a unique value a live ticket holds, and an upload holds its ticket until it
+commits."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.auth.principal import Principal, PrincipalKind
+from app.db.database import Database
+from app.kit.storage import LocalStorage
+from app.models.custom_field import CustomField, FieldType
+from app.models.user import Role
+from tests.support.identity import API, Tenant
+
+TICKETS = f"{API}/tickets"
+
+
+async def _create(client: httpx.AsyncClient, tenant: Tenant, **body: Any) -> dict[str, Any]:
+    body = {"subject": "Final", "customer_id": str(tenant["customer"].user_id), **body}
+    response = await client.post(TICKETS, json=body, headers=tenant["agent"].headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def _to(client: httpx.AsyncClient, tenant: Tenant, ticket_id: str, *steps: str) -> None:
+    for step in steps:
+        response = await client.patch(
+            f"{TICKETS}/{ticket_id}", json={"status": step}, headers=tenant["agent"].headers
+        )
+        assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "path", [("resolved", "closed"), ("cancelled",)], ids=["closed", "cancelled"]
+)
+async def test_a_final_ticket_takes_no_change_comment_or_file(
+    client: httpx.AsyncClient, tenant_a: Tenant, path: tuple[str, ...]
+) -> None:
+    ticket = await _create(client, tenant_a)
+    await _to(client, tenant_a, ticket["id"], *path)
+    agent = tenant_a["agent"].headers
+    before = (await client.get(f"{TICKETS}/{ticket['id']}", headers=agent)).json()
+
+    patched = await client.patch(f"{TICKETS}/{ticket['id']}", json={"subject": "x"}, headers=agent)
+    assert patched.status_code == 409, patched.text
+    assert "open a new ticket" in patched.json()["detail"]
+    comment = await client.post(
+        f"{TICKETS}/{ticket['id']}/comments", json={"content": "late"}, headers=agent
+    )
+    assert comment.status_code == 409, comment.text
+    upload = await client.post(
+        f"{TICKETS}/{ticket['id']}/attachments",
+        files={"file": ("late.txt", b"late", "text/plain")},
+        headers=agent,
+    )
+    assert upload.status_code == 409, upload.text
+
+    after = (await client.get(f"{TICKETS}/{ticket['id']}", headers=agent)).json()
+    assert after == before
+    thread = await client.get(f"{TICKETS}/{ticket['id']}/comments", headers=agent)
+    assert thread.json()["items"] == []
+
+
+async def test_delete_honours_if_match(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
+    ticket = await _create(client, tenant_a)
+    manager = tenant_a["manager"].headers
+    stale = await client.delete(f"{TICKETS}/{ticket['id']}", headers={**manager, "If-Match": '"0"'})
+    assert stale.status_code == 412, stale.text
+    assert (await client.get(f"{TICKETS}/{ticket['id']}", headers=manager)).status_code == 200
+    current = await client.delete(
+        f"{TICKETS}/{ticket['id']}", headers={**manager, "If-Match": f'"{ticket["version"]}"'}
+    )
+    assert current.status_code == 204, current.text
+    assert (await client.get(f"{TICKETS}/{ticket['id']}", headers=manager)).status_code == 404
+
+
+async def test_restore_refuses_a_unique_value_a_live_ticket_took(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant
+) -> None:
+    async with database.tenant_session(tenant_a.org.id) as session:
+        session.add(CustomField(name="serial", field_type=FieldType.TEXT, is_unique=True))
+        await session.commit()
+    admin = tenant_a["admin"].headers
+    first = await _create(client, tenant_a, custom_fields={"serial": "SN-1"})
+    assert (await client.delete(f"{TICKETS}/{first['id']}", headers=admin)).status_code == 204
+    await _create(client, tenant_a, custom_fields={"serial": "SN-1"})  # free again
+
+    restored = await client.post(f"{TICKETS}/{first['id']}/restore", headers=admin)
+    assert restored.status_code == 409, restored.text
+    assert "serial" in restored.json()["detail"]
+    assert (await client.get(f"{TICKETS}/{first['id']}", headers=admin)).status_code == 404
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path)
+
+
+async def test_a_delete_waits_for_an_upload_to_its_ticket(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant, storage: LocalStorage
+) -> None:
+    """The upload locks its ticket: a delete that arrives mid-stream waits for it, so the
+    file is never committed to a deleted ticket and the feed ends with the deletion."""
+    from app.attachments.service import NewAttachment, add_attachment
+
+    ticket = await _create(client, tenant_a)
+    agent = tenant_a["agent"]
+    assert agent.user_id is not None
+    actor = Principal(PrincipalKind.USER, agent.user_id, tenant_a.org.id, Role.AGENT)
+    streaming, release = asyncio.Event(), asyncio.Event()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"first half "
+        streaming.set()
+        await release.wait()
+        yield b"second half"
+
+    async def upload() -> None:
+        uow = database.tenant_unit(tenant_a.org.id)
+        try:
+            await add_attachment(
+                uow,
+                storage,
+                actor,
+                uuid.UUID(ticket["id"]),
+                NewAttachment(file_name="a.txt", chunks=chunks()),
+                may_write_internal=True,
+                max_bytes=1 << 20,
+            )
+            await uow.commit()
+        finally:
+            await uow.close()
+
+    uploading = asyncio.create_task(upload())
+    await streaming.wait()
+    deleting = asyncio.create_task(
+        client.delete(f"{TICKETS}/{ticket['id']}", headers=tenant_a["manager"].headers)
+    )
+    await asyncio.sleep(0.3)
+    assert not deleting.done()  # waits on the ticket's row lock
+    release.set()
+    await uploading
+    assert (await deleting).status_code == 204
+
+    feed = await client.get(f"{API}/changes", params={"limit": 200}, headers=agent.headers)
+    kinds = [e["change"] for e in feed.json()["items"] if e["ticket_id"] == ticket["id"]]
+    assert kinds == ["created", "updated", "deleted"]
