@@ -69,7 +69,8 @@ class SortKey:
     """One column of an ordering; `descending` flips both the ORDER BY and the seek.
     A `nullable` column sorts its NULLs last in either direction."""
 
-    column: QueryableAttribute[Any]  # a mapped column: its key names the row attribute
+    # A table column or a mapped attribute: its key names the row field.
+    column: sa.ColumnElement[Any] | QueryableAttribute[Any]
     descending: bool = False
     nullable: bool = False
     _order_by: sa.UnaryExpression[Any] = field(init=False, repr=False, compare=False)
@@ -148,7 +149,8 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> sa.ColumnElement[b
 
 def _value_of(row: Any, key: SortKey) -> Any:
     # ORM objects from `Repository.select()`, dicts from `select_rows()`.
-    return row[key.column.key] if isinstance(row, dict) else getattr(row, key.column.key)
+    name = str(key.column.key)
+    return row[name] if isinstance(row, dict) else getattr(row, name)
 
 
 def _encode(values: list[Any]) -> str:

@@ -34,6 +34,12 @@ from app.models.user import Department, Role, User
 
 TICKETS = cast(sa.Table, Ticket.__table__)
 COMMENTS = cast(sa.Table, TicketComment.__table__)
+HISTORY = cast(sa.Table, TicketHistory.__table__)
+# Statements name the tables' columns, not the mapped attributes: a statement of Core
+# columns is compiled and run as Core, without the ORM's per-statement work.
+T, C, H = TICKETS.c, COMMENTS.c, HISTORY.c
+U = cast(sa.Table, User.__table__).c
+D = cast(sa.Table, Department.__table__).c
 
 Sort = Literal[
     "created_at",
@@ -45,13 +51,13 @@ Sort = Literal[
     "resolution_due_at",
 ]
 SORT_KEYS: dict[str, list[SortKey]] = {
-    "created_at": [SortKey(Ticket.created_at), SortKey(Ticket.id)],
-    "-created_at": [SortKey(Ticket.created_at, True), SortKey(Ticket.id, True)],
-    "updated_at": [SortKey(Ticket.updated_at), SortKey(Ticket.id)],
-    "-updated_at": [SortKey(Ticket.updated_at, True), SortKey(Ticket.id, True)],
-    "priority": [SortKey(Ticket.priority_rank), SortKey(Ticket.id)],
-    "-priority": [SortKey(Ticket.priority_rank, True), SortKey(Ticket.id, True)],
-    "resolution_due_at": [SortKey(Ticket.resolution_due_at, nullable=True), SortKey(Ticket.id)],
+    "created_at": [SortKey(T.created_at), SortKey(T.id)],
+    "-created_at": [SortKey(T.created_at, True), SortKey(T.id, True)],
+    "updated_at": [SortKey(T.updated_at), SortKey(T.id)],
+    "-updated_at": [SortKey(T.updated_at, True), SortKey(T.id, True)],
+    "priority": [SortKey(T.priority_rank), SortKey(T.id)],
+    "-priority": [SortKey(T.priority_rank, True), SortKey(T.id, True)],
+    "resolution_due_at": [SortKey(T.resolution_due_at, nullable=True), SortKey(T.id)],
 }
 
 # What a write may set; the rest is the database's (priority_rank, timestamps, version)
@@ -68,7 +74,7 @@ WRITABLE = frozenset(TICKETS.c.keys()) - {
 
 # The bare column, as the partial index `ix_tickets_sla_breach` states it: PostgreSQL
 # does not prove that `sla_breach IS true` implies it, and would not use that index.
-_SLA_BREACHED: sa.ColumnElement[bool] = Ticket.sla_breach.expression
+_SLA_BREACHED: sa.ColumnElement[bool] = T.sla_breach
 
 MAX_SEARCH_TERMS = 8
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -114,7 +120,7 @@ class TicketRepository(Repository[Ticket]):
         """The ticket rows `actor` may read."""
         statement = self.select_rows(include_deleted=include_deleted)
         if actor.is_customer:
-            statement = statement.where(Ticket.customer_id == actor.id)
+            statement = statement.where(T.customer_id == actor.id)
         return statement
 
     async def get(
@@ -127,9 +133,7 @@ class TicketRepository(Repository[Ticket]):
     ) -> Record | None:
         """One ticket `actor` may read; `lock` holds its row until the transaction ends
         (every write locks first, so writers of one ticket queue, never interleave)."""
-        statement = self.visible(actor, include_deleted=include_deleted).where(
-            Ticket.id == ticket_id
-        )
+        statement = self.visible(actor, include_deleted=include_deleted).where(T.id == ticket_id)
         if lock:
             statement = statement.with_for_update()
         return await self.row(statement)
@@ -158,27 +162,27 @@ class TicketRepository(Repository[Ticket]):
     ) -> list[sa.ColumnElement[bool]]:
         conditions: list[sa.ColumnElement[bool]] = []
         if filters.statuses:
-            conditions.append(_one_of(Ticket.status, filters.statuses))
+            conditions.append(_one_of(T.status, filters.statuses))
         if filters.priorities:
-            conditions.append(_one_of(Ticket.priority, filters.priorities))
+            conditions.append(_one_of(T.priority, filters.priorities))
         if filters.channel is not None:
-            conditions.append(Ticket.channel == filters.channel)
+            conditions.append(T.channel == filters.channel)
         if filters.unassigned:
-            conditions.append(Ticket.assigned_agent_id.is_(None))
+            conditions.append(T.assigned_agent_id.is_(None))
         elif filters.assigned_agent_id is not None:
-            conditions.append(Ticket.assigned_agent_id == filters.assigned_agent_id)
+            conditions.append(T.assigned_agent_id == filters.assigned_agent_id)
         if filters.customer_id is not None:
-            conditions.append(Ticket.customer_id == filters.customer_id)
+            conditions.append(T.customer_id == filters.customer_id)
         if filters.department_id is not None:
-            conditions.append(Ticket.department_id == filters.department_id)
+            conditions.append(T.department_id == filters.department_id)
         if filters.tag is not None:
             conditions.append(self._has_tag(stored_tag(filters.tag)))
         if filters.sla_breach is not None:
             conditions.append(_SLA_BREACHED if filters.sla_breach else sa.not_(_SLA_BREACHED))
         if filters.created_after is not None:
-            conditions.append(Ticket.created_at >= filters.created_after)
+            conditions.append(T.created_at >= filters.created_after)
         if filters.created_before is not None:
-            conditions.append(Ticket.created_at < filters.created_before)
+            conditions.append(T.created_at < filters.created_before)
         if filters.q:
             conditions.append(self._matches(filters.q, actor))
         return conditions
@@ -186,8 +190,8 @@ class TicketRepository(Repository[Ticket]):
     def _has_tag(self, tag: str) -> sa.ColumnElement[bool]:
         if self.dialect == "postgresql":
             # JSONB containment: served by the GIN index on tags.
-            return sa.type_coerce(Ticket.tags, JSONB).contains([tag])
-        each = sa.func.json_each(Ticket.tags).table_valued("value")
+            return sa.type_coerce(T.tags, JSONB).contains([tag])
+        each = sa.func.json_each(T.tags).table_valued("value")
         return sa.exists(sa.select(1).select_from(each).where(each.c.value == tag))
 
     def _matches(self, q: str, actor: Principal) -> sa.ColumnElement[bool]:
@@ -199,23 +203,21 @@ class TicketRepository(Repository[Ticket]):
         comments = self._comment_conditions(actor)
         if self.dialect != "postgresql":
             needle = q.lower()
-            in_comments = sa.select(TicketComment.ticket_id).where(
-                *comments, sa.func.lower(TicketComment.content).contains(needle, autoescape=True)
+            in_comments = sa.select(C.ticket_id).where(
+                *comments, sa.func.lower(C.content).contains(needle, autoescape=True)
             )
             return sa.or_(
-                sa.func.lower(Ticket.subject).contains(needle, autoescape=True),
-                sa.func.lower(Ticket.description).contains(needle, autoescape=True),
-                Ticket.id.in_(in_comments),
+                sa.func.lower(T.subject).contains(needle, autoescape=True),
+                sa.func.lower(T.description).contains(needle, autoescape=True),
+                T.id.in_(in_comments),
             )
-        fragment_match = Ticket.subject.ilike(f"%{_escape_like(q)}%", escape="\\")
+        fragment_match = T.subject.ilike(f"%{_escape_like(q)}%", escape="\\")
         terms = prefix_query(q)
         if terms is None:  # only punctuation: nothing for full text, the fragment may match
             return fragment_match
         query = sa.func.to_tsquery(sa.cast("simple", REGCONFIG), terms)
-        in_comments = sa.select(TicketComment.ticket_id).where(
-            *comments, _SEARCH_DOCUMENT.op("@@")(query)
-        )
-        return sa.or_(_SEARCH_DOCUMENT.op("@@")(query), fragment_match, Ticket.id.in_(in_comments))
+        in_comments = sa.select(C.ticket_id).where(*comments, _SEARCH_DOCUMENT.op("@@")(query))
+        return sa.or_(_SEARCH_DOCUMENT.op("@@")(query), fragment_match, T.id.in_(in_comments))
 
     async def insert(self, values: dict[str, Any]) -> Record:
         [row] = await self.rows(self.insert_values([values]).returning(*TICKETS.c))
@@ -229,8 +231,8 @@ class TicketRepository(Repository[Ticket]):
             raise ValueError(f"not writable ticket columns: {sorted(set(values) - WRITABLE)}")
         statement = (
             self.update(include_deleted=True)
-            .where(Ticket.id == ticket_id, Ticket.version == version)
-            .values(version=Ticket.version + 1, updated_at=sa.func.now(), **values)
+            .where(T.id == ticket_id, T.version == version)
+            .values(version=T.version + 1, updated_at=sa.func.now(), **values)
             .returning(*TICKETS.c)
         )
         row = await self.row(statement)
@@ -241,15 +243,13 @@ class TicketRepository(Repository[Ticket]):
     # --- what a ticket's rules read of other tables -------------------------------------
 
     async def user_with_role(self, user_id: uuid.UUID, roles: frozenset[Role]) -> bool:
-        statement = sa.select(User.id).where(
-            *self.scope(User), User.id == user_id, User.role.in_(sorted(roles))
+        statement = sa.select(U.id).where(
+            *self.scope(User), U.id == user_id, U.role.in_(sorted(roles))
         )
         return await self.row(scoped(statement)) is not None
 
     async def department_exists(self, department_id: uuid.UUID) -> bool:
-        statement = sa.select(Department.id).where(
-            *self.scope(Department), Department.id == department_id
-        )
+        statement = sa.select(D.id).where(*self.scope(Department), D.id == department_id)
         return await self.row(scoped(statement)) is not None
 
     async def agent_load(
@@ -259,16 +259,16 @@ class TicketRepository(Repository[Ticket]):
         so two concurrent assignments cannot both take the last free slot."""
         limit = await self.scalar(
             scoped(
-                sa.select(User.max_concurrent_tickets)
-                .where(*self.scope(User), User.id == agent_id)
+                sa.select(U.max_concurrent_tickets)
+                .where(*self.scope(User), U.id == agent_id)
                 .with_for_update()
             )
         )
         statement = self.select_rows(sa.func.count()).where(
-            Ticket.assigned_agent_id == agent_id, Ticket.status.in_(sorted(active))
+            T.assigned_agent_id == agent_id, T.status.in_(sorted(active))
         )
         if exclude is not None:
-            statement = statement.where(Ticket.id != exclude)
+            statement = statement.where(T.id != exclude)
         return limit, int(await self.scalar(statement) or 0)
 
     # --- comments and history -------------------------------------------------------------
@@ -276,16 +276,16 @@ class TicketRepository(Repository[Ticket]):
     def _comment_conditions(self, actor: Principal) -> list[sa.ColumnElement[bool]]:
         conditions = self.scope(TicketComment)
         if actor.is_customer:
-            conditions.append(TicketComment.comment_type == CommentType.PUBLIC)
+            conditions.append(C.comment_type == CommentType.PUBLIC)
         return conditions
 
     async def comments(
         self, actor: Principal, ticket_id: uuid.UUID, page: PageParams
     ) -> PageResult[Record]:
         statement = sa.select(*COMMENTS.c).where(
-            *self._comment_conditions(actor), TicketComment.ticket_id == ticket_id
+            *self._comment_conditions(actor), C.ticket_id == ticket_id
         )
-        return await self.page(scoped(statement), page, [SortKey(TicketComment.id)])
+        return await self.page(scoped(statement), page, [SortKey(C.id)])
 
     async def insert_comment(self, values: dict[str, Any]) -> Record:
         statement = scoped(
@@ -297,11 +297,10 @@ class TicketRepository(Repository[Ticket]):
         return row
 
     async def history(self, ticket_id: uuid.UUID, page: PageParams) -> PageResult[Record]:
-        table = cast(sa.Table, TicketHistory.__table__)
-        statement = sa.select(*table.c).where(
-            *self.scope(TicketHistory), TicketHistory.ticket_id == ticket_id
+        statement = sa.select(*HISTORY.c).where(
+            *self.scope(TicketHistory), H.ticket_id == ticket_id
         )
-        return await self.page(scoped(statement), page, [SortKey(TicketHistory.id)])
+        return await self.page(scoped(statement), page, [SortKey(H.id)])
 
 
 def _one_of(column: Any, values: Sequence[Any]) -> sa.ColumnElement[bool]:

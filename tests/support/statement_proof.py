@@ -7,7 +7,8 @@ any test executes, so a repository method is proven by the tests that exercise i
 rule needs no list of statements. It is strict on purpose: a conjunct inside an OR
 proves nothing; a subquery restates the scope of every table it names, correlated or
 not (SQLAlchemy correlates only to the immediate parent); SQL text, literal columns,
-prefixes and suffixes are refused, because no proof can read them.
+prefixes and suffixes are refused, because no proof can read them (`count(*)`'s star is
+the one literal accepted).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def prove(
 def _refuse_unreadable(element: Any) -> None:
     if isinstance(element, sa.TextClause | sa.TextualSelect):
         raise UnprovenStatement(f"SQL text cannot be proven: {element}")
-    if isinstance(element, sa.ColumnClause) and element.is_literal:
+    if isinstance(element, sa.ColumnClause) and element.is_literal and element.name != "*":
         raise UnprovenStatement(f"a literal column cannot be proven: {element}")
     for attribute in ("_prefixes", "_suffixes", "_hints", "_statement_hints"):
         if getattr(element, attribute, None):

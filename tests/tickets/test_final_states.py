@@ -152,6 +152,13 @@ async def test_a_delete_waits_for_an_upload_to_its_ticket(
     await uploading
     assert (await deleting).status_code == 204
 
-    feed = await client.get(f"{API}/changes", params={"limit": 200}, headers=agent.headers)
-    kinds = [e["change"] for e in feed.json()["items"] if e["ticket_id"] == ticket["id"]]
+    # The feed serves a change once every older transaction on the server has ended
+    # (any database's): poll until the deletion has settled.
+    kinds: list[str] = []
+    for _ in range(50):
+        feed = await client.get(f"{API}/changes", params={"limit": 200}, headers=agent.headers)
+        kinds = [e["change"] for e in feed.json()["items"] if e["ticket_id"] == ticket["id"]]
+        if len(kinds) == 3:
+            break
+        await asyncio.sleep(0.1)
     assert kinds == ["created", "updated", "deleted"]
