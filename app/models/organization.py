@@ -14,8 +14,8 @@ from app.db.types import str_enum
 
 
 class SubscriptionTier(enum.StrEnum):
-    """The seed leaves the tier free text (default "basic"); a closed set is safer for
-    billing and feature gates, and a new tier is one CHECK away."""
+    """A closed set (default "basic"), safe for billing and feature gates; a new tier is
+    one CHECK away."""
 
     BASIC = "basic"
     PROFESSIONAL = "professional"
@@ -23,8 +23,8 @@ class SubscriptionTier(enum.StrEnum):
 
 
 class Organization(TenantRootMixin, SoftDeleteMixin, TimestampMixin, Base):
-    """The seed's `is_active` soft delete becomes `deleted_at` (the one pattern):
-    a soft-deleted organization locks out all its users at once; its rows stay intact.
+    """Soft-deleted through `deleted_at` (the one pattern): a soft-deleted organization
+    locks out all its users at once; its rows stay intact.
     Hard deletion (retention, a tenant leaving) cascades to every tenant table."""
 
     __tablename__ = "organizations"

@@ -99,8 +99,8 @@ class User(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
 
     The one documented exception to a non-null `organization_id`: platform superusers
     belong to no organization (a CHECK ties the two together), so the tenant filter and
-    RLS hide them from every tenant session. The seed's `is_active` soft delete is
-    `deleted_at`; a soft-deleted user can no longer authenticate, their tickets and
+    RLS hide them from every tenant session. Soft deletion is `deleted_at`; a soft-deleted
+    user can no longer authenticate, their tickets and
     comments stay. Email is unique per organization, case-insensitively, among
     non-deleted users (and among superusers)."""
 
