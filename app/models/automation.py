@@ -24,8 +24,7 @@ class TriggerType(enum.StrEnum):
 
 
 class WorkflowType(enum.StrEnum):
-    """The seed names `workflow_type` without choices; these are the objects a workflow
-    can drive here."""
+    """The objects a workflow can drive."""
 
     TICKET = "ticket"
     WORK_ORDER = "work_order"

@@ -75,11 +75,13 @@ class Ticket(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
     """A customer request.
 
     On delete (hard, i.e. retention or tenant removal only): the customer's tickets go
-    with the customer (seed: CASCADE); a removed agent, creator, department or SLA policy
-    leaves the ticket in place with the reference nulled (seed: SET_NULL). `version` is
-    the optimistic-concurrency counter (SQLAlchemy's version_id_col: every UPDATE checks
-    and bumps it). Each list filter and sort of the contract has an index that leads
-    with `organization_id` and skips deleted rows."""
+    with the customer (CASCADE); a removed agent, creator, department or SLA policy
+    leaves the ticket in place with the reference nulled (SET NULL). `version` is the
+    optimistic-concurrency counter, with one mechanism: every change of a ticket's row
+    is `TicketRepository.write`, one UPDATE that names the version its writer read
+    (under the row lock) and bumps it; `If-Match` and `ETag` speak of it. Each list
+    filter and sort of the contract has an index that leads with `organization_id` and
+    skips deleted rows."""
 
     __tablename__ = "tickets"
     __table_args__ = (
@@ -205,7 +207,7 @@ class Ticket(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
     time_to_resolution: Mapped[int | None] = mapped_column(sa.Integer)
     version: Mapped[int] = mapped_column(default=1, server_default="1")
 
-    __mapper_args__ = {"version_id_col": version, "eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     comments: Mapped[list[TicketComment]] = relationship(
         primaryjoin="Ticket.id == TicketComment.ticket_id",
@@ -308,8 +310,8 @@ class TicketAttachment(TenantMixin, TimestampMixin, Base):
 
 class TicketHistory(TenantMixin, CreatedAtMixin, Base):
     """One row per change. Append-only. `user_id` is null for the system (SLA worker,
-    automation); removing a user keeps the audit trail and nulls the actor (the seed's
-    CASCADE would erase history, which an audit log must not do)."""
+    automation); removing a user keeps the audit trail and nulls the actor (a cascade
+    would erase history, which an audit log must not do)."""
 
     __tablename__ = "ticket_history"
     __table_args__ = (
