@@ -1,5 +1,10 @@
-"""The statements value validation runs on every ticket write: the live definitions, and
-the look-up of a unique value among the other live tickets."""
+"""Every statement of the custom fields domain: the definitions' CRUD, and what value
+validation runs on every ticket write (the live definitions, and the look-up of a
+unique value among the other live tickets).
+
+The definitions list reads row dicts (`select_rows`): it only serializes. A single
+definition is an ORM object, which the service edits and the session flushes.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,13 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from app.kit.pagination import PageParams, PageResult, SortKey
 from app.kit.repository import Record, Repository, scoped
 from app.models.custom_field import CustomField, EntityType
 from app.models.ticket import Ticket
+
+# The order a form shows the fields in; the id makes the key unique for the cursor.
+ORDER = [SortKey(CustomField.position), SortKey(CustomField.id)]
 
 _DEFINITION_COLUMNS = (
     "id",
@@ -28,6 +37,34 @@ _DEFINITION_COLUMNS = (
 
 class CustomFieldRepository(Repository[CustomField]):
     model = CustomField
+
+    # --- definitions ---------------------------------------------------------------------
+
+    async def list_page(
+        self,
+        page: PageParams,
+        *,
+        entity_type: EntityType | None = None,
+        include_deleted: bool = False,
+    ) -> PageResult[Record]:
+        statement = self.select_rows(include_deleted=include_deleted)
+        if entity_type is not None:
+            statement = statement.where(CustomField.entity_type == entity_type)
+        return await self.page(statement, page, ORDER)
+
+    async def check_name_free(
+        self, name: str, entity_type: EntityType, *, exclude: uuid.UUID | None = None
+    ) -> None:
+        """Names are unique per organization and entity type, as the partial index
+        `uq_custom_fields_name` states them."""
+        await self.check_unique(
+            CustomField.name == name,
+            CustomField.entity_type == entity_type,
+            exclude=exclude,
+            detail=f"A {entity_type.value} custom field named '{name}' already exists.",
+        )
+
+    # --- value validation ----------------------------------------------------------------
 
     async def live_definitions(self, entity_type: EntityType) -> list[Record]:
         table = cast(sa.Table, CustomField.__table__)

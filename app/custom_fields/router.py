@@ -17,16 +17,13 @@ from app.auth.principal import Principal
 from app.custom_fields import service as custom_fields
 from app.custom_fields.schemas import CustomFieldCreate, CustomFieldRead, CustomFieldUpdate
 from app.db.dependencies import SessionDep
-from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
+from app.kit.pagination import Page, PageParamsDep
 from app.models.custom_field import CustomField, EntityType
 
 router = APIRouter(prefix="/custom-fields", tags=["custom fields"])
 
 Reader = Annotated[Principal, Depends(require(Permission.TICKETS_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.CUSTOM_FIELDS_MANAGE))]
-
-# The order a form shows the fields in; the id makes the key unique for the cursor.
-ORDER = [SortKey(CustomField.position), SortKey(CustomField.id)]
 
 
 @router.get("", response_model=Page[CustomFieldRead])
@@ -39,14 +36,10 @@ async def list_custom_fields(
         EntityType | None, Query(description="Only the fields of this kind of record.")
     ] = None,
 ) -> Page[CustomFieldRead]:
-    statement = custom_fields.custom_fields_query(
-        entity_type=entity_type, include_deleted=include_deleted
+    result = await custom_fields.list_custom_fields(
+        session, page, entity_type=entity_type, include_deleted=include_deleted
     )
-    result = await paginate(session, statement, page, ORDER)
-    return Page(
-        items=[CustomFieldRead.model_validate(f) for f in result.rows],
-        next_cursor=result.next_cursor,
-    )
+    return Page.of(result, CustomFieldRead.model_validate)
 
 
 @router.post("", response_model=CustomFieldRead, status_code=201)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +29,9 @@ from app.custom_fields.schemas import (
     CustomFieldUpdate,
 )
 from app.kit.errors import ValidationFailed
-from app.kit.records import apply_changes, check_unique, field_error, get_or_404
+from app.kit.pagination import PageParams, PageResult
+from app.kit.records import apply_changes, field_error
+from app.kit.repository import Record
 from app.kit.schemas import MAX_JSON_DEPTH, Email
 from app.models.custom_field import CustomField, EntityType, FieldType
 
@@ -51,29 +52,33 @@ JSON_MAX_BYTES = 16 * 1024
 # --- definitions -------------------------------------------------------------------------
 
 
-def custom_fields_query(
-    *, entity_type: EntityType | None = None, include_deleted: bool = False
-) -> sa.Select[CustomField]:
-    statement = sa.select(CustomField)
-    if entity_type is not None:
-        statement = statement.where(CustomField.entity_type == entity_type)
-    if include_deleted:
-        statement = statement.execution_options(include_deleted=True)
-    return statement
+LABEL = "custom field"
+
+
+async def list_custom_fields(
+    session: AsyncSession,
+    page: PageParams,
+    *,
+    entity_type: EntityType | None = None,
+    include_deleted: bool = False,
+) -> PageResult[Record]:
+    return await CustomFieldRepository(session).list_page(
+        page, entity_type=entity_type, include_deleted=include_deleted
+    )
 
 
 async def get_custom_field(
     session: AsyncSession, field_id: uuid.UUID, *, include_deleted: bool = False
 ) -> CustomField:
-    return await get_or_404(
-        session, CustomField, field_id, include_deleted=include_deleted, label="custom field"
+    return await CustomFieldRepository(session).get_or_404(
+        field_id, include_deleted=include_deleted, label=LABEL
     )
 
 
 async def create_custom_field(session: AsyncSession, data: CustomFieldCreate) -> CustomField:
     rules = data.validation_rules.stored()
     _check_fits_type(data.field_type, data.choices, rules)
-    await _check_name_free(session, data.name, data.entity_type)
+    await CustomFieldRepository(session).check_name_free(data.name, data.entity_type)
     field = CustomField(**data.model_dump(exclude={"validation_rules"}), validation_rules=rules)
     session.add(field)
     await session.flush()
@@ -85,7 +90,8 @@ async def update_custom_field(
 ) -> CustomField:
     """Values records already hold are not re-checked against new choices or rules: they
     were valid when written, and are checked again when next changed."""
-    field = await get_custom_field(session, field_id)
+    fields = CustomFieldRepository(session)
+    field = await fields.get_or_404(field_id, label=LABEL)
     changes = data.changes()
     if "choices" in changes or "validation_rules" in changes:
         _check_fits_type(
@@ -94,7 +100,7 @@ async def update_custom_field(
             changes.get("validation_rules", field.validation_rules),
         )
     if "name" in changes:
-        await _check_name_free(session, changes["name"], field.entity_type, exclude=field.id)
+        await fields.check_name_free(changes["name"], field.entity_type, exclude=field.id)
     apply_changes(field, changes)
     await session.flush()
     return field
@@ -108,29 +114,13 @@ async def delete_custom_field(session: AsyncSession, field_id: uuid.UUID) -> Non
 
 
 async def restore_custom_field(session: AsyncSession, field_id: uuid.UUID) -> CustomField:
-    field = await get_custom_field(session, field_id, include_deleted=True)
+    fields = CustomFieldRepository(session)
+    field = await fields.get_or_404(field_id, include_deleted=True, label=LABEL)
     if field.is_deleted:
-        await _check_name_free(session, field.name, field.entity_type, exclude=field.id)
+        await fields.check_name_free(field.name, field.entity_type, exclude=field.id)
         field.restore()
         await session.flush()
     return field
-
-
-async def _check_name_free(
-    session: AsyncSession,
-    name: str,
-    entity_type: EntityType,
-    *,
-    exclude: uuid.UUID | None = None,
-) -> None:
-    await check_unique(
-        session,
-        CustomField,
-        CustomField.name == name,
-        CustomField.entity_type == entity_type,
-        exclude=exclude,
-        detail=f"A {entity_type.value} custom field named '{name}' already exists.",
-    )
 
 
 def _check_fits_type(field_type: FieldType, choices: list[str], rules: Mapping[str, Any]) -> None:

@@ -13,7 +13,7 @@ from app.auth.principal import Principal
 from app.customers import service as customers
 from app.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
 from app.db.dependencies import SessionDep
-from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
+from app.kit.pagination import Page, PageParamsDep
 from app.models.user import Customer, CustomerTier
 
 router = APIRouter(prefix="/customers", tags=["customers"])
@@ -33,14 +33,10 @@ async def list_customers(
     ] = None,
     customer_tier: CustomerTier | None = None,
 ) -> Page[CustomerRead]:
-    statement = customers.customers_query(
-        q=q, customer_tier=customer_tier, include_deleted=include_deleted
+    result = await customers.list_customers(
+        session, page, q=q, customer_tier=customer_tier, include_deleted=include_deleted
     )
-    result = await paginate(session, statement, page, [SortKey(Customer.id)])
-    return Page(
-        items=[CustomerRead.model_validate(c) for c in result.rows],
-        next_cursor=result.next_cursor,
-    )
+    return Page.of(result, CustomerRead.model_validate)
 
 
 @router.post("", response_model=CustomerRead, status_code=201)

@@ -4,42 +4,41 @@ from __future__ import annotations
 
 import uuid
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.customers.repository import CustomerRepository
 from app.customers.schemas import CustomerCreate, CustomerUpdate
-from app.kit.records import apply_changes, check_unique, get_or_404
+from app.kit.pagination import PageParams, PageResult
+from app.kit.records import apply_changes
+from app.kit.repository import Record
 from app.models.user import Customer, CustomerTier
 
+LABEL = "customer account"
 
-def customers_query(
+
+async def list_customers(
+    session: AsyncSession,
+    page: PageParams,
     *,
     q: str | None = None,
     customer_tier: CustomerTier | None = None,
     include_deleted: bool = False,
-) -> sa.Select[Customer]:
-    statement = sa.select(Customer)
-    if q:
-        statement = statement.where(
-            sa.func.lower(Customer.name).contains(q.lower(), autoescape=True)
-        )
-    if customer_tier is not None:
-        statement = statement.where(Customer.customer_tier == customer_tier)
-    if include_deleted:
-        statement = statement.execution_options(include_deleted=True)
-    return statement
+) -> PageResult[Record]:
+    return await CustomerRepository(session).list_page(
+        page, q=q, customer_tier=customer_tier, include_deleted=include_deleted
+    )
 
 
 async def get_customer(
     session: AsyncSession, customer_id: uuid.UUID, *, include_deleted: bool = False
 ) -> Customer:
-    return await get_or_404(
-        session, Customer, customer_id, include_deleted=include_deleted, label="customer account"
+    return await CustomerRepository(session).get_or_404(
+        customer_id, include_deleted=include_deleted, label=LABEL
     )
 
 
 async def create_customer(session: AsyncSession, data: CustomerCreate) -> Customer:
-    await _check_unique_fields(session, data.name, data.external_id)
+    await _check_unique_fields(CustomerRepository(session), data.name, data.external_id)
     customer = Customer(**data.model_dump())
     session.add(customer)
     await session.flush()
@@ -49,10 +48,11 @@ async def create_customer(session: AsyncSession, data: CustomerCreate) -> Custom
 async def update_customer(
     session: AsyncSession, customer_id: uuid.UUID, data: CustomerUpdate
 ) -> Customer:
-    customer = await get_customer(session, customer_id)
+    customers = CustomerRepository(session)
+    customer = await customers.get_or_404(customer_id, label=LABEL)
     changes = data.changes()
     await _check_unique_fields(
-        session, changes.get("name"), changes.get("external_id"), exclude=customer.id
+        customers, changes.get("name"), changes.get("external_id"), exclude=customer.id
     )
     apply_changes(customer, changes)
     await session.flush()
@@ -66,10 +66,11 @@ async def delete_customer(session: AsyncSession, customer_id: uuid.UUID) -> None
 
 
 async def restore_customer(session: AsyncSession, customer_id: uuid.UUID) -> Customer:
-    customer = await get_customer(session, customer_id, include_deleted=True)
+    customers = CustomerRepository(session)
+    customer = await customers.get_or_404(customer_id, include_deleted=True, label=LABEL)
     if customer.is_deleted:
         await _check_unique_fields(
-            session, customer.name, customer.external_id, exclude=customer.id
+            customers, customer.name, customer.external_id, exclude=customer.id
         )
         customer.restore()
         await session.flush()
@@ -77,25 +78,13 @@ async def restore_customer(session: AsyncSession, customer_id: uuid.UUID) -> Cus
 
 
 async def _check_unique_fields(
-    session: AsyncSession,
+    customers: CustomerRepository,
     name: str | None,
     external_id: str | None,
     *,
     exclude: uuid.UUID | None = None,
 ) -> None:
     if name is not None:
-        await check_unique(
-            session,
-            Customer,
-            sa.func.lower(Customer.name) == name.lower(),
-            exclude=exclude,
-            detail=f"A customer account named '{name}' already exists.",
-        )
+        await customers.check_name_free(name, exclude=exclude)
     if external_id is not None:
-        await check_unique(
-            session,
-            Customer,
-            Customer.external_id == external_id,
-            exclude=exclude,
-            detail=f"A customer account with external_id '{external_id}' already exists.",
-        )
+        await customers.check_external_id_free(external_id, exclude=exclude)

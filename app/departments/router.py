@@ -13,7 +13,7 @@ from app.auth.principal import Principal
 from app.db.dependencies import SessionDep
 from app.departments import service as departments
 from app.departments.schemas import DepartmentCreate, DepartmentRead, DepartmentUpdate
-from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
+from app.kit.pagination import Page, PageParamsDep
 from app.models.user import Department
 
 router = APIRouter(prefix="/departments", tags=["departments"])
@@ -32,12 +32,8 @@ async def list_departments(
         str | None, Query(min_length=1, max_length=100, description="Name contains.")
     ] = None,
 ) -> Page[DepartmentRead]:
-    statement = departments.departments_query(q=q, include_deleted=include_deleted)
-    result = await paginate(session, statement, page, [SortKey(Department.id)])
-    return Page(
-        items=[DepartmentRead.model_validate(d) for d in result.rows],
-        next_cursor=result.next_cursor,
-    )
+    result = await departments.list_departments(session, page, q=q, include_deleted=include_deleted)
+    return Page.of(result, DepartmentRead.model_validate)
 
 
 @router.post("", response_model=DepartmentRead, status_code=201)

@@ -11,7 +11,7 @@ from app.auth.dependencies import require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.dependencies import SessionDep, SystemSessionDep
-from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
+from app.kit.pagination import Page, PageParamsDep
 from app.models.organization import Organization
 from app.organizations import service as organizations
 from app.organizations.schemas import (
@@ -51,16 +51,8 @@ async def list_organizations(
     page: PageParamsDep,
     include_deleted: Annotated[bool, Query(description="List deleted ones too.")] = False,
 ) -> Page[OrganizationRead]:
-    result = await paginate(
-        system,
-        organizations.organizations_query(include_deleted=include_deleted),
-        page,
-        [SortKey(Organization.id)],
-    )
-    return Page(
-        items=[OrganizationRead.model_validate(o) for o in result.rows],
-        next_cursor=result.next_cursor,
-    )
+    result = await organizations.list_organizations(system, page, include_deleted=include_deleted)
+    return Page.of(result, OrganizationRead.model_validate)
 
 
 @router.post("", response_model=OrganizationCreated, status_code=201)

@@ -1,5 +1,5 @@
 """Organizations: the platform manages them (system session); an organization's admin
-edits its own row (tenant session, where the global rule shows only that row).
+edits its own row (tenant session, where the repository reads only that row).
 
 Soft-deleting an organization locks out all its users and API keys at once (every
 credential check joins the live organization); restoring it lets them back in."""
@@ -9,15 +9,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.passwords import hash_password
 from app.db.session import is_system
 from app.kit.errors import NotFound
-from app.kit.records import apply_changes, check_unique, get_or_404
+from app.kit.pagination import PageParams, PageResult
+from app.kit.records import apply_changes
 from app.models.organization import Organization
 from app.models.user import Role, User
+from app.organizations.repository import OrganizationRepository, PlatformOrganizationRepository
 from app.organizations.schemas import OrganizationCreate
 
 
@@ -27,25 +28,27 @@ def _require_system(session: AsyncSession) -> None:
 
 
 async def get_by_slug(session: AsyncSession, slug: str) -> Organization | None:
-    return await session.scalar(sa.select(Organization).where(Organization.slug == slug))
+    return await PlatformOrganizationRepository(session).by_slug(slug)
 
 
-def organizations_query(*, include_deleted: bool = False) -> sa.Select[Organization]:
-    statement = sa.select(Organization)
-    if include_deleted:
-        statement = statement.execution_options(include_deleted=True)
-    return statement
+async def list_organizations(
+    session: AsyncSession, page: PageParams, *, include_deleted: bool = False
+) -> PageResult[Organization]:
+    return await PlatformOrganizationRepository(session).list_page(
+        page, include_deleted=include_deleted
+    )
 
 
 async def get_organization(
     session: AsyncSession, organization_id: uuid.UUID, *, include_deleted: bool = False
 ) -> Organization:
-    return await get_or_404(session, Organization, organization_id, include_deleted=include_deleted)
+    return await PlatformOrganizationRepository(session).get_or_404(
+        organization_id, include_deleted=include_deleted
+    )
 
 
 async def current_organization(session: AsyncSession) -> Organization:
-    """In a tenant session the global rule leaves exactly the caller's organization."""
-    organization: Organization | None = await session.scalar(sa.select(Organization))
+    organization = await OrganizationRepository(session).current()
     if organization is None:
         raise NotFound("No such organization.")
     return organization
@@ -57,7 +60,7 @@ async def create_organization(
     """The organization and its first admin in one unit of work. Needs the system
     session: the organization does not exist yet, so no tenant session can be bound."""
     _require_system(session)
-    await _check_slug_free(session, data.slug)
+    await PlatformOrganizationRepository(session).check_slug_free(data.slug)
     organization = Organization(
         name=data.name,
         slug=data.slug,
@@ -85,7 +88,7 @@ async def update_organization(
 ) -> Organization:
     if "slug" in changes and changes["slug"] != organization.slug:
         _require_system(session)
-        await _check_slug_free(session, changes["slug"])
+        await PlatformOrganizationRepository(session).check_slug_free(changes["slug"])
     apply_changes(organization, changes)
     await session.flush()
     return organization
@@ -100,21 +103,10 @@ async def delete_organization(session: AsyncSession, organization_id: uuid.UUID)
 
 async def restore_organization(session: AsyncSession, organization_id: uuid.UUID) -> Organization:
     _require_system(session)
-    organization = await get_organization(session, organization_id, include_deleted=True)
+    organizations = PlatformOrganizationRepository(session)
+    organization = await organizations.get_or_404(organization_id, include_deleted=True)
     if organization.is_deleted:
-        await _check_slug_free(session, organization.slug, exclude=organization.id)
+        await organizations.check_slug_free(organization.slug, exclude=organization.id)
         organization.restore()
         await session.flush()
     return organization
-
-
-async def _check_slug_free(
-    session: AsyncSession, slug: str, *, exclude: uuid.UUID | None = None
-) -> None:
-    await check_unique(
-        session,
-        Organization,
-        Organization.slug == slug,
-        exclude=exclude,
-        detail=f"An organization with slug '{slug}' already exists.",
-    )
