@@ -70,8 +70,8 @@ class CustomFieldRepository(Repository[CustomField]):
         table = cast(sa.Table, CustomField.__table__)
         statement = (
             self.select_rows(*(table.c[name] for name in _DEFINITION_COLUMNS))
-            .where(CustomField.entity_type == entity_type)
-            .order_by(CustomField.position, CustomField.id)
+            .where(table.c.entity_type == entity_type)
+            .order_by(table.c.position, table.c.id)
         )
         return await self.rows(statement)
 
@@ -92,7 +92,8 @@ class CustomFieldRepository(Repository[CustomField]):
         """The custom fields of live tickets (other than `exclude`) whose `name` may hold
         `value`: the database narrows (PostgreSQL: jsonb containment; SQLite:
         `json_extract` equality for scalars), the caller decides equality exactly."""
-        column = Ticket.custom_fields
+        tickets = cast(sa.Table, Ticket.__table__).c
+        column = tickets.custom_fields
         if self.dialect == "postgresql":
             candidate = sa.type_coerce(column, JSONB).contains({name: value})
         else:
@@ -103,9 +104,7 @@ class CustomFieldRepository(Repository[CustomField]):
                 candidate = extracted == value
             else:
                 candidate = extracted.is_not(None)
-        statement = sa.select(cast(sa.Table, Ticket.__table__).c.custom_fields).where(
-            *self.scope(Ticket), candidate
-        )
+        statement = sa.select(column).where(*self.scope(Ticket), candidate)
         if exclude is not None:
-            statement = statement.where(Ticket.id != exclude)
+            statement = statement.where(tickets.id != exclude)
         return [row["custom_fields"] for row in await self.rows(scoped(statement))]

@@ -18,10 +18,13 @@ class SequenceRepository(Repository[SequenceCounter]):
     model = SequenceCounter
 
     async def next_value(self, name: str) -> int:
-        """One upsert: the counter row's lock serializes concurrent callers of the same
-        organization until their transactions end, so numbers never collide. Its
-        conflict target is (organization_id, name), so the row it updates is always
-        the one this tenant's insert names."""
+        return int(await self.scalar(self.next_value_statement(name)))
+
+    def next_value_statement(self, name: str) -> sa.Insert:
+        """One upsert returning the next value: the counter row's lock serializes
+        concurrent callers of the same organization until their transactions end, so
+        numbers never collide. Its conflict target is (organization_id, name), so the
+        row it updates is always the one this tenant's insert names."""
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         table = cast(sa.Table, SequenceCounter.__table__)
         statement = (
@@ -33,7 +36,7 @@ class SequenceRepository(Repository[SequenceCounter]):
             )
             .returning(table.c.value)
         )
-        return int(await self.scalar(scoped(statement)))
+        return scoped(statement)
 
 
 async def next_value(session: AsyncSession, name: str) -> int:

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG, TSVECTOR
 from app.auth.principal import Principal
 from app.kit.pagination import PageParams, PageResult, SortKey
 from app.kit.repository import Record, Repository, scoped
+from app.kit.sequences import SequenceRepository
 from app.models.ticket import (
     CommentType,
     Priority,
@@ -31,6 +32,14 @@ from app.models.ticket import (
     TicketStatus,
 )
 from app.models.user import Department, Role, User
+
+TICKET_SEQUENCE = "ticket"
+TICKET_PREFIX = "TK-"
+
+
+def format_ticket_number(value: int) -> str:
+    return f"{TICKET_PREFIX}{value:06d}"
+
 
 TICKETS = cast(sa.Table, Ticket.__table__)
 COMMENTS = cast(sa.Table, TicketComment.__table__)
@@ -219,8 +228,29 @@ class TicketRepository(Repository[Ticket]):
         in_comments = sa.select(C.ticket_id).where(*comments, _SEARCH_DOCUMENT.op("@@")(query))
         return sa.or_(_SEARCH_DOCUMENT.op("@@")(query), fragment_match, T.id.in_(in_comments))
 
-    async def insert(self, values: dict[str, Any]) -> Record:
-        [row] = await self.rows(self.insert_values([values]).returning(*TICKETS.c))
+    async def insert_numbered(self, values: dict[str, Any]) -> Record:
+        """Insert a ticket with the organization's next number. The number's counter row
+        stays locked until the commit and every create of the organization queues on
+        it, so the number is taken by this statement itself (on PostgreSQL in a CTE of
+        the INSERT: one round trip, as late as the row can be written)."""
+        sequences = SequenceRepository(self.session)
+        if self.dialect != "postgresql":
+            value = await sequences.next_value(TICKET_SEQUENCE)
+            numbered = {**values, "ticket_number": format_ticket_number(value)}
+            [row] = await self.rows(self.insert_values([numbered]).returning(*TICKETS.c))
+            return row
+        counter = sequences.next_value_statement(TICKET_SEQUENCE).cte("ticket_counter")
+        digits = sa.cast(counter.c.value, sa.Text)
+        number = sa.select(
+            sa.literal(TICKET_PREFIX)
+            + sa.func.lpad(digits, sa.func.greatest(6, sa.func.length(digits)), "0")
+        ).scalar_subquery()
+        statement = (
+            self.insert_values([{**values, "ticket_number": number}])
+            .add_cte(counter)
+            .returning(*TICKETS.c)
+        )
+        [row] = await self.rows(statement)
         return row
 
     async def write(self, ticket_id: uuid.UUID, version: int, values: dict[str, Any]) -> Record:

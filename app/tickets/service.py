@@ -33,7 +33,6 @@ from app.kit.journal import Journal
 from app.kit.pagination import PageParams, PageResult
 from app.kit.records import field_error
 from app.kit.repository import Record
-from app.kit.sequences import next_value
 from app.models.custom_field import EntityType
 from app.models.ticket import (
     ChangeKind,
@@ -48,7 +47,6 @@ from app.models.user import STAFF_ROLES, Role
 from app.tickets.repository import Sort, TicketFilters, TicketRepository
 from app.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
 
-TICKET_SEQUENCE = "ticket"
 S = TicketStatus
 TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     S.NEW: frozenset({S.OPEN, S.PENDING, S.RESOLVED, S.CANCELLED}),
@@ -62,10 +60,6 @@ TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
 ACTIVE_STATUSES = frozenset({S.NEW, S.OPEN, S.PENDING})
 
 Changes = dict[str, tuple[Any, Any]]
-
-
-def format_ticket_number(value: int) -> str:
-    return f"TK-{value:06d}"
 
 
 # --- the one history/event mechanism ---------------------------------------------------
@@ -151,11 +145,9 @@ async def open_ticket(
 ) -> Record:
     """Insert a ticket with the next number, its history row and `ticket.created`.
     Callers have validated references (the API does in `create_ticket`)."""
-    number = await next_value(uow.session, TICKET_SEQUENCE)
-    ticket = await TicketRepository(uow.session).insert(
+    ticket = await TicketRepository(uow.session).insert_numbered(
         {
             "id": new_id(),
-            "ticket_number": format_ticket_number(number),
             "subject": subject.strip(),
             "description": description,
             "priority": priority,
