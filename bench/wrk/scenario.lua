@@ -1,5 +1,7 @@
 -- One script for every scenario; the runner passes what it needs in the environment.
--- BENCH_SCENARIO: create | list | list_filtered | search | get | comment | patch_status
+-- BENCH_SCENARIO: create | create_contended | list | list_filtered | search | get | comment
+-- | patch_status (create_contended: our full create against the ceiling's bare one, which
+-- takes the number and inserts the row; the ceiling reads `bare`, our API ignores it)
 -- BENCH_TOKEN: bearer token; BENCH_CUSTOMER: a customer id of the organization;
 -- BENCH_IDS: file of ticket ids (get, comment); BENCH_OPEN_IDS: ids of open tickets
 -- (patch_status moves each one open -> pending -> open ..., every thread its own slice).
@@ -44,6 +46,9 @@ request = function()
   counter = counter + 1
   if scenario == "create" then
     return wrk.format("POST", base .. "/tickets", headers,
+      '{"subject":"Bench ticket","customer_id":"' .. customer .. '","tags":["bench"]}')
+  elseif scenario == "create_contended" then
+    return wrk.format("POST", base .. "/tickets?bare=1", headers,
       '{"subject":"Bench ticket","customer_id":"' .. customer .. '","tags":["bench"]}')
   elseif scenario == "list" then
     return wrk.format("GET", base .. "/tickets", headers)
