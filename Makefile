@@ -23,11 +23,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Same install, pinned down to the floors; the venv ignores itself (as Python 3.13+ venvs do).
+# Same install, pinned down to the floors.
 $(LOWEST_STAMP): pyproject.toml $(LOWEST_CONSTRAINTS)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: set PYTHON=python3.x (3.11+)"; exit 1; }
 	test -x $(LOWEST_BIN)/python || $(PYTHON) -m venv $(LOWEST_VENV)
-	echo '*' > $(LOWEST_VENV)/.gitignore
 	$(LOWEST_BIN)/python -m pip install --quiet --upgrade pip
 	$(LOWEST_BIN)/python -m pip install --quiet -e '.[dev]' -c $(LOWEST_CONSTRAINTS)
 	touch $(LOWEST_STAMP)
