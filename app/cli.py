@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -205,13 +206,11 @@ def demo(
     )
 
 
-async def _remove_organization(database: Database, organization_id: object) -> None:
-    import sqlalchemy as sa
-
-    from app.models.organization import Organization
+async def _remove_organization(database: Database, organization_id: uuid.UUID) -> None:
+    from app.organizations.repository import PlatformOrganizationRepository
 
     async with database.system_session() as session:
-        await session.execute(sa.delete(Organization).where(Organization.id == organization_id))
+        await PlatformOrganizationRepository(session).remove(organization_id)
         await session.commit()
 
 

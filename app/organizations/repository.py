@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
+
 from app.kit.errors import Conflict, NotFound
 from app.kit.pagination import PageParams, PageResult, SortKey
 from app.kit.repository import PlatformRepository, Repository
@@ -59,3 +61,9 @@ class PlatformOrganizationRepository(PlatformRepository[Organization]):
             statement = statement.where(Organization.id != exclude)
         if (await self.session.execute(statement.limit(1))).first() is not None:
             raise Conflict(f"An organization with slug '{slug}' already exists.")
+
+    async def remove(self, organization_id: uuid.UUID) -> None:
+        """Hard delete: the organization and, by cascade, every row of the tenant."""
+        await self.session.execute(
+            sa.delete(Organization).where(Organization.id == organization_id)
+        )
