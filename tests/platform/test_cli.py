@@ -18,6 +18,7 @@ from app.db.database import Database
 from app.demo.service import DEMO_ADMIN_EMAIL, DEMO_PASSWORD, DEMO_SLUG
 from app.main import create_app
 from app.models import Department, Organization, Ticket, User
+from app.tickets.repository import TicketRepository
 from tests.support.services import create_database, drop_database
 
 
@@ -144,9 +145,12 @@ def test_sqlite_embedded_mode_smoke(tmp_path: Path) -> None:
             assert department.name not in set(await session.scalars(sa.select(Department.name)))
             ticket = await session.scalar(sa.select(Ticket).limit(1))
             assert ticket is not None and ticket.created_at.tzinfo is not None
-            ticket.subject = "Edited on SQLite"
+            written = await TicketRepository(session).write(
+                ticket.id, ticket.version, {"subject": "Edited on SQLite"}
+            )
             await session.commit()
-            assert ticket.version == 2
+            assert written["version"] == ticket.version + 1
+            assert written["updated_at"].tzinfo is not None
         await database.dispose()
 
     asyncio.run(crud())
