@@ -49,7 +49,8 @@ from app.models.channel import ChannelType
 from app.models.custom_field import FieldType
 from app.models.retention import RetentionType
 from app.models.user import Role
-from app.tickets.service import TICKET_SEQUENCE, open_ticket
+from app.tickets.repository import TICKET_SEQUENCE
+from app.tickets.service import open_ticket
 
 
 def uid() -> str:

@@ -13,7 +13,7 @@ from app.auth.dependencies import require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.dependencies import SessionDep
-from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
+from app.kit.pagination import Page, PageParamsDep
 from app.models.user import ApiKey
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
@@ -25,10 +25,8 @@ KeyManager = Annotated[Principal, Depends(require(Permission.API_KEYS_MANAGE))]
 async def list_api_keys(
     _: KeyManager, session: SessionDep, page: PageParamsDep
 ) -> Page[ApiKeyRead]:
-    result = await paginate(session, api_keys.api_keys_query(), page, [SortKey(ApiKey.id)])
-    return Page(
-        items=[ApiKeyRead.model_validate(k) for k in result.rows], next_cursor=result.next_cursor
-    )
+    result = await api_keys.list_api_keys(session, page)
+    return Page.of(result, ApiKeyRead.model_validate)
 
 
 @router.post("", response_model=ApiKeyCreated, status_code=201)

@@ -6,24 +6,25 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api_keys.repository import ApiKeyRepository
 from app.api_keys.schemas import ApiKeyCreate
 from app.auth import tokens
 from app.auth.principal import Principal
 from app.kit.errors import ValidationFailed
-from app.kit.records import field_error, get_or_404
+from app.kit.pagination import PageParams, PageResult
+from app.kit.records import field_error
 from app.models.user import ApiKey
 from app.users.service import check_may_assign
 
 
-def api_keys_query() -> sa.Select[ApiKey]:
-    return sa.select(ApiKey)
+async def list_api_keys(session: AsyncSession, page: PageParams) -> PageResult[ApiKey]:
+    return await ApiKeyRepository(session).page_all(page)
 
 
 async def get_api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:
-    return await get_or_404(session, ApiKey, key_id, label="API key")
+    return await ApiKeyRepository(session).get_or_404(key_id, label="API key")
 
 
 async def create_api_key(

@@ -26,9 +26,8 @@ from app.auth.schemas import (
     TotpEnrollResponse,
 )
 from app.db.dependencies import SystemSessionDep
-from app.kit.errors import Unauthorized
-from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
-from app.models.user import User, UserSession
+from app.kit.pagination import Page, PageParamsDep
+from app.models.user import UserSession
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 sessions_router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -111,18 +110,12 @@ async def logout(principal: UserPrincipal, session: PrincipalSessionDep) -> None
     await auth.revoke_session(session, principal.id, principal.session_id)
 
 
-async def _me(session: PrincipalSessionDep, principal: UserPrincipal) -> User:
-    user = await session.get(User, principal.id)
-    if user is None:  # deleted between the credential check and here
-        raise Unauthorized(auth.INVALID_TOKEN)
-    return user
-
-
 @router.post("/totp/enroll", response_model=TotpEnrollResponse, summary="Start 2FA set-up")
 async def enroll_totp(
     body: TotpEnroll, principal: UserPrincipal, session: PrincipalSessionDep
 ) -> TotpEnrollResponse:
-    enrollment = await auth.enroll_totp(session, await _me(session, principal), body.password)
+    user = await auth.signed_in_user(session, principal)
+    enrollment = await auth.enroll_totp(session, user, body.password)
     return TotpEnrollResponse(secret=enrollment.secret, otpauth_uri=enrollment.otpauth_uri)
 
 
@@ -130,18 +123,16 @@ async def enroll_totp(
 async def confirm_totp(
     body: TotpCode, principal: UserPrincipal, session: PrincipalSessionDep
 ) -> None:
-    await auth.confirm_totp(
-        session, await _me(session, principal), body.code, current_session=principal.session_id
-    )
+    user = await auth.signed_in_user(session, principal)
+    await auth.confirm_totp(session, user, body.code, current_session=principal.session_id)
 
 
 @router.post("/totp/disable", status_code=204, summary="Turn 2FA off (needs a current code)")
 async def disable_totp(
     body: TotpCode, principal: UserPrincipal, session: PrincipalSessionDep
 ) -> None:
-    await auth.disable_totp(
-        session, await _me(session, principal), body.code, current_session=principal.session_id
-    )
+    user = await auth.signed_in_user(session, principal)
+    await auth.disable_totp(session, user, body.code, current_session=principal.session_id)
 
 
 def _session_read(user_session: UserSession, current: uuid.UUID | None) -> SessionRead:
@@ -154,13 +145,8 @@ def _session_read(user_session: UserSession, current: uuid.UUID | None) -> Sessi
 async def list_sessions(
     principal: UserPrincipal, session: PrincipalSessionDep, page: PageParamsDep
 ) -> Page[SessionRead]:
-    result = await paginate(
-        session, auth.sessions_of(principal.id), page, [SortKey(UserSession.id, descending=True)]
-    )
-    return Page(
-        items=[_session_read(s, principal.session_id) for s in result.rows],
-        next_cursor=result.next_cursor,
-    )
+    result = await auth.list_sessions(session, principal.id, page)
+    return Page.of(result, lambda user_session: _session_read(user_session, principal.session_id))
 
 
 @sessions_router.get("/{session_id}", response_model=SessionRead)

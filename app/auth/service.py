@@ -2,7 +2,8 @@
 
 Credential look-ups that happen before the organization is known (login by slug, a
 refresh token, an API key, a superuser's token) run in the system session; everything
-after runs in the caller's tenant session.
+after runs in the caller's tenant session. The statements are the repositories'
+(`app.auth.repository`, and `app.api_keys.repository` for keys).
 """
 
 from __future__ import annotations
@@ -11,24 +12,30 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
 
 import pyotp
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api_keys.repository import ApiKeyPrefixRepository, ApiKeyRepository
 from app.auth import tokens
 from app.auth.passwords import verify_password
 from app.auth.permissions import Permission
 from app.auth.principal import Principal, PrincipalKind
+from app.auth.repository import (
+    GrantRepository,
+    PlatformAccountRepository,
+    PlatformSessionRepository,
+    SessionCheckRepository,
+    accounts,
+    own_sessions,
+)
 from app.config import Settings
 from app.db.base import new_id
 from app.kit.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
+from app.kit.pagination import PageParams, PageResult
 from app.kit.ratelimit import RateLimiter
 from app.kit.records import field_error
-from app.kit.repository import Record, Repository
-from app.models.organization import Organization
-from app.models.user import ApiKey, Role, User, UserPermission, UserSession
+from app.models.user import ApiKey, Role, User, UserSession
 
 INVALID_CREDENTIALS = "Invalid credentials."
 INVALID_TOKEN = "The access token is invalid, expired or revoked."  # noqa: S105
@@ -72,7 +79,8 @@ async def login(
     budget); a successful login clears the count."""
     account = _account_key(client_id, email)
     await _spend_login_budget(settings, limiter, client.ip, account)
-    user = await _find_login_user(system, email, client_id)
+    users = PlatformAccountRepository(system)
+    user = await users.login_user(email, client_id)
     matches, rehash = await verify_password(password, user.password_hash if user else None)
     if user is None or not matches:
         raise Unauthorized(INVALID_CREDENTIALS)
@@ -80,7 +88,7 @@ async def login(
     if user.two_factor_enabled:
         if not totp:
             raise TotpRequired("This account requires a one-time code: send `totp`.")
-        await system.refresh(user, with_for_update=True)  # one login per code step
+        await users.lock(user)  # one login per code step
         if not _accept_totp(user, totp, now):
             raise Unauthorized(INVALID_CREDENTIALS)
     await limiter.clear(account, settings.login_account_window_seconds)
@@ -116,18 +124,6 @@ async def _spend_login_budget(
             "Too many failed logins for this account; try again later.",
             headers=per_account.retry_headers(),
         )
-
-
-async def _find_login_user(system: AsyncSession, email: str, client_id: str | None) -> User | None:
-    """A live user of a live organization (or a superuser when no client_id is sent)."""
-    statement = sa.select(User).where(sa.func.lower(User.email) == email.strip().lower())
-    if client_id:
-        statement = statement.join(Organization, Organization.id == User.organization_id).where(
-            Organization.slug == client_id
-        )
-    else:
-        statement = statement.where(User.organization_id.is_(None), User.is_superuser)
-    return await system.scalar(statement)
 
 
 async def open_session(
@@ -174,7 +170,7 @@ async def refresh(system: AsyncSession, settings: Settings, *, refresh_token: st
         raise Unauthorized("The refresh token is invalid.")
     session_id, secret = parsed
     now = datetime.now(UTC)
-    found = await _load_live_session(system, session_id, now, lock=True)
+    found = await PlatformSessionRepository(system).live_for_refresh(session_id, now)
     if found is None:
         raise Unauthorized("The refresh token is invalid or its session has ended.")
     user_session, user = found
@@ -191,36 +187,6 @@ async def refresh(system: AsyncSession, settings: Settings, *, refresh_token: st
     return _token_pair(settings, user, user_session, new_token, now)
 
 
-def _live_session_query(session_id: uuid.UUID, now: datetime, *columns: Any) -> sa.Select[Any]:
-    """An active, unexpired session of a live user in a live organization (or of a
-    superuser). Soft-deleted users and organizations drop out through the global rule."""
-    return (
-        sa.select(*columns)
-        .select_from(UserSession)
-        .join(User, User.id == UserSession.user_id)
-        .outerjoin(Organization, Organization.id == UserSession.organization_id)
-        .where(
-            UserSession.id == session_id,
-            UserSession.is_active,
-            UserSession.expires_at > now,
-            sa.or_(
-                sa.and_(UserSession.organization_id.is_(None), User.is_superuser),
-                Organization.id.is_not(None),
-            ),
-        )
-    )
-
-
-async def _load_live_session(
-    session: AsyncSession, session_id: uuid.UUID, now: datetime, *, lock: bool = False
-) -> tuple[UserSession, User] | None:
-    statement = _live_session_query(session_id, now, UserSession, User)
-    if lock:
-        statement = statement.with_for_update(of=UserSession)
-    row = (await session.execute(statement)).one_or_none()
-    return (row[0], row[1]) if row is not None else None
-
-
 def _revoke(user_session: UserSession, now: datetime) -> None:
     if user_session.is_active:
         user_session.is_active = False
@@ -234,33 +200,6 @@ def _revoke(user_session: UserSession, now: datetime) -> None:
 class Authenticated:
     principal: Principal
     last_active_at: datetime | None
-
-
-class SessionCheckRepository(Repository[UserSession]):
-    model = UserSession
-
-    async def live_session(
-        self, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime
-    ) -> Record | None:
-        """The per-request check for a tenant token: an active, unexpired session of the
-        token's user, alive in a live organization."""
-        users = cast(sa.Table, User.__table__)
-        statement = (
-            self.select_rows(users.c.role, users.c.is_superuser, users.c.last_active_at)
-            .select_from(UserSession.__table__)
-            .join(User, sa.and_(User.id == UserSession.user_id, *self.scope(User)))
-            .join(
-                Organization,
-                sa.and_(Organization.id == UserSession.organization_id, *self.scope(Organization)),
-            )
-            .where(
-                UserSession.id == session_id,
-                UserSession.user_id == user_id,
-                UserSession.is_active,
-                UserSession.expires_at > now,
-            )
-        )
-        return await self.row(statement)
 
 
 async def authenticate_access_token(
@@ -287,28 +226,19 @@ async def authenticate_access_token(
 async def _authenticate_superuser(
     system: AsyncSession, claims: tokens.AccessClaims, now: datetime
 ) -> Authenticated | None:
-    statement = _live_session_query(
-        claims.session_id,
-        now,
-        User.id,
-        User.organization_id,
-        User.is_superuser,
-        User.last_active_at,
-    )
-    row = (await system.execute(statement)).one_or_none()
+    row = await PlatformSessionRepository(system).live_superuser_session(claims.session_id, now)
     if row is None:
         return None
-    user_id, organization_id, is_superuser, last_active_at = row
-    if user_id != claims.user_id or organization_id is not None or not is_superuser:
+    if row["id"] != claims.user_id or row["organization_id"] is not None or not row["is_superuser"]:
         return None
     principal = Principal(
         kind=PrincipalKind.USER,
-        id=user_id,
+        id=row["id"],
         organization_id=None,
         role=None,
         session_id=claims.session_id,
     )
-    return Authenticated(principal, last_active_at)
+    return Authenticated(principal, row["last_active_at"])
 
 
 async def find_api_key(system: AsyncSession, token: str) -> ApiKey | None:
@@ -316,11 +246,7 @@ async def find_api_key(system: AsyncSession, token: str) -> ApiKey | None:
     prefix = tokens.api_key_prefix(token)
     if prefix is None:
         return None
-    key = await system.scalar(
-        sa.select(ApiKey)
-        .join(Organization, Organization.id == ApiKey.organization_id)
-        .where(ApiKey.prefix == prefix)
-    )
+    key = await ApiKeyPrefixRepository(system).by_prefix(prefix)
     now = datetime.now(UTC)
     if (
         key is None
@@ -357,64 +283,39 @@ async def record_activity(
     so the row lock it takes never widens a request's locks."""
     now = datetime.now(UTC)
     if principal.kind is PrincipalKind.API_KEY:
-        await session.execute(
-            sa.update(ApiKey)
-            .where(ApiKey.id == principal.id)
-            .values(last_used_at=now, updated_at=ApiKey.updated_at)
-            .execution_options(synchronize_session=False)
-        )
+        await ApiKeyRepository(session).mark_used(principal.id, now)
         return
-    values: dict[str, object] = {"last_active_at": now, "updated_at": User.updated_at}
-    if ip:
-        values["last_login_ip"] = ip
-    await session.execute(
-        sa.update(User)
-        .where(User.id == principal.id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    await accounts(session).mark_active(principal.id, now, ip)
     if user_session_id is not None:
-        await session.execute(
-            sa.update(UserSession)
-            .where(UserSession.id == user_session_id)
-            .values(last_activity_at=now, updated_at=UserSession.updated_at)
-            .execution_options(synchronize_session=False)
-        )
-
-
-def live_grants(user_id: uuid.UUID) -> sa.Select[UserPermission]:
-    """Grants in force right now: `UserPermission.is_effective` as SQL. Expiry is checked
-    at use, so an expired grant stops working with no job running."""
-    now = datetime.now(UTC)
-    return sa.select(UserPermission).where(
-        UserPermission.user_id == user_id,
-        UserPermission.is_active,
-        sa.or_(UserPermission.expires_at.is_(None), UserPermission.expires_at > now),
-    )
+        await own_sessions(session).mark_active(user_session_id, now)
 
 
 async def has_grant(session: AsyncSession, user_id: uuid.UUID, permission: Permission) -> bool:
-    grant = await session.scalar(
-        live_grants(user_id)
-        .where(UserPermission.permission == permission.value)
-        .with_only_columns(UserPermission.id)
-        .limit(1)
-    )
-    return grant is not None
+    return await GrantRepository(session).holds(user_id, permission)
 
 
-# --- sessions the user sees ---------------------------------------------------------
+# --- the user's own account and sessions ----------------------------------------------
+# `session` is the caller's: their tenant's, or the system session for a superuser.
 
 
-def sessions_of(user_id: uuid.UUID) -> sa.Select[UserSession]:
-    return sa.select(UserSession).where(UserSession.user_id == user_id)
+async def signed_in_user(session: AsyncSession, principal: Principal) -> User:
+    user = await accounts(session).get(principal.id)
+    if user is None:  # deleted between the credential check and here
+        raise Unauthorized(INVALID_TOKEN)
+    return user
+
+
+async def list_sessions(
+    session: AsyncSession, user_id: uuid.UUID, page: PageParams
+) -> PageResult[UserSession]:
+    return await own_sessions(session).page_of(user_id, page)
 
 
 async def get_own_session(
     session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> UserSession:
     """Another user's session is as missing as a nonexistent one."""
-    user_session = await session.scalar(sessions_of(user_id).where(UserSession.id == session_id))
+    user_session = await own_sessions(session).own(user_id, session_id)
     if user_session is None:
         raise NotFound("No such session.")
     return user_session
@@ -429,15 +330,7 @@ async def revoke_all_sessions(
     session: AsyncSession, user_id: uuid.UUID, *, keep: uuid.UUID | None = None
 ) -> None:
     """After a password change, a deletion or a 2FA change: every other login ends."""
-    statement = (
-        sa.update(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.is_active)
-        .values(is_active=False, revoked_at=datetime.now(UTC))
-        .execution_options(synchronize_session="fetch")
-    )
-    if keep is not None:
-        statement = statement.where(UserSession.id != keep)
-    await session.execute(statement)
+    await own_sessions(session).revoke_all(user_id, datetime.now(UTC), keep=keep)
 
 
 # --- one-time codes (TOTP) --------------------------------------------------------
@@ -496,7 +389,7 @@ async def confirm_totp(
     session: AsyncSession, user: User, code: str, *, current_session: uuid.UUID | None
 ) -> None:
     """Turns 2FA on; every other session of the user ends (they were opened without it)."""
-    await session.refresh(user, with_for_update=True)
+    await accounts(session).lock(user)
     if user.two_factor_enabled:
         raise Conflict("Two-factor authentication is already enabled.")
     if user.totp_secret is None:
@@ -511,7 +404,7 @@ async def confirm_totp(
 async def disable_totp(
     session: AsyncSession, user: User, code: str, *, current_session: uuid.UUID | None
 ) -> None:
-    await session.refresh(user, with_for_update=True)
+    await accounts(session).lock(user)
     if not user.two_factor_enabled:
         raise Conflict("Two-factor authentication is not enabled.")
     if not _accept_totp(user, code, datetime.now(UTC)):

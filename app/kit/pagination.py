@@ -21,7 +21,6 @@ from typing import Annotated, Any, Generic, TypeVar
 import sqlalchemy as sa
 from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from app.kit.errors import ValidationFailed
@@ -117,17 +116,6 @@ def page_result(
         return PageResult(rows, None)
     rows = rows[: params.limit]
     return PageResult(rows, cursor_after(rows[-1], keys))
-
-
-async def paginate(
-    session: AsyncSession,
-    statement: sa.Select[Any],
-    params: PageParams,
-    keys: Sequence[SortKey],
-) -> PageResult[Any]:
-    """One page of ORM objects (a tenant repository pages with `Repository.page`)."""
-    result = await session.execute(page_statement(statement, params, keys))
-    return page_result(result.scalars().all(), params, keys)
 
 
 def cursor_after(row: Any, keys: Sequence[SortKey]) -> str:

@@ -18,9 +18,10 @@ from app.auth.dependencies import (
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.dependencies import SessionDep
-from app.kit.pagination import Page, PageParamsDep, SortKey, paginate
+from app.kit.pagination import Page, PageParamsDep
 from app.models.user import Role, User, UserPermission
 from app.users import service as users
+from app.users.repository import UserFilters
 from app.users.schemas import (
     GrantCreate,
     GrantRead,
@@ -51,17 +52,9 @@ async def list_users(
         str | None, Query(min_length=1, max_length=100, description="Email or name contains.")
     ] = None,
 ) -> Page[UserRead]:
-    statement = users.users_query(
-        role=role,
-        department_id=department_id,
-        customer_id=customer_id,
-        q=q,
-        include_deleted=include_deleted,
-    )
-    result = await paginate(session, statement, page, [SortKey(User.id)])
-    return Page(
-        items=[UserRead.model_validate(u) for u in result.rows], next_cursor=result.next_cursor
-    )
+    filters = UserFilters(role=role, department_id=department_id, customer_id=customer_id, q=q)
+    result = await users.list_users(session, filters, page, include_deleted=include_deleted)
+    return Page.of(result, UserRead.model_validate)
 
 
 @router.post("", response_model=UserRead, status_code=201)
@@ -123,13 +116,8 @@ async def restore_user(user_id: uuid.UUID, principal: Writer, session: SessionDe
 async def list_grants(
     user_id: uuid.UUID, _: GrantManager, session: SessionDep, page: PageParamsDep
 ) -> Page[GrantRead]:
-    await users.get_user(session, user_id)
-    result = await paginate(
-        session, users.grants_query(user_id), page, [SortKey(UserPermission.id, descending=True)]
-    )
-    return Page(
-        items=[GrantRead.model_validate(g) for g in result.rows], next_cursor=result.next_cursor
-    )
+    result = await users.list_grants(session, user_id, page)
+    return Page.of(result, GrantRead.model_validate)
 
 
 @router.post("/{user_id}/permissions", response_model=GrantRead, status_code=201)

@@ -5,6 +5,8 @@
   change, delete or restore admins.
 * The last live admin of an organization cannot be deleted or demoted.
 * Deleting a user, or setting their password for them, ends all their sessions.
+
+The statements are the repository's (`app.users.repository`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth
@@ -22,8 +23,15 @@ from app.auth.permissions import GRANTABLE, ROLE_RANK, Permission
 from app.auth.principal import Principal, PrincipalKind
 from app.db.session import is_system
 from app.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from app.kit.records import apply_changes, check_unique, field_error, get_or_404
-from app.models.user import Customer, Department, Role, User, UserPermission
+from app.kit.pagination import PageParams, PageResult
+from app.kit.records import apply_changes, field_error
+from app.models.user import Role, User, UserPermission
+from app.users.repository import (
+    SuperuserRepository,
+    UserFilters,
+    UserGrantRepository,
+    UserRepository,
+)
 from app.users.schemas import (
     GrantCreate,
     SuperuserCreate,
@@ -36,24 +44,15 @@ from app.users.schemas import (
 
 
 async def get_superuser_by_email(session: AsyncSession, email: str) -> User | None:
-    return await session.scalar(
-        sa.select(User).where(
-            User.organization_id.is_(None), sa.func.lower(User.email) == email.strip().lower()
-        )
-    )
+    return await SuperuserRepository(session).by_email(email)
 
 
 async def create_superuser(session: AsyncSession, data: SuperuserCreate) -> User:
     """Platform operators belong to no organization; only the system session sees them."""
     if not is_system(session.sync_session):
         raise RuntimeError("superusers are created from the system session")
-    await check_unique(
-        session,
-        User,
-        User.organization_id.is_(None),
-        sa.func.lower(User.email) == data.email,
-        detail="A superuser with this email already exists.",
-    )
+    if await SuperuserRepository(session).by_email(data.email) is not None:
+        raise Conflict("A superuser with this email already exists.")
     user = User(
         organization_id=None,
         email=data.email,
@@ -68,40 +67,29 @@ async def create_superuser(session: AsyncSession, data: SuperuserCreate) -> User
 # --- users of the caller's organization (tenant session) -----------------------------
 
 
-def users_query(
+async def list_users(
+    session: AsyncSession,
+    filters: UserFilters,
+    page: PageParams,
     *,
-    role: Role | None = None,
-    department_id: uuid.UUID | None = None,
-    customer_id: uuid.UUID | None = None,
-    q: str | None = None,
     include_deleted: bool = False,
-) -> sa.Select[User]:
-    statement = sa.select(User)
-    if role is not None:
-        statement = statement.where(User.role == role)
-    if department_id is not None:
-        statement = statement.where(User.department_id == department_id)
-    if customer_id is not None:
-        statement = statement.where(User.customer_id == customer_id)
-    if q:
-        needle = q.lower()
-        statement = statement.where(
-            sa.or_(
-                *(
-                    sa.func.lower(column).contains(needle, autoescape=True)
-                    for column in (User.email, User.first_name, User.last_name)
-                )
-            )
-        )
-    if include_deleted:
-        statement = statement.execution_options(include_deleted=True)
-    return statement
+) -> PageResult[User]:
+    return await UserRepository(session).list_filtered(
+        filters, page, include_deleted=include_deleted
+    )
 
 
 async def get_user(
     session: AsyncSession, user_id: uuid.UUID, *, include_deleted: bool = False
 ) -> User:
-    return await get_or_404(session, User, user_id, include_deleted=include_deleted)
+    """A user of the tenant; in the system session, a superuser (`/users/me` of a
+    platform operator, who belongs to no organization)."""
+    if is_system(session.sync_session):
+        superuser = await SuperuserRepository(session).get(user_id)
+        if superuser is None:
+            raise NotFound("No such user.")
+        return superuser
+    return await UserRepository(session).get_or_404(user_id, include_deleted=include_deleted)
 
 
 async def create_user(session: AsyncSession, actor: Principal, data: UserCreate) -> User:
@@ -110,7 +98,7 @@ async def create_user(session: AsyncSession, actor: Principal, data: UserCreate)
         _check_sets_credentials(actor)
     fields = data.model_dump(exclude={"password"})
     await _check_references(session, fields, role=data.role, changed=set(fields))
-    await _check_email_free(session, data.email)
+    await UserRepository(session).check_email_free(data.email)
     user = User(**fields)
     if data.password is not None:
         user.password_hash = await hash_password(data.password)
@@ -143,7 +131,7 @@ async def update_user(
         session, {**_current_references(user), **changes}, role=new_role, changed=set(changes)
     )
     if _email_changes(user, changes):
-        await _check_email_free(session, changes["email"], exclude=user.id)
+        await UserRepository(session).check_email_free(changes["email"], exclude=user.id)
     apply_changes(user, changes)
     if password is not None:
         user.password_hash = await hash_password(password)
@@ -194,7 +182,7 @@ async def restore_user(session: AsyncSession, actor: Principal, user_id: uuid.UU
     user = await get_user(session, user_id, include_deleted=True)
     _check_may_manage(actor, user)
     if user.is_deleted:
-        await _check_email_free(session, user.email, exclude=user.id)
+        await UserRepository(session).check_email_free(user.email, exclude=user.id)
         user.restore()
         await session.flush()
     return user
@@ -203,8 +191,8 @@ async def restore_user(session: AsyncSession, actor: Principal, user_id: uuid.UU
 async def effective_permissions(session: AsyncSession, principal: Principal) -> list[Permission]:
     granted: set[Permission] = set()
     if principal.user_id is not None and not principal.is_superuser:
-        rows = await session.scalars(auth.live_grants(principal.user_id))
-        granted = {Permission(g.permission) for g in rows}
+        in_force = await UserGrantRepository(session).permissions_in_force(principal.user_id)
+        granted = {Permission(permission) for permission in in_force}
     return sorted(principal.role_permissions | granted)
 
 
@@ -241,10 +229,7 @@ async def _check_may_set_credentials(session: AsyncSession, actor: Principal, us
     _check_sets_credentials(actor)
     if actor.role is Role.ADMIN:
         return
-    has_grants = await session.scalar(
-        auth.live_grants(user.id).with_only_columns(UserPermission.id).limit(1)
-    )
-    if has_grants is not None:
+    if await UserGrantRepository(session).holds_any(user.id):
         raise Forbidden("Only admins reset the credentials of users holding grants.")
 
 
@@ -252,13 +237,8 @@ async def _ensure_another_admin(session: AsyncSession, admin: User) -> None:
     """Locks the organization's admin rows (in id order), so two concurrent demotions
     cannot both see "one other admin left" and leave none. Only admins who can log in
     (have a password) count."""
-    admins = await session.execute(
-        sa.select(User.id, User.password_hash)
-        .where(User.role == Role.ADMIN)
-        .order_by(User.id)
-        .with_for_update()
-    )
-    if not any(admin_id != admin.id and hashed for admin_id, hashed in admins):
+    admins = await UserRepository(session).lock_admins()
+    if not any(row["id"] != admin.id and row["password_hash"] for row in admins):
         raise Conflict("This is the organization's last admin; make another admin first.")
 
 
@@ -272,46 +252,33 @@ async def _check_references(
     """Referenced rows exist in this organization and fit the role (422 otherwise).
     Existence is checked for references being set now: a user whose department was
     deleted since stays editable."""
+    users = UserRepository(session)
     errors = []
     customer_id = fields.get("customer_id")
     if customer_id is not None:
         if role is not Role.CUSTOMER:
             errors.append(field_error("customer_id", "only customer users belong to an account"))
-        elif (
-            "customer_id" in changed
-            and await session.scalar(sa.select(Customer.id).where(Customer.id == customer_id))
-            is None
-        ):
+        elif "customer_id" in changed and not await users.customer_exists(customer_id):
             errors.append(field_error("customer_id", "no such customer account"))
     department_id = fields.get("department_id")
     if (
         department_id is not None
         and "department_id" in changed
-        and await session.scalar(sa.select(Department.id).where(Department.id == department_id))
-        is None
+        and not await users.department_exists(department_id)
     ):
         errors.append(field_error("department_id", "no such department"))
     if errors:
         raise ValidationFailed("Some references are not valid.", errors=errors)
 
 
-async def _check_email_free(
-    session: AsyncSession, email: str, *, exclude: uuid.UUID | None = None
-) -> None:
-    await check_unique(
-        session,
-        User,
-        sa.func.lower(User.email) == email.lower(),
-        exclude=exclude,
-        detail="A user with this email already exists in the organization.",
-    )
-
-
 # --- permission grants ------------------------------------------------------------------
 
 
-def grants_query(user_id: uuid.UUID) -> sa.Select[UserPermission]:
-    return sa.select(UserPermission).where(UserPermission.user_id == user_id)
+async def list_grants(
+    session: AsyncSession, user_id: uuid.UUID, page: PageParams
+) -> PageResult[UserPermission]:
+    await get_user(session, user_id)
+    return await UserGrantRepository(session).page_of(user_id, page)
 
 
 async def grant_permission(
@@ -332,13 +299,7 @@ async def grant_permission(
         # Grants pass on what the granter's role holds, never more (and never what the
         # granter only holds by a grant): no chain of grants climbs above a role.
         raise Forbidden(f"Your role does not hold `{data.permission.value}` to grant it.")
-    current = await session.scalar(
-        sa.select(UserPermission).where(
-            UserPermission.user_id == user_id,
-            UserPermission.permission == data.permission.value,
-            UserPermission.is_active,
-        )
-    )
+    current = await UserGrantRepository(session).active(user_id, data.permission.value)
     if current is not None:
         if current.is_effective:
             raise Conflict("The user already holds this grant; revoke it to change it.")
@@ -357,7 +318,7 @@ async def grant_permission(
 
 
 async def revoke_grant(session: AsyncSession, user_id: uuid.UUID, grant_id: uuid.UUID) -> None:
-    grant = await session.scalar(grants_query(user_id).where(UserPermission.id == grant_id))
+    grant = await UserGrantRepository(session).get(user_id, grant_id)
     if grant is None:
         raise NotFound("No such grant.")
     grant.is_active = False

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 
-from app.auth.service import SessionCheckRepository
+from app.auth.repository import SessionCheckRepository
 from app.config import Settings
 from app.db.database import Database
 from app.kit.errors import _database_error
