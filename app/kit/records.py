@@ -8,7 +8,6 @@ from typing import Any
 from app.db.base import Base
 
 
-
 def apply_changes(record: Base, changes: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Set the given attributes; returns {field: (old, new)} for those that changed."""
     changed: dict[str, tuple[Any, Any]] = {}
