@@ -126,20 +126,23 @@ class SessionCheckRepository(Repository[UserSession]):
         self, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime
     ) -> Record | None:
         """The per-request check for a tenant token: an active, unexpired session of the
-        token's user, alive in a live organization."""
+        token's user, alive in a live organization. Every request runs it: Core columns
+        only, so it compiles and runs as Core."""
+        users, sessions = USERS.c, SESSIONS.c
+        organizations = cast(sa.Table, Organization.__table__)
         statement = (
-            self.select_rows(USERS.c.role, USERS.c.is_superuser, USERS.c.last_active_at)
+            self.select_rows(users.role, users.is_superuser, users.last_active_at)
             .select_from(SESSIONS)
-            .join(User, sa.and_(User.id == UserSession.user_id, *self.scope(User)))
+            .join(USERS, sa.and_(users.id == sessions.user_id, *self.scope(User)))
             .join(
-                Organization,
-                sa.and_(Organization.id == UserSession.organization_id, *self.scope(Organization)),
+                organizations,
+                sa.and_(organizations.c.id == sessions.organization_id, *self.scope(Organization)),
             )
             .where(
-                UserSession.id == session_id,
-                UserSession.user_id == user_id,
-                UserSession.is_active,
-                UserSession.expires_at > now,
+                sessions.id == session_id,
+                sessions.user_id == user_id,
+                sessions.is_active,
+                sessions.expires_at > now,
             )
         )
         return await self.row(statement)
