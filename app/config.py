@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import make_url
 
 API_PREFIX = "/api/v1"
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/helpdesk.db"
@@ -27,7 +28,14 @@ class Settings(BaseSettings):
     database_app_role: str = Field(
         default="helpdesk_app",
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="PostgreSQL role tenant transactions switch to (no BYPASSRLS, not owner).",
+        description="PostgreSQL role tenant traffic logs in as: not a superuser, not the "
+        "owner, a member of neither, no BYPASSRLS (created and allowed to log in by "
+        "`helpdesk migrate`).",
+    )
+    database_app_url: str | None = Field(
+        default=None,
+        description="URL tenant traffic connects with, as the app role. Default: "
+        "DATABASE_URL with its user replaced by DATABASE_APP_ROLE (same password).",
     )
     database_pool_size: int = Field(
         default=20,
@@ -84,10 +92,12 @@ class Settings(BaseSettings):
         default=60, ge=1, description="At most one last-activity write per user per interval."
     )
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_app_url")
     @classmethod
-    def _async_driver_only(cls, url: str) -> str:
+    def _async_driver_only(cls, url: str | None) -> str | None:
         # A sync driver would block the event loop; catch the misconfiguration at start-up.
+        if url is None:
+            return None
         if url.startswith(("postgresql://", "postgres://")):
             return "postgresql+asyncpg://" + url.split("://", 1)[1]
         if url.startswith("sqlite://"):
@@ -106,6 +116,15 @@ class Settings(BaseSettings):
     @property
     def organization_rate_limit(self) -> int:
         return self.rate_limit_organization_per_minute or 10 * self.rate_limit_per_minute
+
+    @property
+    def tenant_database_url(self) -> str:
+        """Where tenant sessions connect: as the app role, so that nothing a tenant
+        transaction runs (`RESET ROLE`, `SET ROLE`) can reach the owner's rights."""
+        if self.database_app_url is not None or self.is_sqlite:
+            return self.database_app_url or self.database_url
+        url = make_url(self.database_url).set(username=self.database_app_role)
+        return url.render_as_string(hide_password=False)
 
     @property
     def is_sqlite(self) -> bool:

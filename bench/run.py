@@ -419,7 +419,14 @@ def main(
         servers.append(
             start(
                 [*uvicorn, "--port", str(ceiling_port), "bench.ceiling.app:app"],
-                {"CEILING_DSN": dsn, "CEILING_SECRET": secret, "CEILING_POOL": "20"},
+                {
+                    # Tenant traffic logs in as the app role, in the product and here.
+                    "CEILING_DSN": sa.make_url(dsn)
+                    .set(username="helpdesk_app")
+                    .render_as_string(hide_password=False),
+                    "CEILING_SECRET": secret,
+                    "CEILING_POOL": "20",
+                },
                 logs["ceiling"],
             )
         )

@@ -7,25 +7,31 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db.session import (
-    APP_ROLE,
-    ORGANIZATION_ID,
-    SYSTEM,
-    AppSession,
-    create_engine,
-)
+from app.db.session import ORGANIZATION_ID, SYSTEM, AppSession, create_engine
 from app.db.tenancy import current_organization_id
 from app.db.unit_of_work import JobQueue, UnitOfWork
 
 
 class Database:
     """Built once per process from `Settings`; `jobs` is attached by whoever runs jobs
-    (the app's lifespan, the worker's start-up)."""
+    (the app's lifespan, the worker's start-up).
+
+    Two engines on PostgreSQL: tenant and unbound sessions connect as the app role
+    (`tenant_engine`), the system session as the owner (`engine`). Embedded SQLite has
+    one database file and no roles: both are the same engine."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine: AsyncEngine = create_engine(settings)
+        self.engine: AsyncEngine = create_engine(settings, settings.database_url)
+        self.tenant_engine: AsyncEngine = (
+            self.engine
+            if settings.tenant_database_url == settings.database_url
+            else create_engine(settings, settings.tenant_database_url)
+        )
         self.sessions = async_sessionmaker(
+            self.tenant_engine, expire_on_commit=False, sync_session_class=AppSession
+        )
+        self.system_sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=AppSession
         )
         self.jobs: JobQueue | None = None
@@ -36,17 +42,15 @@ class Database:
 
     def unbound_session(self) -> AsyncSession:
         """A request's session before authentication names its tenant."""
-        return self.sessions(info={APP_ROLE: self.settings.database_app_role})
+        return self.sessions(info={})
 
     def tenant_session(self, organization_id: uuid.UUID) -> AsyncSession:
         current_organization_id.set(organization_id)
-        return self.sessions(
-            info={APP_ROLE: self.settings.database_app_role, ORGANIZATION_ID: organization_id}
-        )
+        return self.sessions(info={ORGANIZATION_ID: organization_id})
 
     def system_session(self) -> AsyncSession:
         """The explicit escape hatch from tenant filtering. Platform code only."""
-        return self.sessions(info={SYSTEM: True})
+        return self.system_sessions(info={SYSTEM: True})
 
     def unit_of_work(self, session: AsyncSession) -> UnitOfWork:
         return UnitOfWork(session=session, settings=self.settings, jobs=self.jobs)
@@ -58,4 +62,5 @@ class Database:
         return self.unit_of_work(self.system_session())
 
     async def dispose(self) -> None:
+        await self.tenant_engine.dispose()
         await self.engine.dispose()

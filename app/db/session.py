@@ -5,14 +5,15 @@ Three kinds of session, one class:
 * a **tenant session** (`Database.tenant_session(org_id)`, or a request session after
   `bind_tenant`): every ORM SELECT, UPDATE and DELETE of a tenant model gets
   `organization_id = :current` (`with_loader_criteria`), inserts are stamped with it, a
-  row of another organization is refused, and on PostgreSQL each transaction runs as the
-  non-owner app role with `app.organization_id` set, so row-level security filters
-  every statement underneath;
+  row of another organization is refused, and on PostgreSQL its connection is logged in
+  as the app role (not a superuser, not the owner, a member of neither) and each
+  transaction sets `app.organization_id`, so row-level security filters every
+  statement underneath and nothing the transaction runs can widen its own access;
 * an **unbound session** (a request before authentication): a tenant model queried
   through it raises `TenantContextMissing` — the rule fails closed;
 * the **system session** (`Database.system_session()`), the one greppable escape hatch
   for platform code (migrations, credential look-ups, sweeps across tenants): no tenant
-  filter, runs as the owner with `app.platform` on.
+  filter, connects as the owner and sets `app.platform` on.
 
 Core statements (a `Table`, `text()`) carry no mapper the ORM rule could scope, so a
 tenant or unbound session refuses them unless a repository built them
@@ -45,7 +46,6 @@ from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin, curren
 # The tenancy state a session carries, read by the listeners below.
 SYSTEM = "system"
 ORGANIZATION_ID = "organization_id"
-APP_ROLE = "app_role"
 # Set by `app.kit.repository` on the statements it builds (and only there): their text
 # states the tenant and soft-delete criteria, which the test suite proves on every one.
 TENANT_SCOPED = "tenant_scoped"
@@ -218,17 +218,16 @@ def _configure_transaction(session: Session, _tx: SessionTransaction, conn: Conn
     if is_system(session):
         conn.execute(_SET_PLATFORM)
         return
-    _set_pg_tenant(conn, session.info[APP_ROLE], session_organization(session))
+    _set_pg_tenant(conn, session_organization(session))
 
 
-def _set_pg_tenant(conn: Connection, role: str, org: uuid.UUID | None) -> None:
-    # One round trip: drop to the app role (RLS applies, no DDL) and name the tenant.
-    conn.execute(_SET_TENANT, {"role": role, "org": str(org) if org else ""})
+def _set_pg_tenant(conn: Connection, org: uuid.UUID | None) -> None:
+    """The one per-transaction setting of a tenant transaction: its organization (empty
+    for an unbound session, which the policies then show nothing)."""
+    conn.execute(_SET_TENANT, {"org": str(org) if org else ""})
 
 
-_SET_TENANT = sa.text(
-    "SELECT set_config('role', :role, true), set_config('app.organization_id', :org, true)"
-)
+_SET_TENANT = sa.text("SELECT set_config('app.organization_id', :org, true)")
 _SET_PLATFORM = sa.text("SELECT set_config('app.platform', 'on', true)")
 
 
@@ -243,22 +242,22 @@ async def bind_tenant(session: AsyncSession, organization_id: uuid.UUID) -> None
     current_organization_id.set(organization_id)
     if session.in_transaction() and dialect_name(session) == "postgresql":
         conn = await session.connection()
-        await conn.run_sync(_set_pg_tenant, session.info[APP_ROLE], organization_id)
+        await conn.run_sync(_set_pg_tenant, organization_id)
 
 
 def dialect_name(session: AsyncSession) -> str:
     return session.sync_session.get_bind().dialect.name
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    url = sa.make_url(settings.database_url)
+def create_engine(settings: Settings, database_url: str) -> AsyncEngine:
+    url = sa.make_url(database_url)
     kwargs: dict[str, Any] = {
         "echo": settings.database_echo,
         "pool_pre_ping": settings.database_pool_pre_ping,
         "pool_recycle": settings.database_pool_recycle_seconds,
     }
     if url.get_backend_name() == "sqlite":
-        ensure_sqlite_directory(settings.database_url)
+        ensure_sqlite_directory(database_url)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -3,7 +3,8 @@ from the product's statement log: tenant settings, the session check, the work, 
 history/outbox/feed rows), with none of our framework. Same workers, same load; the
 ratio product / ceiling is what our layers cost. Not part of the product.
 
-Run: uvicorn bench.ceiling.app:app --workers N (env CEILING_DSN, CEILING_SECRET)."""
+Run: uvicorn bench.ceiling.app:app --workers N (env CEILING_DSN, CEILING_SECRET); the DSN
+logs in as the app role, as the product's tenant connections do."""
 
 from __future__ import annotations
 
@@ -28,9 +29,7 @@ TICKET_COLUMNS = (
     "next_reply_due_at, resolution_due_at, first_response_at, resolved_at, closed_at, "
     "time_to_first_response, time_to_resolution, version, deleted_at, created_at, updated_at"
 )
-SET_TENANT = (
-    "SELECT set_config('role', 'helpdesk_app', true), set_config('app.organization_id', $1, true)"
-)
+SET_TENANT = "SELECT set_config('app.organization_id', $1, true)"
 SESSION_CHECK = """
 SELECT users.role, users.is_superuser, users.last_active_at
 FROM user_sessions JOIN users ON users.id = user_sessions.user_id

@@ -269,11 +269,11 @@ async def test_no_definitions_and_no_values_is_one_query(
         def count(*args: Any) -> None:
             statements.append(args[2])
 
-        event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+        event.listen(database.tenant_engine.sync_engine, "before_cursor_execute", count)
         try:
             assert await validate_values(session, EntityType.TICKET, {}) == {}
         finally:
-            event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+            event.remove(database.tenant_engine.sync_engine, "before_cursor_execute", count)
         assert len(statements) == 1, statements
 
 

@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
 from app.config import Settings
 from app.db.database import Database
-from app.db.session import APP_ROLE, CrossTenantWrite, UnscopedStatement
+from app.db.session import AppSession, CrossTenantWrite, UnscopedStatement
 from app.kit.repository import scoped
 from app.models import Organization, Ticket, TicketHistory
 from app.tickets.repository import TICKETS, TicketRepository
@@ -184,22 +185,64 @@ async def test_orm_writes_cannot_reach_another_tenant(
 async def test_a_failed_begin_leaves_the_next_transaction_a_normal_tenant_one(
     settings: Settings, org_a: Organization
 ) -> None:
-    """The tenant settings open every transaction: when they fail, the error is raised
-    and the connection's next transaction starts clean, as the app role, with its own
-    organization — never as the login role with none."""
-    own = Database(
-        settings.model_copy(update={"database_pool_size": 1, "database_max_overflow": 0})
-    )
+    """When the start of a tenant transaction fails (here: right after its settings),
+    the error is raised and the connection's next transaction starts clean: as the app
+    role it logs in as, with its own organization — never as the owner, never with
+    another organization or none."""
+    one_connection = {"database_pool_size": 1, "database_max_overflow": 0}
+    own = Database(settings.model_copy(update=one_connection))
+    failures = [RuntimeError("BEGIN failed")]
+
+    def fail_once(*_args: object) -> None:
+        if failures:
+            raise failures.pop()
+
+    event.listen(AppSession, "after_begin", fail_once)
     try:
         async with own.tenant_session(org_a.id) as session:
-            session.info[APP_ROLE] = "no_such_role"
-            with pytest.raises(DBAPIError):
+            with pytest.raises(RuntimeError, match="BEGIN failed"):
                 await session.connection()
         async with own.tenant_session(org_a.id) as session:
             connection = await session.connection()
             who = await connection.exec_driver_sql(
-                "SELECT current_user, current_setting('app.organization_id')"
+                "SELECT current_user, current_setting('app.organization_id'), "
+                "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
             )
-            assert tuple(who.one()) == (settings.database_app_role, str(org_a.id))
+            assert tuple(who.one()) == (settings.database_app_role, str(org_a.id), False)
     finally:
+        event.remove(AppSession, "after_begin", fail_once)
         await own.dispose()
+
+
+async def test_a_tenant_transaction_cannot_leave_row_level_security(
+    database: Database, org_a: Organization, org_b: Organization
+) -> None:
+    """The tenant connection logs in as the app role: `RESET ROLE` stays there, and
+    switching to the owner or a superuser is refused — another tenant stays invisible."""
+    await _a_ticket(database, org_b)
+    async with database.tenant_session(org_a.id) as session:
+        connection = await session.connection()
+        await connection.exec_driver_sql("RESET ROLE")
+        assert (await connection.exec_driver_sql("SELECT current_user")).scalar_one() == (
+            "helpdesk_app"
+        )
+        count = "SELECT count(*) FROM tickets WHERE organization_id = $1"
+        other = (org_b.id,)
+        assert (await connection.exec_driver_sql(count, other)).scalar_one() == 0
+    for escape in (
+        "SET LOCAL ROLE postgres",
+        "SELECT set_config('role', 'postgres', true)",
+        "SET SESSION AUTHORIZATION postgres",
+    ):
+        async with database.tenant_session(org_a.id) as session:
+            connection = await session.connection()
+            with pytest.raises(DBAPIError, match="permission denied"):
+                await connection.exec_driver_sql(escape)
+    async with database.system_session() as session:
+        connection = await session.connection()
+        membership = await connection.exec_driver_sql(
+            "SELECT r.rolsuper, r.rolbypassrls, pg_has_role('helpdesk_app', d.datdba, 'MEMBER')"
+            " FROM pg_roles r, pg_database d"
+            " WHERE r.rolname = 'helpdesk_app' AND d.datname = current_database()"
+        )
+        assert tuple(membership.one()) == (False, False, False)

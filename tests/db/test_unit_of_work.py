@@ -41,9 +41,9 @@ async def test_a_unit_that_ends_normally_commits_and_returns_its_connection(
         session = uow.session
         session.add(Department(name=name))
         await session.flush()
-        assert own_database.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+        assert own_database.tenant_engine.pool.checkedout() == 1  # type: ignore[attr-defined]
     assert not session.in_transaction()
-    assert own_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert own_database.tenant_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     assert await _departments(own_database, org_a, name) == 1
 
 
@@ -61,7 +61,7 @@ async def test_a_unit_that_raises_rolls_back_and_returns_its_connection(
 
     with pytest.raises(LookupError):
         await failing_request()
-    assert own_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert own_database.tenant_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     assert await _departments(own_database, org_a, name) == 0
 
 
@@ -78,7 +78,7 @@ async def test_a_unit_whose_commit_fails_returns_its_connection(
 
     with pytest.raises(IntegrityError):
         await duplicate_names()
-    assert own_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert own_database.tenant_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     assert await _departments(own_database, org_a, name) == 0
 
 
@@ -96,4 +96,4 @@ async def test_a_unit_on_a_dropped_connection_still_gives_it_back(
     with pytest.raises(DBAPIError) as lost:  # the rollback finds the connection gone
         await request_on_a_dropped_connection()
     assert lost.value.connection_invalidated
-    assert own_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert own_database.tenant_engine.pool.checkedout() == 0  # type: ignore[attr-defined]

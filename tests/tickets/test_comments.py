@@ -21,9 +21,8 @@ from app.models.user import Role
 from app.tickets.service import open_ticket
 from tests.support.api import field_locs, problem
 from tests.support.identity import API, Actor, Tenant, add_user, sign_in
-from tests.support.tickets import event_rows, history_rows
+from tests.support.tickets import TICKETS, event_rows, history_rows
 
-TICKETS = f"{API}/tickets"
 COMMENT_FIELDS = {
     "id",
     "ticket_id",

@@ -9,7 +9,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,24 +19,12 @@ from app.kit.storage import LocalStorage
 from app.models.custom_field import CustomField, FieldType
 from app.models.user import Role
 from tests.support.identity import API, Tenant
-
-TICKETS = f"{API}/tickets"
-
-
-async def _create(client: httpx.AsyncClient, tenant: Tenant, **body: Any) -> dict[str, Any]:
-    body = {"subject": "Final", "customer_id": str(tenant["customer"].user_id), **body}
-    response = await client.post(TICKETS, json=body, headers=tenant["agent"].headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+from tests.support.tickets import TICKETS, create, patched
 
 
 async def _to(client: httpx.AsyncClient, tenant: Tenant, ticket_id: str, *steps: str) -> None:
     for step in steps:
-        response = await client.patch(
-            f"{TICKETS}/{ticket_id}", json={"status": step}, headers=tenant["agent"].headers
-        )
-        assert response.status_code == 200, response.text
+        await patched(client, tenant["agent"], ticket_id, {"status": step})
 
 
 @pytest.mark.parametrize(
@@ -46,7 +33,7 @@ async def _to(client: httpx.AsyncClient, tenant: Tenant, ticket_id: str, *steps:
 async def test_a_final_ticket_takes_no_change_comment_or_file(
     client: httpx.AsyncClient, tenant_a: Tenant, path: tuple[str, ...]
 ) -> None:
-    ticket = await _create(client, tenant_a)
+    ticket = await create(client, tenant_a, subject="Final")
     await _to(client, tenant_a, ticket["id"], *path)
     agent = tenant_a["agent"].headers
     before = (await client.get(f"{TICKETS}/{ticket['id']}", headers=agent)).json()
@@ -72,7 +59,7 @@ async def test_a_final_ticket_takes_no_change_comment_or_file(
 
 
 async def test_delete_honours_if_match(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
-    ticket = await _create(client, tenant_a)
+    ticket = await create(client, tenant_a, subject="Final")
     manager = tenant_a["manager"].headers
     stale = await client.delete(f"{TICKETS}/{ticket['id']}", headers={**manager, "If-Match": '"0"'})
     assert stale.status_code == 412, stale.text
@@ -91,9 +78,9 @@ async def test_restore_refuses_a_unique_value_a_live_ticket_took(
         session.add(CustomField(name="serial", field_type=FieldType.TEXT, is_unique=True))
         await session.commit()
     admin = tenant_a["admin"].headers
-    first = await _create(client, tenant_a, custom_fields={"serial": "SN-1"})
+    first = await create(client, tenant_a, subject="Final", custom_fields={"serial": "SN-1"})
     assert (await client.delete(f"{TICKETS}/{first['id']}", headers=admin)).status_code == 204
-    await _create(client, tenant_a, custom_fields={"serial": "SN-1"})  # free again
+    await create(client, tenant_a, subject="Final", custom_fields={"serial": "SN-1"})  # free again
 
     restored = await client.post(f"{TICKETS}/{first['id']}/restore", headers=admin)
     assert restored.status_code == 409, restored.text
@@ -113,7 +100,7 @@ async def test_a_delete_waits_for_an_upload_to_its_ticket(
     file is never committed to a deleted ticket and the feed ends with the deletion."""
     from app.attachments.service import NewAttachment, add_attachment
 
-    ticket = await _create(client, tenant_a)
+    ticket = await create(client, tenant_a, subject="Final")
     agent = tenant_a["agent"]
     assert agent.user_id is not None
     actor = Principal(PrincipalKind.USER, agent.user_id, tenant_a.org.id, Role.AGENT)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal, PrincipalKind
 from app.db.database import Database
-from app.db.session import APP_ROLE, ORGANIZATION_ID
+from app.db.session import ORGANIZATION_ID
 from app.kit.pagination import PageParams, cursor_after, page_statement
 from app.models.organization import Organization
 from app.models.ticket import (
@@ -240,7 +240,7 @@ async def _driver(session: AsyncSession) -> Any:
     role, tenant = await driver.fetchrow(
         "SELECT current_user, current_setting('app.organization_id', true)"
     )
-    assert (role, tenant) == (session.info[APP_ROLE], str(session.info[ORGANIZATION_ID]))
+    assert (role, tenant) == ("helpdesk_app", str(session.info[ORGANIZATION_ID]))
     return driver
 
 
