@@ -4,9 +4,11 @@ outbox events — collected while a service makes the change and written by its 
 
 Nothing reads, updates or deletes these rows in the unit of work that writes them, so
 they are not ORM objects (an identity map and per-object flush bookkeeping would buy
-nothing): each table gets one multi-row `INSERT`, and on PostgreSQL those are chained
-as data-modifying CTEs of a single statement — one round trip for the whole journal.
-Every row is stamped with the unit's organization.
+nothing): each row is a single-row `INSERT`, and on PostgreSQL those are chained as
+data-modifying CTEs of one statement — one round trip for the whole journal. Single-row
+VALUES, because SQLAlchemy caches the compiled form of those (never of a multi-row
+VALUES): a write path's journal compiles once. Every row is stamped with the unit's
+organization.
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ class Journal:
             raise TypeError("journal rows belong to a tenant: bind the unit of work first")
         self.uow = uow
         self.organization_id: uuid.UUID = organization_id
-        self.rows: dict[type[Base], list[dict[str, Any]]] = {}
+        self.rows: list[tuple[type[Base], dict[str, Any]]] = []
 
     def add(self, model: type[Base], **values: Any) -> None:
         if not issubclass(model, TenantMixin):
             raise TypeError(f"{model.__name__} is not a tenant model")
         row = {"id": new_id(), **values, "organization_id": self.organization_id}
-        self.rows.setdefault(model, []).append(row)
+        self.rows.append((model, row))
 
     def event(
         self,
@@ -65,10 +67,10 @@ class Journal:
     async def write(self) -> None:
         """Write what was collected (and forget it, so a second call writes nothing)."""
         inserts = [
-            scoped(sa.insert(cast(sa.Table, model.__table__)).values(rows))
-            for model, rows in self.rows.items()
+            scoped(sa.insert(cast(sa.Table, model.__table__)).values(row))
+            for model, row in self.rows
         ]
-        self.rows = {}
+        self.rows = []
         if not inserts:
             return
         session = self.uow.session

@@ -13,7 +13,7 @@ criteria in their own text:
   `TENANT_SCOPED` mark, which only this module sets.
 
 Statements for other tables (a subquery, a join) take `scope(Model)`; writes take
-`insert_values` and `update()` (ORM objects are written by the session's flush). The
+`insert_row` and `update()` (ORM objects are written by the session's flush). The
 test suite proves every marked statement it runs (`tests/support/statement_proof.py`):
 each table it reads or writes is constrained to the session's organization — and to
 live rows, unless the statement opted into deleted ones — in the SELECT, UPDATE or
@@ -100,9 +100,11 @@ class Repository(Generic[ModelT]):
         )
         return scoped(statement, include_deleted=include_deleted)
 
-    def insert_values(self, rows: Sequence[Mapping[str, Any]]) -> sa.Insert:
-        """A multi-row INSERT of this repository's table, each row the tenant's."""
-        stamped = [{**row, "organization_id": self.organization_id} for row in rows]
+    def insert_row(self, values: Mapping[str, Any]) -> sa.Insert:
+        """An INSERT of one row of this repository's table, the tenant's. One row per
+        statement: SQLAlchemy caches the compiled form of a single-row VALUES, never of a
+        multi-row one."""
+        stamped = {**values, "organization_id": self.organization_id}
         return scoped(sa.insert(cast(sa.Table, self.model.__table__)).values(stamped))
 
     def update(self, *, include_deleted: bool = False) -> sa.Update:

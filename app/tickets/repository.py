@@ -237,7 +237,7 @@ class TicketRepository(Repository[Ticket]):
         if self.dialect != "postgresql":
             value = await sequences.next_value(TICKET_SEQUENCE)
             numbered = {**values, "ticket_number": format_ticket_number(value)}
-            [row] = await self.rows(self.insert_values([numbered]).returning(*TICKETS.c))
+            [row] = await self.rows(self.insert_row(numbered).returning(*TICKETS.c))
             return row
         counter = sequences.next_value_statement(TICKET_SEQUENCE).cte("ticket_counter")
         digits = sa.cast(counter.c.value, sa.Text)
@@ -246,7 +246,7 @@ class TicketRepository(Repository[Ticket]):
             + sa.func.lpad(digits, sa.func.greatest(6, sa.func.length(digits)), "0")
         ).scalar_subquery()
         statement = (
-            self.insert_values([{**values, "ticket_number": number}])
+            self.insert_row({**values, "ticket_number": number})
             .add_cte(counter)
             .returning(*TICKETS.c)
         )

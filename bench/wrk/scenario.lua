@@ -3,8 +3,8 @@
 -- | patch_status (create_contended: our full create against the ceiling's bare one, which
 -- takes the number and inserts the row; the ceiling reads `bare`, our API ignores it)
 -- BENCH_TOKEN: bearer token; BENCH_CUSTOMER: a customer id of the organization;
--- BENCH_IDS: file of ticket ids (get, comment); BENCH_OPEN_IDS: ids of open tickets
--- (patch_status moves each one open -> pending -> open ..., every thread its own slice).
+-- BENCH_IDS: file of ticket ids (get); BENCH_OPEN_IDS: ids of open tickets (comment; and
+-- patch_status moves each one open -> pending -> open ..., every thread its own slice).
 
 local scenario = os.getenv("BENCH_SCENARIO")
 local token = os.getenv("BENCH_TOKEN")
@@ -59,7 +59,8 @@ request = function()
   elseif scenario == "get" then
     return wrk.format("GET", base .. "/tickets/" .. random_id(), headers)
   elseif scenario == "comment" then
-    return wrk.format("POST", base .. "/tickets/" .. random_id() .. "/comments", headers,
+    -- Open tickets only: a closed or cancelled one takes no more comments (409).
+    return wrk.format("POST", base .. "/tickets/" .. open_ids[math.random(#open_ids)] .. "/comments", headers,
       '{"content":"Bench reply","comment_type":"internal"}')
   elseif scenario == "patch_status" then
     local stride = tonumber(os.getenv("BENCH_THREADS"))

@@ -51,7 +51,7 @@ def test_repository_statements_pass(repository: TicketRepository) -> None:
     writes = repository.update().values(subject="x")
     for statement in (repository.select_rows(), repository.select(), writes):
         prove(statement.where(Ticket.id == uuid.uuid4()), org, include_deleted=False)
-    prove(repository.insert_values([{"subject": "x"}]), org, include_deleted=False)
+    prove(repository.insert_row({"subject": "x"}), org, include_deleted=False)
 
 
 def test_a_union_member_inside_a_from_subquery_is_refused(repository: TicketRepository) -> None:

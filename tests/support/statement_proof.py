@@ -24,7 +24,7 @@ from sqlalchemy.sql import operators, visitors
 from app.db.base import Base
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin
 
-PROVEN: list[str] = []  # the SQL of each statement proven (tests check the hook runs)
+PROVEN: list[str] = []  # the kind of each statement proven (tests check the hook runs)
 
 
 class UnprovenStatement(AssertionError):
@@ -44,7 +44,7 @@ def prove(
             _prove_write(element, organization_id, include_deleted)
         elif isinstance(element, sa.Insert):
             _prove_insert(element, organization_id)
-    PROVEN.append(str(statement))
+    PROVEN.append(type(statement).__name__)
 
 
 def _refuse_unreadable(element: Any) -> None:
@@ -73,14 +73,14 @@ def _rule(table: sa.FromClause) -> tuple[str, bool] | None:
 def _prove_select(select: sa.Select[Any], org: uuid.UUID, include_deleted: bool) -> None:
     where = list(_conjuncts(select.whereclause))
     for table, on in _tables(select.get_final_froms()):
-        _require_scope(table, where + on, org, include_deleted, f"SELECT {select}")
+        _require_scope(table, where + on, org, include_deleted, select)
 
 
 def _prove_write(statement: sa.Update | sa.Delete, org: uuid.UUID, include_deleted: bool) -> None:
     table = statement.table
     if not isinstance(table, sa.Table):
         raise UnprovenStatement(f"writes go to a table, not {table!r}")
-    _require_scope(table, list(_conjuncts(statement.whereclause)), org, include_deleted, "write")
+    _require_scope(table, list(_conjuncts(statement.whereclause)), org, include_deleted, statement)
     sets_tenant = isinstance(statement, sa.Update) and "organization_id" in (
         statement.compile().params
     )
@@ -98,7 +98,7 @@ def _prove_insert(statement: sa.Insert, org: uuid.UUID) -> None:
     tenants = {
         name: value
         for name, value in statement.compile().params.items()
-        if re.fullmatch(r"organization_id(_m\d+)?", name)
+        if re.fullmatch(r"organization_id(_m?\d+)?", name)
     }
     if not tenants or any(value != org for value in tenants.values()):
         raise UnprovenStatement(f"INSERT into {table.name} of rows not all the tenant's: {tenants}")
@@ -109,7 +109,7 @@ def _require_scope(
     conjuncts: list[Any],
     org: uuid.UUID,
     include_deleted: bool,
-    where: str,
+    where: Any,
 ) -> None:
     base = table.element if isinstance(table, sa.Alias) else table
     rule = _rule(base)
