@@ -295,9 +295,7 @@ async def add_attachment(
     if actor.user_id is None or actor.organization_id is None:
         raise Forbidden("Attachments are uploaded by users; API keys cannot upload them.")
     session = uow.session
-    # Locked: a ticket deleted or closed while the bytes stream in waits for this
-    # transaction, and then finds the attachment in place.
-    ticket = await tickets.get_ticket(session, actor, ticket_id, lock=True)
+    ticket = await tickets.get_ticket(session, actor, ticket_id)
     tickets.check_open(ticket)
     comment = await _target_comment(session, actor, ticket, upload.comment_id)
     is_public = _visibility(actor, upload.is_public, comment, may_write_internal)
@@ -311,6 +309,12 @@ async def add_attachment(
     meter = _Meter(limit=max_bytes)
     try:
         await storage.save(key, meter.through(first, upload.chunks))
+        # The ticket is locked only once the bytes are in (a slow client must not hold
+        # up every writer of the ticket) and checked again: deleted or closed meanwhile,
+        # the upload is refused and its object removed; otherwise a delete or close
+        # waits for this transaction and finds the attachment in place.
+        ticket = await tickets.get_ticket(session, actor, ticket_id, lock=True)
+        tickets.check_open(ticket)
         attachment = TicketAttachment(
             ticket_id=ticket["id"],
             comment_id=comment.id if comment is not None else None,

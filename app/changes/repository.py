@@ -49,9 +49,11 @@ class ChangeRepository(Repository[TicketChange]):
             )
             if last is None:
                 raise LookupError(after)
-            statement = statement.where(
-                sa.tuple_(*order) > sa.tuple_(*([last["xact_id"], after][-len(order) :]))
-            )
+            if self.dialect == "postgresql":
+                resume = sa.tuple_(*order) > sa.tuple_(last["xact_id"], after)
+            else:
+                resume = TicketChange.id > after
+            statement = statement.where(resume)
         return await self.all(statement.order_by(*order).limit(limit))
 
     async def live_tickets(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, Record]:

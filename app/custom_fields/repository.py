@@ -50,7 +50,7 @@ class CustomFieldRepository(Repository[CustomField]):
         statement = self.select_rows(include_deleted=include_deleted)
         if entity_type is not None:
             statement = statement.where(CustomField.entity_type == entity_type)
-        return await self.page(statement, page, ORDER)
+        return await self.page_rows(statement, page, ORDER)
 
     async def check_name_free(
         self, name: str, entity_type: EntityType, *, exclude: uuid.UUID | None = None

@@ -188,7 +188,6 @@ async def validate_values(
     *,
     current: dict[str, Any] | None = None,
     record_id: uuid.UUID | None = None,
-    recheck_unique: bool = False,
 ) -> dict[str, Any]:
     """Check a record's `custom_fields` against the organization's live definitions and
     return what to store: `current` (the record's values, None on create) merged with
@@ -205,9 +204,6 @@ async def validate_values(
     per field serialises the check with the caller's write, so two concurrent requests
     cannot both claim a value; the lock is released by the caller's commit.
 
-    `recheck_unique` checks every unique value the result holds, not only those sent
-    (restoring a deleted record, whose values live records may have taken meanwhile).
-
     Every problem is collected and raised once as a 422 with locations
     `["body", "custom_fields", <name>]`.
     """
@@ -222,12 +218,6 @@ async def validate_values(
 
     errors: dict[str, str] = {}
     unique = _merge(definitions, values, result, errors)
-    if recheck_unique:
-        unique = [
-            (definition, result[name])
-            for name, definition in definitions.items()
-            if definition.is_unique and name in result
-        ]
     for name, definition in definitions.items():
         if definition.is_required and name not in errors and _is_blank(result.get(name)):
             errors[name] = "required"
@@ -244,6 +234,22 @@ async def validate_values(
             ],
         )
     return result
+
+
+async def taken_unique_values(
+    session: AsyncSession, values: Mapping[str, Any], record_id: uuid.UUID
+) -> list[str]:
+    """The ticket custom fields among `values` whose unique value another live ticket
+    holds (restoring a deleted ticket: live ones may have taken its values meanwhile)."""
+    repository = CustomFieldRepository(session)
+    taken = []
+    for row in await repository.live_definitions(EntityType.TICKET):
+        definition = FieldDefinition.from_row(row)
+        if definition.is_unique and definition.name in values:
+            value = values[definition.name]
+            if await _ticket_value_taken(repository, definition, value, record_id):
+                taken.append(definition.name)
+    return taken
 
 
 def _merge(

@@ -36,7 +36,7 @@ class CustomerRepository(Repository[Customer]):
             )
         if customer_tier is not None:
             statement = statement.where(Customer.customer_tier == customer_tier)
-        return await self.page(statement, page, ORDER)
+        return await self.page_rows(statement, page, ORDER)
 
     async def check_name_free(self, name: str, *, exclude: uuid.UUID | None = None) -> None:
         """Names are unique per organization regardless of case, as the partial index

@@ -8,7 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db.session import ORGANIZATION_ID, SYSTEM, AppSession, create_engine
-from app.db.tenancy import current_organization_id
 from app.db.unit_of_work import JobQueue, UnitOfWork
 
 
@@ -45,7 +44,6 @@ class Database:
         return self.sessions(info={})
 
     def tenant_session(self, organization_id: uuid.UUID) -> AsyncSession:
-        current_organization_id.set(organization_id)
         return self.sessions(info={ORGANIZATION_ID: organization_id})
 
     def system_session(self) -> AsyncSession:

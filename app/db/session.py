@@ -41,7 +41,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_lo
 from sqlalchemy.orm.attributes import get_history
 
 from app.config import Settings
-from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin, current_organization_id
+from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin
 
 # The tenancy state a session carries, read by the listeners below.
 SYSTEM = "system"
@@ -239,7 +239,6 @@ async def bind_tenant(session: AsyncSession, organization_id: uuid.UUID) -> None
     if bound is not None and bound != organization_id:
         raise CrossTenantWrite("session already bound to another organization")
     session.info[ORGANIZATION_ID] = organization_id
-    current_organization_id.set(organization_id)
     if session.in_transaction() and dialect_name(session) == "postgresql":
         conn = await session.connection()
         await conn.run_sync(_set_pg_tenant, organization_id)

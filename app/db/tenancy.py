@@ -10,7 +10,6 @@ security policies in the migrations.
 from __future__ import annotations
 
 import uuid
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,12 +18,6 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from app.db.types import UTCDateTime
-
-# The organization the current request or job acts for. The session carries the same
-# value in `session.info`; this variable lets logs and helpers outside the session see it.
-current_organization_id: ContextVar[uuid.UUID | None] = ContextVar(
-    "current_organization_id", default=None
-)
 
 
 class TenantMixin:

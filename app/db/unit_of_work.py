@@ -16,12 +16,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db.session import bind_tenant, dialect_name, session_organization
 
 AfterCommit = Callable[[], Awaitable[None]]
+log = structlog.get_logger(__name__)
 
 # A coalesced job scheduled closer than this to its start goes to the next slot instead,
 # so clock skew between an API replica and a worker cannot start it before the commit.
@@ -100,10 +102,16 @@ class UnitOfWork:
         self.after_commit(send)
 
     async def commit(self) -> None:
+        """Commit, then run the after-commit work. The commit is what the caller's answer
+        stands on: a callback that fails (Redis down for an enqueue) is logged and the
+        rest still run — the periodic sweeps pick up what a lost enqueue missed."""
         await self.session.commit()
         callbacks, self.after_commit_callbacks = self.after_commit_callbacks, []
         for callback in callbacks:
-            await callback()
+            try:
+                await callback()
+            except Exception:
+                log.exception("after_commit_failed", callback=getattr(callback, "__name__", ""))
 
     async def rollback(self) -> None:
         self.after_commit_callbacks.clear()

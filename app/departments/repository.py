@@ -30,7 +30,7 @@ class DepartmentRepository(Repository[Department]):
             statement = statement.where(
                 sa.func.lower(Department.name).contains(q.lower(), autoescape=True)
             )
-        return await self.page(statement, page, ORDER)
+        return await self.page_rows(statement, page, ORDER)
 
     async def check_name_free(self, name: str, *, exclude: uuid.UUID | None = None) -> None:
         """Names are unique per organization regardless of case, as the partial index

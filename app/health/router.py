@@ -25,9 +25,13 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(request: Request, database: DatabaseDep) -> JSONResponse:
     checks: dict[str, str] = {}
+    # Both logins: the owner's (system session) and the app role's (every tenant request;
+    # a wrong DATABASE_APP_URL fails only there).
+    engines = {database.engine, database.tenant_engine}
     try:
-        async with database.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        for engine in engines:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
         checks["database"] = "ok"
     except Exception:  # readiness reports, it does not crash
         checks["database"] = "unavailable"

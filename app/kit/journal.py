@@ -49,19 +49,14 @@ class Journal:
         aggregate_id: uuid.UUID,
         payload: dict[str, Any],
     ) -> None:
-        """A domain event in the outbox; its relay is queued for after the commit (every
-        event of the organization committed within the same slot shares one relay)."""
+        """A domain event in the outbox; `write` queues its relay for after the commit
+        (every event of the organization committed within the same slot shares one)."""
         self.add(
             OutboxEvent,
             event_type=event_type,
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
             payload=payload,
-        )
-        self.uow.enqueue(
-            RELAY_JOB,
-            job_id=f"{RELAY_JOB}:{self.organization_id}",
-            coalesce_seconds=RELAY_COALESCE_SECONDS,
         )
 
     async def write(self) -> None:
@@ -70,6 +65,12 @@ class Journal:
             scoped(sa.insert(cast(sa.Table, model.__table__)).values(row))
             for model, row in self.rows
         ]
+        if any(model is OutboxEvent for model, _row in self.rows):
+            self.uow.enqueue(
+                RELAY_JOB,
+                job_id=f"{RELAY_JOB}:{self.organization_id}",
+                coalesce_seconds=RELAY_COALESCE_SECONDS,
+            )
         self.rows = []
         if not inserts:
             return

@@ -156,19 +156,17 @@ class Repository(Generic[ModelT]):
 
     async def page(
         self, statement: AnySelect, params: PageParams, keys: Sequence[SortKey]
-    ) -> PageResult[Any]:
-        """One keyset page: ORM objects for a `select()`, row dicts for `select_rows()`."""
+    ) -> PageResult[ModelT]:
+        """One keyset page of ORM objects (a `select()`)."""
         result = await self.session.execute(page_statement(statement, params, keys))
-        if statement.column_descriptions and _is_entity(statement):
-            rows: list[Any] = list(result.scalars().all())
-        else:
-            rows = [dict(m) for m in result.mappings()]
-        return page_result(rows, params, keys)
+        return page_result(cast(Sequence[ModelT], result.scalars().all()), params, keys)
 
-
-def _is_entity(statement: AnySelect) -> bool:
-    descriptions = statement.column_descriptions
-    return len(descriptions) == 1 and descriptions[0]["expr"] is descriptions[0]["entity"]
+    async def page_rows(
+        self, statement: AnySelect, params: PageParams, keys: Sequence[SortKey]
+    ) -> PageResult[Record]:
+        """One keyset page of row dicts (a `select_rows()`)."""
+        result = await self.session.execute(page_statement(statement, params, keys))
+        return page_result([dict(m) for m in result.mappings()], params, keys)
 
 
 class PlatformRepository(Generic[ModelT]):

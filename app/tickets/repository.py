@@ -157,7 +157,7 @@ class TicketRepository(Repository[Ticket]):
         include_deleted: bool = False,
     ) -> PageResult[Record]:
         statement = self.filtered(actor, filters, include_deleted=include_deleted)
-        return await self.page(statement, page, SORT_KEYS[sort])
+        return await self.page_rows(statement, page, SORT_KEYS[sort])
 
     def filtered(
         self, actor: Principal, filters: TicketFilters, *, include_deleted: bool = False
@@ -201,7 +201,7 @@ class TicketRepository(Repository[Ticket]):
             # JSONB containment: served by the GIN index on tags.
             return sa.type_coerce(T.tags, JSONB).contains([tag])
         each = sa.func.json_each(T.tags).table_valued("value")
-        return sa.exists(sa.select(1).select_from(each).where(each.c.value == tag))
+        return sa.exists(sa.select(each.c.value).where(each.c.value == tag))
 
     def _matches(self, q: str, actor: Principal) -> sa.ColumnElement[bool]:
         """`q`: subject, description and comments, with partial words. PostgreSQL:
@@ -315,7 +315,7 @@ class TicketRepository(Repository[Ticket]):
         statement = sa.select(*COMMENTS.c).where(
             *self._comment_conditions(actor), C.ticket_id == ticket_id
         )
-        return await self.page(scoped(statement), page, [SortKey(C.id)])
+        return await self.page_rows(scoped(statement), page, [SortKey(C.id)])
 
     async def insert_comment(self, values: dict[str, Any]) -> Record:
         statement = scoped(
@@ -330,7 +330,7 @@ class TicketRepository(Repository[Ticket]):
         statement = sa.select(*HISTORY.c).where(
             *self.scope(TicketHistory), H.ticket_id == ticket_id
         )
-        return await self.page(scoped(statement), page, [SortKey(H.id)])
+        return await self.page_rows(scoped(statement), page, [SortKey(H.id)])
 
 
 def _one_of(column: Any, values: Sequence[Any]) -> sa.ColumnElement[bool]:

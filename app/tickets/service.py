@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.custom_fields.service import validate_values
+from app.custom_fields.service import taken_unique_values, validate_values
 from app.db.base import new_id
 from app.db.unit_of_work import UnitOfWork
 from app.kit.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
@@ -408,21 +408,12 @@ async def restore_ticket(uow: UnitOfWork, actor: Principal, ticket_id: uuid.UUID
     ticket = await get_ticket(uow.session, actor, ticket_id, lock=True, include_deleted=True)
     if ticket["deleted_at"] is None:
         return ticket
-    try:
-        await validate_values(
-            uow.session,
-            EntityType.TICKET,
-            {},
-            current=ticket["custom_fields"],
-            record_id=ticket["id"],
-            recheck_unique=True,
-        )
-    except ValidationFailed as refused:
-        reasons = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in refused.errors or [])
+    taken = await taken_unique_values(uow.session, ticket["custom_fields"], ticket["id"])
+    if taken:
         raise Conflict(
-            f"The ticket's custom field values no longer hold ({reasons}); change them "
-            "(or the live ticket that took a unique value) before restoring."
-        ) from None
+            f"A live ticket holds this ticket's unique custom field value ({', '.join(taken)}); "
+            "change that ticket's value before restoring this one."
+        )
     written = await TicketRepository(uow.session).write(
         ticket["id"], ticket["version"], {"deleted_at": None}
     )

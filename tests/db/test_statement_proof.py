@@ -18,7 +18,7 @@ from app.config import Settings
 from app.db.database import Database
 from app.db.session import AppSession, CrossTenantWrite, UnscopedStatement
 from app.kit.repository import scoped
-from app.models import Organization, Ticket, TicketHistory
+from app.models import Customer, Organization, Ticket, TicketHistory
 from app.tickets.repository import TICKETS, TicketRepository
 from tests.support.identity import API, Tenant
 from tests.support.statement_proof import PROVEN, UnprovenStatement, prove
@@ -113,6 +113,17 @@ def test_writes_are_proven_including_journal_ctes(repository: TicketRepository) 
     assert "sets organization_id" in _refused(repository, moving, include_deleted=True)
     unscoped = sa.update(TICKETS).values(subject="x")
     assert "tenant" in _refused(repository, unscoped)
+    customers = Customer.__table__
+    joined = (
+        repository.update()
+        .where(TICKETS.c.customer_id == customers.c.id, customers.c.name == "x")
+        .values(subject="x")
+    )
+    assert "reads ['customers'] unscoped" in _refused(repository, joined)
+    deleting = sa.delete(TICKETS).where(
+        *repository.scope(), TICKETS.c.customer_id == customers.c.id
+    )
+    assert "unscoped" in _refused(repository, deleting)
 
 
 # --- the session's rules at run time ---------------------------------------------------

@@ -97,3 +97,25 @@ async def test_a_unit_on_a_dropped_connection_still_gives_it_back(
         await request_on_a_dropped_connection()
     assert lost.value.connection_invalidated
     assert own_database.tenant_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_failing_after_commit_callback_keeps_the_commit_and_the_others(
+    own_database: Database, org_a: Organization
+) -> None:
+    """The commit is the answer: a failed enqueue after it (Redis down) is logged, the
+    other callbacks still run and the request still succeeds."""
+    name = uuid.uuid4().hex
+    ran: list[str] = []
+
+    async def broken() -> None:
+        raise ConnectionError("redis is down")
+
+    async def later() -> None:
+        ran.append("later")
+
+    async with committing(own_database.tenant_unit(org_a.id)) as uow:
+        uow.session.add(Department(name=name))
+        uow.after_commit(broken)
+        uow.after_commit(later)
+    assert ran == ["later"]
+    assert await _departments(own_database, org_a, name) == 1

@@ -189,7 +189,7 @@ def test_sqlite_embedded_mode_smoke(tmp_path: Path) -> None:
 
 
 async def _ticket_lifecycle(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
-    """The ticket write paths (prepared on PostgreSQL) run through SQLAlchemy here."""
+    """The ticket write paths run on embedded SQLite too."""
     customers = await client.get("/api/v1/users?role=customer&limit=1", headers=headers)
     customer_id = customers.json()["items"][0]["id"]
     created = await client.post(

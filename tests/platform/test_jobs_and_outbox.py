@@ -82,9 +82,11 @@ async def test_in_process_runner_relays_after_commit(
 async def test_rollback_drops_queued_jobs(in_process: Database, org_a: Organization) -> None:
     uow = in_process.tenant_unit(org_a.id)
     try:
-        Journal(uow).event(
+        journal = Journal(uow)
+        journal.event(
             "ticket.updated", aggregate_type="ticket", aggregate_id=uuid.uuid4(), payload={}
         )
+        await journal.write()
         assert uow.after_commit_callbacks
         await uow.rollback()
         assert not uow.after_commit_callbacks

@@ -80,6 +80,17 @@ def _prove_write(statement: sa.Update | sa.Delete, org: uuid.UUID, include_delet
     table = statement.table
     if not isinstance(table, sa.Table):
         raise UnprovenStatement(f"writes go to a table, not {table!r}")
+    # UPDATE … FROM / DELETE … USING: a column of another table in the WHERE (outside a
+    # subquery, whose SELECT is proven on its own) joins that table unscoped.
+    others = {
+        column.table.name
+        for column in _outside_subqueries(statement.whereclause)
+        if isinstance(column, sa.ColumnClause)
+        and column.table is not None
+        and column.table.name != table.name
+    }
+    if others:
+        raise UnprovenStatement(f"a write of {table.name} reads {sorted(others)} unscoped")
     _require_scope(table, list(_conjuncts(statement.whereclause)), org, include_deleted, statement)
     sets_tenant = isinstance(statement, sa.Update) and "organization_id" in (
         statement.compile().params
@@ -149,6 +160,18 @@ def _is_live_condition(clause: Any, table: sa.FromClause) -> bool:
         and _names(clause.left, table, "deleted_at")
         and isinstance(clause.right, sa.Null)
     )
+
+
+def _outside_subqueries(clause: Any) -> Iterator[Any]:
+    if clause is None:
+        return
+    stack = [clause]
+    while stack:
+        element = stack.pop()
+        if isinstance(element, sa.Select | sa.CompoundSelect | sa.ScalarSelect | sa.Exists):
+            continue
+        yield element
+        stack.extend(element.get_children())
 
 
 def _conjuncts(clause: Any) -> Iterator[Any]:
