@@ -127,10 +127,14 @@ class SessionCheckRepository(Repository[UserSession]):
     ) -> Record | None:
         """The per-request check for a tenant token: an active, unexpired session of the
         token's user, alive in a live organization. Every request runs it: Core columns
-        only, so it compiles and runs as Core."""
+        only, so it compiles and runs as Core; built once per tenant."""
+        statement = self.prebuilt("live_session", self._live_session)
+        return await self.row(statement, {"session_id": session_id, "user_id": user_id, "now": now})
+
+    def _live_session(self) -> sa.Select[Any]:
         users, sessions = USERS.c, SESSIONS.c
         organizations = cast(sa.Table, Organization.__table__)
-        statement = (
+        return (
             self.select_rows(users.role, users.is_superuser, users.last_active_at)
             .select_from(SESSIONS)
             .join(USERS, sa.and_(users.id == sessions.user_id, *self.scope(User)))
@@ -139,13 +143,12 @@ class SessionCheckRepository(Repository[UserSession]):
                 sa.and_(organizations.c.id == sessions.organization_id, *self.scope(Organization)),
             )
             .where(
-                sessions.id == session_id,
-                sessions.user_id == user_id,
+                sessions.id == sa.bindparam("session_id"),
+                sessions.user_id == sa.bindparam("user_id"),
                 sessions.is_active,
-                sessions.expires_at > now,
+                sessions.expires_at > sa.bindparam("now", type_=sessions.expires_at.type),
             )
         )
-        return await self.row(statement)
 
 
 class UserSessionRepository(Repository[UserSession]):

@@ -67,13 +67,17 @@ class CustomFieldRepository(Repository[CustomField]):
     # --- value validation ----------------------------------------------------------------
 
     async def live_definitions(self, entity_type: EntityType) -> list[Record]:
+        """Every ticket write reads them: built once per tenant and entity type."""
         table = cast(sa.Table, CustomField.__table__)
-        statement = (
-            self.select_rows(*(table.c[name] for name in _DEFINITION_COLUMNS))
-            .where(table.c.entity_type == entity_type)
-            .order_by(table.c.position, table.c.id)
-        )
-        return await self.rows(statement)
+
+        def build() -> sa.Select[Any]:
+            return (
+                self.select_rows(*(table.c[name] for name in _DEFINITION_COLUMNS))
+                .where(table.c.entity_type == entity_type)
+                .order_by(table.c.position, table.c.id)
+            )
+
+        return await self.rows(self.prebuilt(("live_definitions", entity_type), build))
 
     async def lock_unique_value(self, entity_type: EntityType, name: str) -> None:
         """PostgreSQL: a transaction-scoped advisory lock per organization and field, so

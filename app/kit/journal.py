@@ -22,7 +22,7 @@ from app.db.base import Base, new_id
 from app.db.tenancy import TenantMixin
 from app.db.unit_of_work import UnitOfWork
 from app.kit.outbox import RELAY_COALESCE_SECONDS, RELAY_JOB
-from app.kit.repository import scoped
+from app.kit.repository import prebuilt, scoped
 from app.models.outbox import OutboxEvent
 
 
@@ -61,24 +61,59 @@ class Journal:
 
     async def write(self) -> None:
         """Write what was collected (and forget it, so a second call writes nothing)."""
-        inserts = [
-            scoped(sa.insert(cast(sa.Table, model.__table__)).values(row))
-            for model, row in self.rows
-        ]
-        if any(model is OutboxEvent for model, _row in self.rows):
+        rows, self.rows = self.rows, []
+        if not rows:
+            return
+        if any(model is OutboxEvent for model, _row in rows):
             self.uow.enqueue(
                 RELAY_JOB,
                 job_id=f"{RELAY_JOB}:{self.organization_id}",
                 coalesce_seconds=RELAY_COALESCE_SECONDS,
             )
-        self.rows = []
-        if not inserts:
-            return
-        session = self.uow.session
-        if self.uow.dialect != "postgresql":  # SQLite has no data-modifying CTEs
-            for insert in inserts:
-                await session.execute(insert)
-            return
+        # Values are parameters `r<row>_<column>`; SQL values (a function of the
+        # transaction) and the tenant are part of the statement, built once per shape.
+        shape = tuple(
+            (
+                model,
+                tuple((c, v if isinstance(v, sa.ClauseElement) else None) for c, v in row.items()),
+            )
+            for model, row in rows
+        )
+        params = {
+            f"r{i}_{column}": value
+            for i, (_model, row) in enumerate(rows)
+            for column, value in row.items()
+            if column != "organization_id" and not isinstance(value, sa.ClauseElement)
+        }
+        postgres = self.uow.dialect == "postgresql"
+        key = ("journal", self.organization_id, postgres, shape)
+        statements = prebuilt(key, lambda: self._statements(shape, chained=postgres))
+        for statement in statements:
+            await self.uow.session.execute(statement, params)
+
+    def _statements(
+        self, shape: tuple[tuple[type[Base], tuple[tuple[str, Any], ...]], ...], *, chained: bool
+    ) -> tuple[sa.Insert, ...]:
+        """One single-row INSERT per row; on PostgreSQL chained as CTEs of one statement
+        (SQLite has no data-modifying CTEs: one statement each there)."""
+        inserts = [
+            scoped(
+                sa.insert(cast(sa.Table, model.__table__)).values(
+                    {
+                        column: self.organization_id
+                        if column == "organization_id"
+                        else sql
+                        if sql is not None
+                        else sa.bindparam(
+                            f"r{i}_{column}", type_=cast(sa.Table, model.__table__).c[column].type
+                        )
+                        for column, sql in columns
+                    }
+                )
+            )
+            for i, (model, columns) in enumerate(shape)
+        ]
+        if not chained:
+            return tuple(inserts)
         *earlier, last = inserts
-        statement = last.add_cte(*(insert.cte(f"journal_{i}") for i, insert in enumerate(earlier)))
-        await session.execute(statement)
+        return (last.add_cte(*(insert.cte(f"journal_{i}") for i, insert in enumerate(earlier))),)

@@ -27,7 +27,7 @@ base statement carries the soft-delete criteria only, and it refuses a tenant se
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import sqlalchemy as sa
@@ -40,9 +40,13 @@ from app.kit.errors import Conflict, NotFound
 from app.kit.pagination import PageParams, PageResult, SortKey, page_result, page_statement
 
 ModelT = TypeVar("ModelT", bound=Base)
+PREBUILT_LIMIT = 8192
+# Insertion-ordered: a hit moves its entry to the end, so the first is the least recent.
+_PREBUILT: dict[Hashable, Any] = {}
 Record = dict[str, Any]
 AnySelect = sa.Select[Any]
 Statement = TypeVar("Statement", bound=sa.Executable)
+Built = TypeVar("Built")
 
 
 def scoped(statement: Statement, *, include_deleted: bool = False) -> Statement:
@@ -51,6 +55,21 @@ def scoped(statement: Statement, *, include_deleted: bool = False) -> Statement:
     if include_deleted:
         options["include_deleted"] = True
     return statement.execution_options(**options)
+
+
+def prebuilt(key: Hashable, build: Callable[[], Built]) -> Built:
+    """The statement `build` makes for `key`, built once and reused — for the statements
+    every request runs, whose construction and cache key otherwise cost more than their
+    execution. What varies per call is a bound parameter (`sa.bindparam`) given at
+    execution; the tenant's criteria are in the statement, so `key` names the tenant.
+    Bounded: the least recently used statements go first."""
+    statement = _PREBUILT.pop(key, None)
+    if statement is None:
+        statement = build()
+        if len(_PREBUILT) >= PREBUILT_LIMIT:
+            del _PREBUILT[next(iter(_PREBUILT))]
+    _PREBUILT[key] = statement
+    return cast(Built, statement)
 
 
 class Repository(Generic[ModelT]):
@@ -121,12 +140,20 @@ class Repository(Generic[ModelT]):
     async def all(self, statement: AnySelect) -> Sequence[ModelT]:
         return cast(Sequence[ModelT], (await self.session.execute(statement)).scalars().all())
 
-    async def row(self, statement: sa.Executable) -> Record | None:
-        mapping = (await self.session.execute(statement)).mappings().one_or_none()
+    async def row(
+        self, statement: sa.Executable, params: Mapping[str, Any] | None = None
+    ) -> Record | None:
+        mapping = (await self.session.execute(statement, params)).mappings().one_or_none()
         return dict(mapping) if mapping is not None else None
 
-    async def rows(self, statement: sa.Executable) -> list[Record]:
-        return [dict(m) for m in (await self.session.execute(statement)).mappings()]
+    async def rows(
+        self, statement: sa.Executable, params: Mapping[str, Any] | None = None
+    ) -> list[Record]:
+        return [dict(m) for m in (await self.session.execute(statement, params)).mappings()]
+
+    def prebuilt(self, shape: Hashable, build: Callable[[], Statement]) -> Statement:
+        """This tenant's statement of `shape`, built by `build` once (see `prebuilt`)."""
+        return prebuilt((type(self), self.organization_id, shape), build)
 
     async def scalar(self, statement: sa.Executable) -> Any:
         return (await self.session.execute(statement)).scalar()

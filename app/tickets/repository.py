@@ -142,10 +142,19 @@ class TicketRepository(Repository[Ticket]):
     ) -> Record | None:
         """One ticket `actor` may read; `lock` holds its row until the transaction ends
         (every write locks first, so writers of one ticket queue, never interleave)."""
-        statement = self.visible(actor, include_deleted=include_deleted).where(T.id == ticket_id)
-        if lock:
-            statement = statement.with_for_update()
-        return await self.row(statement)
+        own = actor.is_customer
+        statement = self.prebuilt(
+            ("get", own, lock, include_deleted), lambda: self._get(own, lock, include_deleted)
+        )
+        return await self.row(statement, {"ticket_id": ticket_id, "customer_id": actor.id})
+
+    def _get(self, own: bool, lock: bool, include_deleted: bool) -> sa.Select[Any]:
+        statement = self.select_rows(include_deleted=include_deleted).where(
+            T.id == sa.bindparam("ticket_id")
+        )
+        if own:
+            statement = statement.where(T.customer_id == sa.bindparam("customer_id"))
+        return statement.with_for_update() if lock else statement
 
     async def list_visible(
         self,
@@ -259,28 +268,50 @@ class TicketRepository(Repository[Ticket]):
         restore writes one)."""
         if not values or not WRITABLE.issuperset(values):
             raise ValueError(f"not writable ticket columns: {sorted(set(values) - WRITABLE)}")
-        statement = (
-            self.update(include_deleted=True)
-            .where(T.id == ticket_id, T.version == version)
-            .values(version=T.version + 1, updated_at=sa.func.now(), **values)
-            .returning(*TICKETS.c)
+        columns = tuple(sorted(values))
+        statement = self.prebuilt(("write", columns), lambda: self._write(columns))
+        params = {f"new_{name}": value for name, value in values.items()}
+        row = await self.row(
+            statement, {**params, "ticket_id": ticket_id, "locked_version": version}
         )
-        row = await self.row(statement)
         if row is None:
             raise LookupError("the ticket was not locked at that version")
         return row
 
+    def _write(self, columns: tuple[str, ...]) -> sa.Update:
+        return (
+            self.update(include_deleted=True)
+            # Not named after a column: an UPDATE's parameter named so would join its SET.
+            .where(T.id == sa.bindparam("ticket_id"), T.version == sa.bindparam("locked_version"))
+            .values(
+                version=T.version + 1,
+                updated_at=sa.func.now(),
+                **{name: sa.bindparam(f"new_{name}", type_=T[name].type) for name in columns},
+            )
+            .returning(*TICKETS.c)
+        )
+
     # --- what a ticket's rules read of other tables -------------------------------------
 
     async def user_with_role(self, user_id: uuid.UUID, roles: frozenset[Role]) -> bool:
-        statement = sa.select(U.id).where(
-            *self.scope(User), U.id == user_id, U.role.in_(sorted(roles))
-        )
-        return await self.row(scoped(statement)) is not None
+        def build() -> sa.Select[Any]:
+            statement = sa.select(U.id).where(
+                *self.scope(User), U.id == sa.bindparam("user_id"), U.role.in_(sorted(roles))
+            )
+            return scoped(statement)
+
+        statement = self.prebuilt(("user_with_role", roles), build)
+        return await self.row(statement, {"user_id": user_id}) is not None
 
     async def department_exists(self, department_id: uuid.UUID) -> bool:
-        statement = sa.select(D.id).where(*self.scope(Department), D.id == department_id)
-        return await self.row(scoped(statement)) is not None
+        def build() -> sa.Select[Any]:
+            statement = sa.select(D.id).where(
+                *self.scope(Department), D.id == sa.bindparam("department_id")
+            )
+            return scoped(statement)
+
+        statement = self.prebuilt("department_exists", build)
+        return await self.row(statement, {"department_id": department_id}) is not None
 
     async def agent_load(
         self, agent_id: uuid.UUID, active: frozenset[TicketStatus], *, exclude: uuid.UUID | None
@@ -318,12 +349,14 @@ class TicketRepository(Repository[Ticket]):
         return await self.page_rows(scoped(statement), page, [SortKey(C.id)])
 
     async def insert_comment(self, values: dict[str, Any]) -> Record:
-        statement = scoped(
-            sa.insert(COMMENTS)
-            .values(organization_id=self.organization_id, **values)
-            .returning(*COMMENTS.c)
-        )
-        [row] = await self.rows(statement)
+        columns = tuple(sorted(values))
+
+        def build() -> sa.Insert:
+            bound = {name: sa.bindparam(name, type_=C[name].type) for name in columns}
+            statement = sa.insert(COMMENTS).values(organization_id=self.organization_id, **bound)
+            return scoped(statement.returning(*COMMENTS.c))
+
+        [row] = await self.rows(self.prebuilt(("insert_comment", columns), build), values)
         return row
 
     async def history(self, ticket_id: uuid.UUID, page: PageParams) -> PageResult[Record]:
