@@ -9,15 +9,17 @@ criteria in their own text:
   second time (`with_loader_criteria`), relationship loads included.
 * `select_rows(*columns)` — row mappings of the table's columns, for hot reads that only
   serialize (GET, lists): no identity map, no per-row objects. The ORM rule cannot see
-  a Core statement, so a tenant session accepts one only with the repository's
-  `TENANT_SCOPED` mark, which only this module sets.
+  a Core statement, so a tenant session accepts one only with the `TENANT_SCOPED` mark
+  that `scoped()` sets (statement building lives in repositories and the journal only:
+  `tests/db/test_statement_placement.py`).
 
-Statements for other tables (a subquery, a join) take `scope(Model)`; writes take
-`insert_row` and `update()` (ORM objects are written by the session's flush). The
-test suite proves every marked statement it runs (`tests/support/statement_proof.py`):
-each table it reads or writes is constrained to the session's organization — and to
-live rows, unless the statement opted into deleted ones — in the SELECT, UPDATE or
-DELETE that reads it.
+The statements every request runs are built once per tenant and shape with `prebuilt`,
+their varying values bound at execution. Statements for other tables (a subquery, a
+join) take `scope(Model)`; writes take `insert_row` and `update()` (ORM objects are
+written by the session's flush). The test suite proves every marked statement it runs
+(`tests/support/statement_proof.py`): each table it reads or writes is constrained to
+the session's organization — and to live rows, unless the statement opted into deleted
+ones — in the SELECT, UPDATE or DELETE that reads it.
 
 `PlatformRepository` is the twin for the system session (platform code: superuser
 endpoints, credential look-ups before a tenant is known, sweeps across tenants): its
