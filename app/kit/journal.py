@@ -96,24 +96,21 @@ class Journal:
     ) -> tuple[sa.Insert, ...]:
         """One single-row INSERT per row; on PostgreSQL chained as CTEs of one statement
         (SQLite has no data-modifying CTEs: one statement each there)."""
-        inserts = [
-            scoped(
-                sa.insert(cast(sa.Table, model.__table__)).values(
-                    {
-                        column: self.organization_id
-                        if column == "organization_id"
-                        else sql
-                        if sql is not None
-                        else sa.bindparam(
-                            f"r{i}_{column}", type_=cast(sa.Table, model.__table__).c[column].type
-                        )
-                        for column, sql in columns
-                    }
-                )
-            )
-            for i, (model, columns) in enumerate(shape)
-        ]
+        inserts = [self._insert(i, model, columns) for i, (model, columns) in enumerate(shape)]
         if not chained:
             return tuple(inserts)
         *earlier, last = inserts
         return (last.add_cte(*(insert.cte(f"journal_{i}") for i, insert in enumerate(earlier))),)
+
+    def _insert(self, i: int, model: type[Base], columns: tuple[tuple[str, Any], ...]) -> sa.Insert:
+        """Row `i`: the tenant and SQL values in the statement, the rest `r<i>_<column>`."""
+        table = cast(sa.Table, model.__table__)
+        values: dict[str, Any] = {}
+        for column, sql in columns:
+            if column == "organization_id":
+                values[column] = self.organization_id
+            elif sql is not None:
+                values[column] = sql
+            else:
+                values[column] = sa.bindparam(f"r{i}_{column}", type_=table.c[column].type)
+        return scoped(sa.insert(table).values(values))

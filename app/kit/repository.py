@@ -221,6 +221,15 @@ class PlatformRepository(Generic[ModelT]):
     async def all(self, statement: AnySelect) -> Sequence[ModelT]:
         return cast(Sequence[ModelT], (await self.session.execute(statement)).scalars().all())
 
+    async def get_or_404(
+        self, record_id: uuid.UUID, *, include_deleted: bool = False, label: str | None = None
+    ) -> ModelT:
+        statement = self.select(include_deleted=include_deleted).where(self.model.id == record_id)
+        record = await self.one_or_none(statement)
+        if record is None:
+            raise NotFound(f"No such {label or self.model.__name__.lower()}.")
+        return record
+
     async def page(
         self, statement: AnySelect, params: PageParams, keys: Sequence[SortKey]
     ) -> PageResult[Any]:

@@ -12,7 +12,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from app.kit.errors import Conflict, NotFound
+from app.kit.errors import Conflict
 from app.kit.pagination import PageParams, PageResult, SortKey
 from app.kit.repository import PlatformRepository, Repository
 from app.models.organization import Organization
@@ -39,17 +39,6 @@ class PlatformOrganizationRepository(PlatformRepository[Organization]):
     async def by_slug(self, slug: str) -> Organization | None:
         """The live organization that `slug` names."""
         return await self.one_or_none(self.select().where(Organization.slug == slug))
-
-    async def get_or_404(
-        self, organization_id: uuid.UUID, *, include_deleted: bool = False
-    ) -> Organization:
-        statement = self.select(include_deleted=include_deleted).where(
-            Organization.id == organization_id
-        )
-        organization = await self.one_or_none(statement)
-        if organization is None:
-            raise NotFound("No such organization.")
-        return organization
 
     async def check_slug_free(self, slug: str, *, exclude: uuid.UUID | None = None) -> None:
         """A 409 before the flush rather than an IntegrityError after it. Live rows only,
