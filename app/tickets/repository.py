@@ -229,7 +229,7 @@ class TicketRepository(Repository[Ticket]):
                 sa.func.lower(T.description).contains(needle, autoescape=True),
                 T.id.in_(in_comments),
             )
-        fragment_match = T.subject.ilike(f"%{_escape_like(q)}%", escape="\\")
+        fragment_match = T.subject.ilike(f"%{_escape_like(q)}%", escape="/")
         terms = prefix_query(q)
         if terms is None:  # only punctuation: nothing for full text, the fragment may match
             return fragment_match
@@ -377,4 +377,6 @@ def _one_of(column: Any, values: Sequence[Any]) -> sa.ColumnElement[bool]:
 
 
 def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    # "/" rather than a backslash: SQLAlchemy 2.0 and 2.1 render a backslash ESCAPE
+    # differently, and only one of them as the single character PostgreSQL expects.
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")

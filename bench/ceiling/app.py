@@ -48,7 +48,7 @@ ORDER BY created_at DESC, id DESC LIMIT $2"""
 SEARCH = f"""SELECT {TICKET_COLUMNS} FROM tickets
 WHERE organization_id = $1 AND deleted_at IS NULL
   AND (search_document @@ to_tsquery(CAST($5 AS REGCONFIG), $2)
-    OR subject ILIKE $3 ESCAPE '\\'
+    OR subject ILIKE $3 ESCAPE '/'
     OR id IN (SELECT ticket_id FROM ticket_comments
               WHERE organization_id = $1
                 AND search_document @@ to_tsquery(CAST($5 AS REGCONFIG), $2)))
