@@ -12,11 +12,11 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
 from fastapi import Depends, Query
@@ -28,6 +28,7 @@ from app.kit.records import field_error
 
 ItemT = TypeVar("ItemT")
 RowT = TypeVar("RowT")
+SelectT = TypeVar("SelectT", bound=sa.Select[Any])
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -98,20 +99,41 @@ class PageResult(Generic[RowT]):
     next_cursor: str | None
 
 
-def page_statement(
-    statement: sa.Select[Any], params: PageParams, keys: Sequence[SortKey]
-) -> sa.Select[Any]:
+PAGE_LIMIT = "page_limit"
+
+
+def page_bounds(params: PageParams, keys: Sequence[SortKey]) -> tuple[Hashable, dict[str, Any]]:
+    """Where the page starts, as a shape and bound values: the shape is None on a first
+    page and else which cursor values are NULL (a NULL changes the seek's SQL); the
+    values are the cursor's others (`after_<i>`) and the row count to fetch."""
+    values: dict[str, Any] = {PAGE_LIMIT: params.limit + 1}
+    if params.cursor is None:
+        return None, values
+    after = decode_cursor(params.cursor, keys)
+    values.update({f"after_{i}": value for i, value in enumerate(after) if value is not None})
+    return tuple(value is None for value in after), values
+
+
+def paged(statement: SelectT, keys: Sequence[SortKey], shape: Hashable) -> SelectT:
     """`statement` ordered by `keys` (the last must be unique and non-null, normally the
-    id), resumed after the cursor, one row more than the page (to tell if one follows)."""
-    if params.cursor is not None:
-        statement = statement.where(_after(keys, decode_cursor(params.cursor, keys)))
-    return statement.order_by(*(key.order_by() for key in keys)).limit(params.limit + 1)
+    id), resumed after the bound cursor values of a page of `shape` (`page_bounds`), one
+    row more than the page (to tell if one follows). Nothing in it depends on the values,
+    so one statement serves every page of its shape."""
+    if shape is not None:
+        nulls = cast(tuple[bool, ...], shape)
+        after = [
+            None if null else sa.bindparam(f"after_{i}", type_=key.column.type)
+            for i, (key, null) in enumerate(zip(keys, nulls, strict=True))
+        ]
+        statement = statement.where(_after(keys, after))
+    ordered = statement.order_by(*(key.order_by() for key in keys))
+    return ordered.limit(sa.bindparam(PAGE_LIMIT, type_=sa.Integer))
 
 
 def page_result(
     rows: Sequence[RowT], params: PageParams, keys: Sequence[SortKey]
 ) -> PageResult[RowT]:
-    """The page of `rows` fetched by `page_statement`, and the cursor of the next one."""
+    """The page of `rows` fetched by a `paged` statement, and the cursor of the next one."""
     if len(rows) <= params.limit:
         return PageResult(rows, None)
     rows = rows[: params.limit]

@@ -39,7 +39,7 @@ from app.db.base import Base
 from app.db.session import TENANT_SCOPED, TenantContextMissing, is_system, session_organization
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, TenantRootMixin
 from app.kit.errors import Conflict, NotFound
-from app.kit.pagination import PageParams, PageResult, SortKey, page_result, page_statement
+from app.kit.pagination import PageParams, PageResult, SortKey, page_bounds, page_result, paged
 
 ModelT = TypeVar("ModelT", bound=Base)
 PREBUILT_LIMIT = 8192
@@ -157,8 +157,10 @@ class Repository(Generic[ModelT]):
         """This tenant's statement of `shape`, built by `build` once (see `prebuilt`)."""
         return prebuilt((type(self), self.organization_id, shape), build)
 
-    async def scalar(self, statement: sa.Executable) -> Any:
-        return (await self.session.execute(statement)).scalar()
+    async def scalar(
+        self, statement: sa.Executable, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        return (await self.session.execute(statement, params)).scalar()
 
     async def get_or_404(
         self, record_id: uuid.UUID, *, include_deleted: bool = False, label: str | None = None
@@ -187,14 +189,41 @@ class Repository(Generic[ModelT]):
         self, statement: AnySelect, params: PageParams, keys: Sequence[SortKey]
     ) -> PageResult[ModelT]:
         """One keyset page of ORM objects (a `select()`)."""
-        result = await self.session.execute(page_statement(statement, params, keys))
+        shape, values = page_bounds(params, keys)
+        result = await self.session.execute(paged(statement, keys, shape), values)
         return page_result(cast(Sequence[ModelT], result.scalars().all()), params, keys)
 
     async def page_rows(
         self, statement: AnySelect, params: PageParams, keys: Sequence[SortKey]
     ) -> PageResult[Record]:
         """One keyset page of row dicts (a `select_rows()`)."""
-        result = await self.session.execute(page_statement(statement, params, keys))
+        shape, values = page_bounds(params, keys)
+        return await self.fetch_page(paged(statement, keys, shape), values, params, keys)
+
+    def prebuilt_page(
+        self,
+        shape: Hashable,
+        build: Callable[[], AnySelect],
+        params: PageParams,
+        keys: Sequence[SortKey],
+    ) -> tuple[AnySelect, dict[str, Any]]:
+        """The page statement of a list every request runs, built once per `shape` and
+        seek (see `prebuilt`) from `build`'s unordered statement, and the page's bound
+        values; `fetch_page` runs it."""
+        seek, values = page_bounds(params, keys)
+        order = tuple((str(key.column), key.descending, key.nullable) for key in keys)
+        statement = self.prebuilt(("page", shape, order, seek), lambda: paged(build(), keys, seek))
+        return statement, values
+
+    async def fetch_page(
+        self,
+        statement: AnySelect,
+        arguments: Mapping[str, Any],
+        params: PageParams,
+        keys: Sequence[SortKey],
+    ) -> PageResult[Record]:
+        """The page of row dicts a `paged` statement returns for its bound `arguments`."""
+        result = await self.session.execute(statement, arguments)
         return page_result([dict(m) for m in result.mappings()], params, keys)
 
 
@@ -233,5 +262,6 @@ class PlatformRepository(Generic[ModelT]):
     async def page(
         self, statement: AnySelect, params: PageParams, keys: Sequence[SortKey]
     ) -> PageResult[Any]:
-        result = await self.session.execute(page_statement(statement, params, keys))
+        shape, values = page_bounds(params, keys)
+        result = await self.session.execute(paged(statement, keys, shape), values)
         return page_result(list(result.scalars().all()), params, keys)

@@ -13,23 +13,32 @@ from app.db.base import new_id
 from app.kit.repository import Repository, scoped
 from app.models.organization import SequenceCounter
 
+COUNTER_ID = "counter_id"
+
 
 class SequenceRepository(Repository[SequenceCounter]):
     model = SequenceCounter
 
     async def next_value(self, name: str) -> int:
-        return int(await self.scalar(self.next_value_statement(name)))
+        statement = self.prebuilt(("next_value", name), lambda: self.next_value_statement(name))
+        return int(await self.scalar(statement, {COUNTER_ID: new_id()}))
 
     def next_value_statement(self, name: str) -> sa.Insert:
         """One upsert returning the next value: the counter row's lock serializes
         concurrent callers of the same organization until their transactions end, so
         numbers never collide. Its conflict target is (organization_id, name), so the
-        row it updates is always the one this tenant's insert names."""
+        row it updates is always the one this tenant's insert names. The id of a new
+        counter row is bound as `counter_id`."""
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         table = cast(sa.Table, SequenceCounter.__table__)
         statement = (
             insert(table)
-            .values(id=new_id(), organization_id=self.organization_id, name=name, value=1)
+            .values(
+                id=sa.bindparam(COUNTER_ID, type_=table.c.id.type),
+                organization_id=self.organization_id,
+                name=name,
+                value=1,
+            )
             .on_conflict_do_update(
                 index_elements=["organization_id", "name"],
                 set_={"value": table.c.value + 1},

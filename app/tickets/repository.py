@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG, TSVECTOR
 
 from app.auth.principal import Principal
+from app.db.base import new_id
 from app.kit.pagination import PageParams, PageResult, SortKey
 from app.kit.repository import Record, Repository, scoped
-from app.kit.sequences import SequenceRepository
+from app.kit.sequences import COUNTER_ID, SequenceRepository
 from app.models.ticket import (
     CommentType,
     Priority,
@@ -35,6 +36,8 @@ from app.models.user import Department, Role, User
 
 TICKET_SEQUENCE = "ticket"
 TICKET_PREFIX = "TK-"
+# The bound reader of a customer's own-tickets condition.
+VIEWER = "viewer_id"
 
 
 def format_ticket_number(value: int) -> str:
@@ -125,11 +128,12 @@ class TicketRepository(Repository[Ticket]):
 
     # --- tickets -------------------------------------------------------------------------
 
-    def visible(self, actor: Principal, *, include_deleted: bool = False) -> sa.Select[Any]:
-        """The ticket rows `actor` may read."""
+    def _visible(self, own: bool, include_deleted: bool) -> sa.Select[Any]:
+        """The ticket rows a reader may read: a customer (`own`) only theirs, the
+        `viewer_id` parameter."""
         statement = self.select_rows(include_deleted=include_deleted)
-        if actor.is_customer:
-            statement = statement.where(T.customer_id == actor.id)
+        if own:
+            statement = statement.where(T.customer_id == sa.bindparam(VIEWER))
         return statement
 
     async def get(
@@ -142,18 +146,19 @@ class TicketRepository(Repository[Ticket]):
     ) -> Record | None:
         """One ticket `actor` may read; `lock` holds its row until the transaction ends
         (every write locks first, so writers of one ticket queue, never interleave)."""
+        return await self.row(*self.get_statement(actor, ticket_id, lock, include_deleted))
+
+    def get_statement(
+        self, actor: Principal, ticket_id: uuid.UUID, lock: bool, include_deleted: bool
+    ) -> tuple[sa.Select[Any], dict[str, Any]]:
         own = actor.is_customer
         statement = self.prebuilt(
             ("get", own, lock, include_deleted), lambda: self._get(own, lock, include_deleted)
         )
-        return await self.row(statement, {"ticket_id": ticket_id, "customer_id": actor.id})
+        return statement, {"ticket_id": ticket_id, VIEWER: actor.id}
 
     def _get(self, own: bool, lock: bool, include_deleted: bool) -> sa.Select[Any]:
-        statement = self.select_rows(include_deleted=include_deleted).where(
-            T.id == sa.bindparam("ticket_id")
-        )
-        if own:
-            statement = statement.where(T.customer_id == sa.bindparam("customer_id"))
+        statement = self._visible(own, include_deleted).where(T.id == sa.bindparam("ticket_id"))
         return statement.with_for_update() if lock else statement
 
     async def list_visible(
@@ -165,75 +170,150 @@ class TicketRepository(Repository[Ticket]):
         *,
         include_deleted: bool = False,
     ) -> PageResult[Record]:
-        statement = self.filtered(actor, filters, include_deleted=include_deleted)
-        return await self.page_rows(statement, page, SORT_KEYS[sort])
+        statement, arguments = self.list_statement(
+            actor, filters, page, sort, include_deleted=include_deleted
+        )
+        return await self.fetch_page(statement, arguments, page, SORT_KEYS[sort])
 
-    def filtered(
-        self, actor: Principal, filters: TicketFilters, *, include_deleted: bool = False
-    ) -> sa.Select[Any]:
-        """The list's statement before ordering and paging (the one filter builder)."""
-        statement = self.visible(actor, include_deleted=include_deleted)
-        return statement.where(*self._filter_conditions(actor, filters))
+    def list_statement(
+        self,
+        actor: Principal,
+        filters: TicketFilters,
+        page: PageParams,
+        sort: Sort,
+        *,
+        include_deleted: bool = False,
+    ) -> tuple[sa.Select[Any], dict[str, Any]]:
+        """The statement of one page of the list and its bound values."""
+        own = actor.is_customer
+        given = self.filter_conditions(filters)
+        conditions = tuple(sorted(given))
+        arguments = {name: value for values in given.values() for name, value in values.items()}
+        statement, values = self.prebuilt_page(
+            ("list", own, include_deleted, conditions),
+            lambda: self.filtered(own, conditions, include_deleted=include_deleted),
+            page,
+            SORT_KEYS[sort],
+        )
+        return statement, {**arguments, **values, VIEWER: actor.id}
 
-    def _filter_conditions(
-        self, actor: Principal, filters: TicketFilters
-    ) -> list[sa.ColumnElement[bool]]:
-        conditions: list[sa.ColumnElement[bool]] = []
-        if filters.statuses:
-            conditions.append(_one_of(T.status, filters.statuses))
-        if filters.priorities:
-            conditions.append(_one_of(T.priority, filters.priorities))
-        if filters.channel is not None:
-            conditions.append(T.channel == filters.channel)
+    def filter_conditions(self, filters: TicketFilters) -> dict[str, dict[str, Any]]:
+        """The filters given, each as the name of its condition in `filtered` and the
+        values that condition binds: the names alone decide the statement, so every list
+        with the same kinds of filters runs one statement."""
+        conditions: dict[str, dict[str, Any]] = {}
+        for name, values in (("status", filters.statuses), ("priority", filters.priorities)):
+            distinct = sorted(set(values))
+            # One value keeps `=`: `(organization_id, status, created_at)` then yields rows
+            # in order, which an IN list would not on PostgreSQL 15.
+            if len(distinct) == 1:
+                conditions[name] = {name: distinct[0]}
+            elif distinct:
+                conditions[f"{name}_in"] = {f"{name}_in": distinct}
         if filters.unassigned:
-            conditions.append(T.assigned_agent_id.is_(None))
+            conditions["unassigned"] = {}
         elif filters.assigned_agent_id is not None:
-            conditions.append(T.assigned_agent_id == filters.assigned_agent_id)
-        if filters.customer_id is not None:
-            conditions.append(T.customer_id == filters.customer_id)
-        if filters.department_id is not None:
-            conditions.append(T.department_id == filters.department_id)
+            conditions["assigned_agent_id"] = {"assigned_agent_id": filters.assigned_agent_id}
         if filters.tag is not None:
-            conditions.append(self._has_tag(stored_tag(filters.tag)))
+            tag = stored_tag(filters.tag)
+            conditions["tag"] = {"tag": [tag] if self.dialect == "postgresql" else tag}
         if filters.sla_breach is not None:
-            conditions.append(_SLA_BREACHED if filters.sla_breach else sa.not_(_SLA_BREACHED))
-        if filters.created_after is not None:
-            conditions.append(T.created_at >= filters.created_after)
-        if filters.created_before is not None:
-            conditions.append(T.created_at < filters.created_before)
+            conditions["sla_breached" if filters.sla_breach else "sla_not_breached"] = {}
         if filters.q:
-            conditions.append(self._matches(filters.q, actor))
+            conditions.update(self._search_condition(filters.q))
+        for name, value in (
+            ("channel", filters.channel),
+            ("customer_id", filters.customer_id),
+            ("department_id", filters.department_id),
+            ("created_after", filters.created_after),
+            ("created_before", filters.created_before),
+        ):
+            if value is not None:
+                conditions[name] = {name: value}
         return conditions
 
-    def _has_tag(self, tag: str) -> sa.ColumnElement[bool]:
-        if self.dialect == "postgresql":
-            # JSONB containment: served by the GIN index on tags.
-            return sa.type_coerce(T.tags, JSONB).contains([tag])
-        each = sa.func.json_each(T.tags).table_valued("value")
-        return sa.exists(sa.select(each.c.value).where(each.c.value == tag))
+    def filtered(
+        self, own: bool, conditions: Sequence[str], *, include_deleted: bool = False
+    ) -> sa.Select[Any]:
+        """The list's statement before ordering and paging (the one filter builder): the
+        visible tickets that meet each of `conditions`, named as `filter_conditions`
+        names them, their values bound."""
+        statement = self._visible(own, include_deleted)
+        return statement.where(*(self._condition(name, own) for name in conditions))
 
-    def _matches(self, q: str, actor: Principal) -> sa.ColumnElement[bool]:
+    def _condition(self, name: str, own: bool) -> sa.ColumnElement[bool]:
+        bound: sa.BindParameter[Any] = sa.bindparam(name)
+        match name:
+            case (
+                "status"
+                | "priority"
+                | "channel"
+                | "assigned_agent_id"
+                | "customer_id"
+                | "department_id"
+            ):
+                return T[name] == bound
+            case "status_in" | "priority_in":
+                column = T[name.removesuffix("_in")]
+                return column.in_(sa.bindparam(name, expanding=True))
+            case "unassigned":
+                return T.assigned_agent_id.is_(None)
+            case "created_after":
+                return T.created_at >= bound
+            case "created_before":
+                return T.created_at < bound
+            case "sla_breached":
+                return _SLA_BREACHED
+            case "sla_not_breached":
+                return sa.not_(_SLA_BREACHED)
+            case "tag":
+                return self._has_tag()
+            case "search_fragment":
+                return self._matches(own, with_words=False)
+            case "search_words":
+                return self._matches(own, with_words=True)
+        raise ValueError(f"no ticket filter {name!r}")
+
+    def _has_tag(self) -> sa.ColumnElement[bool]:
+        if self.dialect == "postgresql":
+            # JSONB containment (`tag` binds a one-tag list): served by the GIN index.
+            return sa.type_coerce(T.tags, JSONB).contains(sa.bindparam("tag", type_=JSONB))
+        each = sa.func.json_each(T.tags).table_valued("value")
+        return sa.exists(sa.select(each.c.value).where(each.c.value == sa.bindparam("tag")))
+
+    def _search_condition(self, q: str) -> dict[str, dict[str, Any]]:
+        """`q` as a condition: `search_words` (PostgreSQL, when `q` has words: their
+        tsquery, or a LIKE pattern of the fragment) or else `search_fragment` (the
+        pattern only)."""
+        if self.dialect != "postgresql":
+            return {"search_fragment": {"search_fragment": f"%{_escape_like(q.lower())}%"}}
+        fragment = f"%{_escape_like(q)}%"
+        words = prefix_query(q)
+        if words is None:  # only punctuation: nothing for full text, the fragment may match
+            return {"search_fragment": {"search_fragment": fragment}}
+        return {"search_words": {"search_words": words, "search_fragment": fragment}}
+
+    def _matches(self, own: bool, *, with_words: bool) -> sa.ColumnElement[bool]:
         """`q`: subject, description and comments, with partial words. PostgreSQL:
         full text over the stored documents and their GIN indexes (each word a prefix,
         all required), plus a trigram match on the subject for fragments inside words.
         SQLite: case-insensitive LIKE, a scan fine for a demo-sized database. Customers
         never match through internal notes (their existence must not leak)."""
-        comments = self._comment_conditions(actor)
+        comments = self._comment_conditions(own)
         if self.dialect != "postgresql":
-            needle = q.lower()
+            pattern: sa.BindParameter[str] = sa.bindparam("search_fragment")
             in_comments = sa.select(C.ticket_id).where(
-                *comments, sa.func.lower(C.content).contains(needle, autoescape=True)
+                *comments, sa.func.lower(C.content).like(pattern, escape="/")
             )
             return sa.or_(
-                sa.func.lower(T.subject).contains(needle, autoescape=True),
-                sa.func.lower(T.description).contains(needle, autoescape=True),
+                sa.func.lower(T.subject).like(pattern, escape="/"),
+                sa.func.lower(T.description).like(pattern, escape="/"),
                 T.id.in_(in_comments),
             )
-        fragment_match = T.subject.ilike(f"%{_escape_like(q)}%", escape="/")
-        terms = prefix_query(q)
-        if terms is None:  # only punctuation: nothing for full text, the fragment may match
-            return fragment_match
-        query = sa.func.to_tsquery(sa.cast("simple", REGCONFIG), terms)
+        if not with_words:
+            return T.subject.ilike(sa.bindparam("search_fragment"), escape="/")
+        fragment_match = T.subject.ilike(sa.bindparam("search_fragment"), escape="/")
+        query = sa.func.to_tsquery(sa.cast("simple", REGCONFIG), sa.bindparam("search_words"))
         in_comments = sa.select(C.ticket_id).where(*comments, _SEARCH_DOCUMENT.op("@@")(query))
         return sa.or_(_SEARCH_DOCUMENT.op("@@")(query), fragment_match, T.id.in_(in_comments))
 
@@ -242,25 +322,36 @@ class TicketRepository(Repository[Ticket]):
         stays locked until the commit and every create of the organization queues on
         it, so the number is taken by this statement itself (on PostgreSQL in a CTE of
         the INSERT: one round trip, as late as the row can be written)."""
+        columns = tuple(sorted(values))
         sequences = SequenceRepository(self.session)
         if self.dialect != "postgresql":
             value = await sequences.next_value(TICKET_SEQUENCE)
             numbered = {**values, "ticket_number": format_ticket_number(value)}
-            [row] = await self.rows(self.insert_row(numbered).returning(*TICKETS.c))
-            return row
-        counter = sequences.next_value_statement(TICKET_SEQUENCE).cte("ticket_counter")
-        digits = sa.cast(counter.c.value, sa.Text)
-        number = sa.select(
-            sa.literal(TICKET_PREFIX)
-            + sa.func.lpad(digits, sa.func.greatest(6, sa.func.length(digits)), "0")
-        ).scalar_subquery()
-        statement = (
-            self.insert_row({**values, "ticket_number": number})
-            .add_cte(counter)
-            .returning(*TICKETS.c)
-        )
-        [row] = await self.rows(statement)
+            return await self._insert_ticket((*columns, "ticket_number"), numbered)
+
+        def build() -> sa.Insert:
+            counter = sequences.next_value_statement(TICKET_SEQUENCE).cte("ticket_counter")
+            digits = sa.cast(counter.c.value, sa.Text)
+            number = sa.select(
+                sa.literal(TICKET_PREFIX)
+                + sa.func.lpad(digits, sa.func.greatest(6, sa.func.length(digits)), "0")
+            ).scalar_subquery()
+            return self._ticket_insert(columns, ticket_number=number).add_cte(counter)
+
+        statement = self.prebuilt(("insert_numbered", columns), build)
+        [row] = await self.rows(statement, {**values, COUNTER_ID: new_id()})
         return row
+
+    async def _insert_ticket(self, columns: tuple[str, ...], values: dict[str, Any]) -> Record:
+        statement = self.prebuilt(("insert", columns), lambda: self._ticket_insert(columns))
+        [row] = await self.rows(statement, values)
+        return row
+
+    def _ticket_insert(self, columns: tuple[str, ...], **computed: Any) -> sa.Insert:
+        """An INSERT of the tenant's ticket with `columns` bound by name, and `computed`
+        column expressions."""
+        bound = {name: sa.bindparam(name, type_=T[name].type) for name in columns}
+        return self.insert_row({**bound, **computed}).returning(*TICKETS.c)
 
     async def write(self, ticket_id: uuid.UUID, version: int, values: dict[str, Any]) -> Record:
         """Set `values` on a ticket this transaction holds locked at `version`: one UPDATE
@@ -318,25 +409,31 @@ class TicketRepository(Repository[Ticket]):
     ) -> tuple[int | None, int]:
         """The agent's ticket limit and active ticket count. Locks the agent's row first,
         so two concurrent assignments cannot both take the last free slot."""
-        limit = await self.scalar(
-            scoped(
-                sa.select(U.max_concurrent_tickets)
-                .where(*self.scope(User), U.id == agent_id)
-                .with_for_update()
+
+        def build_limit() -> sa.Select[Any]:
+            statement = sa.select(U.max_concurrent_tickets).where(
+                *self.scope(User), U.id == sa.bindparam("agent_id")
             )
-        )
-        statement = self.select_rows(sa.func.count()).where(
-            T.assigned_agent_id == agent_id, T.status.in_(sorted(active))
-        )
-        if exclude is not None:
-            statement = statement.where(T.id != exclude)
-        return limit, int(await self.scalar(statement) or 0)
+            return scoped(statement.with_for_update())
+
+        def build_count() -> sa.Select[Any]:
+            statement = self.select_rows(sa.func.count()).where(
+                T.assigned_agent_id == sa.bindparam("agent_id"), T.status.in_(sorted(active))
+            )
+            if exclude is not None:
+                statement = statement.where(T.id != sa.bindparam("exclude_id"))
+            return statement
+
+        arguments = {"agent_id": agent_id, "exclude_id": exclude}
+        limit = await self.scalar(self.prebuilt("agent_limit", build_limit), arguments)
+        count = self.prebuilt(("agent_count", active, exclude is not None), build_count)
+        return limit, int(await self.scalar(count, arguments) or 0)
 
     # --- comments and history -------------------------------------------------------------
 
-    def _comment_conditions(self, actor: Principal) -> list[sa.ColumnElement[bool]]:
+    def _comment_conditions(self, own: bool) -> list[sa.ColumnElement[bool]]:
         conditions = self.scope(TicketComment)
-        if actor.is_customer:
+        if own:
             conditions.append(C.comment_type == CommentType.PUBLIC)
         return conditions
 
@@ -344,7 +441,7 @@ class TicketRepository(Repository[Ticket]):
         self, actor: Principal, ticket_id: uuid.UUID, page: PageParams
     ) -> PageResult[Record]:
         statement = sa.select(*COMMENTS.c).where(
-            *self._comment_conditions(actor), C.ticket_id == ticket_id
+            *self._comment_conditions(actor.is_customer), C.ticket_id == ticket_id
         )
         return await self.page_rows(scoped(statement), page, [SortKey(C.id)])
 
@@ -364,16 +461,6 @@ class TicketRepository(Repository[Ticket]):
             *self.scope(TicketHistory), H.ticket_id == ticket_id
         )
         return await self.page_rows(scoped(statement), page, [SortKey(H.id)])
-
-
-def _one_of(column: Any, values: Sequence[Any]) -> sa.ColumnElement[bool]:
-    # One value keeps `=`: `(organization_id, status, created_at)` then yields rows in
-    # order, where IN of one value would not on PostgreSQL 15.
-    distinct = sorted(set(values))
-    return cast(
-        sa.ColumnElement[bool],
-        column == distinct[0] if len(distinct) == 1 else column.in_(distinct),
-    )
 
 
 def _escape_like(text: str) -> str:

@@ -15,22 +15,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal, PrincipalKind
 from app.db.database import Database
 from app.db.session import ORGANIZATION_ID
-from app.kit.pagination import PageParams, cursor_after, page_statement
+from app.kit.pagination import PageParams, cursor_after
 from app.models.organization import Organization
 from app.models.ticket import (
     CommentType,
     Priority,
-    Ticket,
     TicketChannel,
     TicketComment,
     TicketStatus,
 )
 from app.models.user import Role, User
-from app.tickets.repository import SORT_KEYS, TicketFilters, TicketRepository, prefix_query
+from app.tickets.repository import (
+    SORT_KEYS,
+    TicketFilters,
+    TicketRepository,
+    prefix_query,
+)
 from app.tickets.service import open_ticket
 from tests.support.identity import API, Tenant
 
 PAGE = PageParams(limit=50, cursor=None)
+ONE = PageParams(limit=1, cursor=None)
 
 
 async def _search(client: httpx.AsyncClient, headers: dict[str, str], q: str) -> set[str]:
@@ -123,14 +128,17 @@ async def test_a_new_comment_is_searchable_in_its_own_transaction(
     principal = Principal(PrincipalKind.USER, agent.user_id, corpus.org.id, Role.AGENT)
     async with database.tenant_session(corpus.org.id) as session:
         repository = TicketRepository(session)
-        ticket = await repository.row(repository.visible(principal).limit(1))
-        assert ticket is not None
+        [ticket] = (
+            await repository.list_visible(principal, TicketFilters(), ONE, "-created_at")
+        ).rows
         session.add(
             TicketComment(ticket_id=ticket["id"], author_id=agent.user_id, content="zeppelin")
         )
         await session.flush()
-        found = await repository.rows(repository.filtered(principal, TicketFilters(q="zeppelin")))
-        assert [t["id"] for t in found] == [ticket["id"]]
+        found = await repository.list_visible(
+            principal, TicketFilters(q="zeppelin"), PAGE, "-created_at"
+        )
+        assert [t["id"] for t in found.rows] == [ticket["id"]]
 
 
 def test_prefix_query_cannot_inject_operators() -> None:
@@ -244,30 +252,34 @@ async def _driver(session: AsyncSession) -> Any:
     return driver
 
 
-def _driver_statement(session: AsyncSession, statement: sa.Select[Any]) -> tuple[str, list[Any]]:
+Bound = tuple[sa.Select[Any], dict[str, Any]]
+
+
+def _driver_statement(session: AsyncSession, bound: Bound) -> tuple[str, list[Any]]:
     """The statement as the asyncpg dialect sends it (`$n` placeholders, IN lists
     expanded) and its arguments in placeholder order, each through its type's bind
     processor, as execution would (JSON serialized, enums as their values, timestamps
     normalized). Public API only: `construct_expanded_state` brings processors for the
     expanded IN values alone; the others come from each bind's type."""
+    statement, arguments = bound
     dialect = session.get_bind().dialect
     compiled = statement.compile(dialect=dialect)
-    expanded = compiled.construct_expanded_state()
+    expanded = compiled.construct_expanded_state(arguments)
     assert expanded.positiontup is not None, "not a positional paramstyle"
     processors = {
         name: bind.type.dialect_impl(dialect).bind_processor(dialect)
         for name, bind in compiled.binds.items()
     }
     processors.update(expanded.processors)
-    arguments = []
+    values = []
     for name in expanded.positiontup:
         value = expanded.parameters[name]
         process = processors.get(name)
-        arguments.append(process(value) if process is not None else value)
-    return expanded.statement, arguments
+        values.append(process(value) if process is not None else value)
+    return expanded.statement, values
 
 
-async def _plan(session: AsyncSession, statement: sa.Select[Any]) -> list[tuple[str, str]]:
+async def _plan(session: AsyncSession, statement: Bound) -> list[tuple[str, str]]:
     """The scans of the plan for the statement's own values, as the tenant (under RLS)."""
     sql, arguments = _driver_statement(session, statement)
     driver = await _driver(session)
@@ -276,7 +288,7 @@ async def _plan(session: AsyncSession, statement: sa.Select[Any]) -> list[tuple[
     return _scans(json.loads(plan) if isinstance(plan, str) else plan)
 
 
-async def _generic_plan(session: AsyncSession, statement: sa.Select[Any]) -> list[tuple[str, str]]:
+async def _generic_plan(session: AsyncSession, statement: Bound) -> list[tuple[str, str]]:
     """`EXPLAIN EXECUTE` of the statement PREPAREd, under `force_generic_plan` (an
     EXPLAIN with bound values would plan for those values), as the tenant (under RLS)."""
     sql, arguments = _driver_statement(session, statement)
@@ -334,10 +346,8 @@ async def test_list_queries_use_indexes_at_100k_rows(
     org, customer, agent = big_org
     principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
     async with database.tenant_session(org) as session:
-        statement = page_statement(
-            TicketRepository(session).filtered(principal, _filters(options, customer, agent)),
-            PAGE,
-            SORT_KEYS["-created_at"],
+        statement = TicketRepository(session).list_statement(
+            principal, _filters(options, customer, agent), PAGE, "-created_at"
         )
         scans = await _plan(session, statement)
     assert ("Seq Scan", "tickets") not in scans, scans
@@ -390,15 +400,15 @@ async def test_list_statements_use_indexes_in_their_generic_plan(
     else:
         principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
     async with database.tenant_session(org) as session:
-        filtered = TicketRepository(session).filtered(
-            principal,
-            _filters(options, customer, agent),
-            include_deleted=name == "include-deleted",
-        )
+        repository = TicketRepository(session)
+        filters = _filters(options, customer, agent)
         for sort, keys in SORT_KEYS.items():
             for cursor in (None, _cursor_past(keys)):
                 page = PageParams(limit=PAGE.limit, cursor=cursor)
-                scans = await _generic_plan(session, page_statement(filtered, page, keys))
+                statement = repository.list_statement(
+                    principal, filters, page, sort, include_deleted=name == "include-deleted"
+                )
+                scans = await _generic_plan(session, statement)
                 assert ("Seq Scan", "tickets") not in scans, (sort, cursor, scans)
                 assert any(relation == "tickets" for _, relation in scans), (sort, scans)
 
@@ -412,10 +422,8 @@ async def test_the_sla_breach_filter_reads_its_partial_index(
     principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
     filters = _filters({"sla_breach": True}, customer, agent)
     async with database.tenant_session(org) as session:
-        statement = page_statement(
-            TicketRepository(session).filtered(principal, filters),
-            PAGE,
-            SORT_KEYS["-created_at"],
+        statement = TicketRepository(session).list_statement(
+            principal, filters, PAGE, "-created_at"
         )
         custom_scans = await _plan(session, statement)
         generic_scans = await _generic_plan(session, statement)
@@ -429,7 +437,7 @@ async def test_get_by_id_uses_the_primary_key(
     org, _, agent = big_org
     principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
     async with database.tenant_session(org) as session:
-        statement = TicketRepository(session).visible(principal).where(Ticket.id == uuid.uuid4())
+        statement = TicketRepository(session).get_statement(principal, uuid.uuid4(), False, False)
         scans = await _plan(session, statement)
     assert ("Seq Scan", "tickets") not in scans, scans
     assert any(relation == "tickets" for _, relation in scans), scans
@@ -444,9 +452,15 @@ async def test_search_reads_comments_through_their_gin_index(
     principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
     async with database.tenant_session(org) as session:
         repository = TicketRepository(session)
-        statement = repository.filtered(principal, TicketFilters(q="zeppelin")).limit(51)
+        statement = repository.list_statement(
+            principal, TicketFilters(q="zeppelin"), PAGE, "-created_at"
+        )
         scans = await _plan(session, statement)
-        found = await repository.rows(statement)
+        found = (
+            await repository.list_visible(
+                principal, TicketFilters(q="zeppelin"), PAGE, "-created_at"
+            )
+        ).rows
     assert ("Seq Scan", "ticket_comments") not in scans, scans
     assert ("Seq Scan", "tickets") not in scans, scans
     assert any(name == "ix_ticket_comments_search" for _, name in scans), scans
