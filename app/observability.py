@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import Settings
 
 REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_STATE = "request_id"
 
 HTTP_REQUESTS = Counter(
     "helpdesk_http_requests_total", "HTTP requests", ["method", "route", "status"]
@@ -71,6 +72,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        # Where the 500 handler finds it: Starlette answers an unhandled error outside
+        # every middleware of ours.
+        scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -92,6 +96,12 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
             HTTP_LATENCY.labels(scope["method"], template).observe(elapsed)
+
+
+def request_id(request: Request) -> str | None:
+    """The id `RequestContextMiddleware` gave this request."""
+    found = getattr(request.state, REQUEST_ID_STATE, None)
+    return found if isinstance(found, str) else None
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -33,7 +33,7 @@ class TotpEnrollResponse(BaseModel):
 
 class TotpCode(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: str = Field(pattern=r"^\s*\d{6}\s*$", description="Six digits from the app.")
+    code: str = Field(pattern=r"^\s*[0-9]{6}\s*$", description="Six digits from the app.")
 
 
 class SessionRead(BaseModel):

@@ -8,7 +8,6 @@ after runs in the caller's tenant session. The statements are the repositories'
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +39,7 @@ from app.models.user import ApiKey, Role, User, UserSession
 INVALID_CREDENTIALS = "Invalid credentials."
 INVALID_TOKEN = "The access token is invalid, expired or revoked."  # noqa: S105
 TOTP_ISSUER = "Helpdesk"
+TOTP_DIGITS = 6
 
 
 class TotpRequired(Unauthorized):
@@ -338,10 +338,14 @@ async def revoke_all_sessions(
 
 def _matching_step(secret: str, code: str, now: datetime) -> int | None:
     """The 30-second step `code` belongs to, allowing one step of clock drift."""
+    code = code.strip()
+    # ASCII digits only: `str.isdigit` and `\d` also accept other scripts' digits.
+    if not (len(code) == TOTP_DIGITS and code.isascii() and code.isdigit()):
+        return None
     totp = pyotp.TOTP(secret)
     current = totp.timecode(now)
     for step in (current, current - 1, current + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code.strip()):
+        if tokens.same_text(totp.generate_otp(step), code):
             return step
     return None
 

@@ -44,7 +44,13 @@ def digest(secret: str) -> str:
 
 
 def digests_match(secret: str, expected_digest: str) -> bool:
-    return hmac.compare_digest(digest(secret), expected_digest)
+    return same_text(digest(secret), expected_digest)
+
+
+def same_text(given: str, expected: str) -> bool:
+    """Constant-time equality of two strings of any characters (`compare_digest` refuses
+    `str` arguments that are not ASCII, and what a client sends may not be)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def issue_access_token(settings: Settings, claims: AccessClaims, now: datetime) -> str:
@@ -128,7 +134,7 @@ def parse_refresh_token(settings: Settings, token: str) -> tuple[uuid.UUID, str]
     if len(parts) != 3:
         return None
     session_part, secret, mac = parts
-    if not secret or not hmac.compare_digest(mac, _refresh_mac(settings, session_part, secret)):
+    if not secret or not same_text(mac, _refresh_mac(settings, session_part, secret)):
         return None
     try:
         return uuid.UUID(session_part), secret

@@ -8,7 +8,6 @@ type is the service's call, because a PATCH does not carry the type it must fit.
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self
@@ -21,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.custom_fields.patterns import compile_pattern
 from app.kit.schemas import InputModel, PatchModel, ReadModel
 from app.models.custom_field import EntityType, FieldType
 
@@ -72,12 +72,7 @@ RuleLength = Annotated[int, Field(strict=True, ge=0, le=TEXTAREA_MAX_LENGTH)]
 
 
 def _compiles(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression: {exc}") from None
-    except (OverflowError, RecursionError):  # a{99999999999}, or nesting past the parser
-        raise ValueError("not a valid regular expression: too large") from None
+    compile_pattern(pattern)
     return pattern
 
 
@@ -90,7 +85,8 @@ Regex = Annotated[
 
 class ValidationRules(InputModel):
     """Constraints on a value. `min`/`max` bound numbers; `min_length`, `max_length` and
-    `regex` (Python syntax, matched against the whole value) bound text-like values.
+    `regex` (RE2 syntax: Python's without backreferences or lookaround, matched against
+    the whole value in linear time) bound text-like values.
     Allowed values of choice fields live in `choices`, not here."""
 
     min: RuleNumber | None = None

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.custom_fields.patterns import full_match
 from app.custom_fields.repository import CustomFieldRepository
 from app.custom_fields.schemas import (
     EMAIL_MAX_LENGTH,
@@ -314,7 +315,7 @@ def _text_rules(definition: FieldDefinition, text: str) -> str:
     if len(text) > max_length:
         raise ValueError(f"must be at most {max_length} characters long")
     pattern = rules.get("regex")
-    if pattern is not None and re.fullmatch(pattern, text) is None:
+    if pattern is not None and not full_match(pattern, text):
         raise ValueError(f"must match the pattern {pattern}")
     return text
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.kit.security_headers import SECURITY_HEADERS
+from app.observability import REQUEST_ID_HEADER, request_id
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://helpdesk.dev/problems/"
@@ -263,11 +264,15 @@ async def _stale_data(_request: Request, _exc: Exception) -> JSONResponse:
     return problem_response(412, "The resource was modified concurrently; reload it and retry.")
 
 
-async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", exc_info=exc)
-    # Answered by Starlette's outermost middleware, past our header middleware: the
-    # security headers are added here.
-    return problem_response(500, "An unexpected error occurred.", headers=dict(SECURITY_HEADERS))
+    # Answered by Starlette's outermost middleware, past our header middlewares: the
+    # request id (which the caller quotes to support) and the security headers are
+    # added here.
+    headers = dict(SECURITY_HEADERS)
+    if (rid := request_id(request)) is not None:
+        headers[REQUEST_ID_HEADER] = rid
+    return problem_response(500, "An unexpected error occurred.", headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

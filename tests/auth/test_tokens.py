@@ -133,7 +133,17 @@ async def test_refresh_rotates_and_replay_revokes_the_session(
 
 
 @pytest.mark.parametrize(
-    "token", ["", "garbage", f"{uuid.uuid4()}.secret", "not-a-uuid.secret", "x" * 600]
+    "token",
+    [
+        "",
+        "garbage",
+        f"{uuid.uuid4()}.secret",
+        "not-a-uuid.secret",
+        "x" * 600,
+        # Not ASCII where the MAC or the secret goes (hmac.compare_digest refuses such str).
+        "a.b.\u00e9",
+        f"{uuid.uuid4()}.s\u00e9cret.\u0661\u0662",
+    ],
 )
 async def test_malformed_refresh_tokens(client: httpx.AsyncClient, token: str) -> None:
     response = await client.post(f"{API}/auth/refresh", json={"refresh_token": token})

@@ -123,3 +123,33 @@ async def test_api_keys_have_no_second_factor(client: httpx.AsyncClient, tenant_
         f"{API}/auth/totp/enroll", json={"password": PASSWORD}, headers=tenant_a["api_key"].headers
     )
     assert response.status_code == 403 and response.headers["content-type"] == PROBLEM
+
+
+# Arabic-Indic and full-width digits match `\\d` and `str.isdigit`; a non-ASCII letter
+# reaches the comparison with the expected code.
+NOT_ASCII_CODES = [
+    "\u0661\u0662\u0663\u0664\u0665\u0666",
+    "\uff11\uff12\uff13\uff14\uff15\uff16",
+    "12345\u00e9",
+]
+
+
+async def test_codes_in_other_scripts_are_refused_not_500(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    agent = tenant_a["agent"]
+    assert agent.email is not None
+    secret = await _enable(client, agent)
+    for code in NOT_ASCII_CODES:
+        for route in ("confirm", "disable"):
+            response = await client.post(
+                f"{API}/auth/totp/{route}", json={"code": code}, headers=agent.headers
+            )
+            assert response.status_code in {409, 422}, (route, code, response.text)
+            assert response.headers["content-type"] == PROBLEM
+        refused = await login(client, agent.email, client_id=tenant_a.slug, totp=code)
+        assert refused.status_code == 401, (code, refused.text)
+        assert refused.headers["content-type"] == PROBLEM
+    # 2FA is still on, and a real code still works.
+    fresh = await login(client, agent.email, client_id=tenant_a.slug, totp=_code(secret))
+    assert fresh.status_code == 200

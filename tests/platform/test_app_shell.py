@@ -85,6 +85,17 @@ async def test_error_after_flush_rolls_back_and_hides_internals(
     assert response.status_code == 500
     assert response.headers["content-type"] == PROBLEM
     assert "secret" not in response.text and "Traceback" not in response.text
+    # The id a caller quotes to support, and the headers every other answer carries.
+    assert len(response.headers["x-request-id"]) == 32
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    quoted = await client.post(
+        "/probe/departments",
+        json={"organization_id": str(org_a.id), "name": "explode-after-flush"},
+        headers={"X-Request-ID": "support-case-42"},
+    )
+    assert quoted.status_code == 500
+    assert quoted.headers["x-request-id"] == "support-case-42"
     async with app.state.database.tenant_session(org_a.id) as session:
         names = await session.scalars(sa.select(Department.name))
         assert "explode-after-flush" not in names.all()
