@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from uuid_utils.compat import uuid7
 
-from app.db.types import JSONType, UTCDateTime
+from app.db.types import JSONType, UTCDateTime, UtcNow
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -51,15 +51,20 @@ class CreatedAtMixin:
     """For append-only rows (history, outbox, attempts): written once, never updated."""
 
     created_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=sa.func.now(), nullable=False, sort_order=100
+        UTCDateTime(),
+        default=UtcNow(),
+        server_default=sa.func.now(),
+        nullable=False,
+        sort_order=100,
     )
 
 
 class TimestampMixin(CreatedAtMixin):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(),
+        default=UtcNow(),
         server_default=sa.func.now(),
-        onupdate=sa.func.now(),
+        onupdate=UtcNow(),
         nullable=False,
         sort_order=101,
     )

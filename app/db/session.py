@@ -259,6 +259,7 @@ def create_engine(settings: Settings, database_url: str) -> AsyncEngine:
         ensure_sqlite_directory(database_url)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
     kwargs |= {
         "pool_size": settings.database_pool_size,
@@ -281,3 +282,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+    # The driver's own BEGIN is deferred (it takes the write lock at the first write,
+    # after the reads a write is based on); `_sqlite_begin_immediate` replaces it.
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    """Embedded SQLite has no row locks: each transaction takes the database's write lock
+    when it begins, so transactions run one at a time, in arrival order (waiting up to
+    the busy timeout), and a read-then-write never sees its row change under it — what
+    `SELECT … FOR UPDATE` gives on PostgreSQL."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -9,6 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -48,6 +50,29 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             value = datetime.fromisoformat(value)
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class UtcNow(FunctionElement[datetime]):
+    """The database's current instant, in the form the backend stores bound instants in:
+    PostgreSQL's `now()` (the transaction's start); on SQLite, text in SQLAlchemy's
+    format with six fractional digits (`CURRENT_TIMESTAMP` has whole seconds and no
+    fraction, and as text sorts before a bound value of the same second — a keyset page
+    on `created_at` then never ends). SQLite's clock has milliseconds: the last three
+    digits are zeros. Columns take it as their `default` and `onupdate`, so every INSERT
+    and UPDATE the application runs sets it in the statement."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(UtcNow)
+def _now(_element: UtcNow, _compiler: Any, **_kw: Any) -> str:
+    return "now()"
+
+
+@compiles(UtcNow, "sqlite")
+def _sqlite_now(_element: UtcNow, _compiler: Any, **_kw: Any) -> str:
+    return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
 
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, CreatedAtMixin, TimestampMixin
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, not_deleted, tenant_fk
-from app.db.types import str_enum
+from app.db.types import UtcNow, str_enum
 
 
 class Role(enum.StrEnum):
@@ -199,7 +199,9 @@ class UserSession(TenantMixin, TimestampMixin, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
     ip_address: Mapped[str | None] = mapped_column(sa.String(45))
     user_agent: Mapped[str] = mapped_column(sa.String(512), default="", server_default="")
-    last_activity_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
+    last_activity_at: Mapped[datetime] = mapped_column(
+        default=UtcNow(), server_default=sa.func.now()
+    )
     expires_at: Mapped[datetime]
     refresh_token_hash: Mapped[str] = mapped_column(sa.String(64))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
@@ -228,7 +230,7 @@ class UserPermission(TenantMixin, CreatedAtMixin, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     permission: Mapped[str] = mapped_column(sa.String(100))
     granted_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
-    granted_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
+    granted_at: Mapped[datetime] = mapped_column(default=UtcNow(), server_default=sa.func.now())
     expires_at: Mapped[datetime | None]
     is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
 

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG, TSVECTOR
 
 from app.auth.principal import Principal
 from app.db.base import new_id
+from app.db.types import UtcNow
 from app.kit.pagination import PageParams, PageResult, SortKey
 from app.kit.repository import Record, Repository, scoped
 from app.kit.sequences import COUNTER_ID, SequenceRepository
@@ -376,7 +377,7 @@ class TicketRepository(Repository[Ticket]):
             .where(T.id == sa.bindparam("ticket_id"), T.version == sa.bindparam("locked_version"))
             .values(
                 version=T.version + 1,
-                updated_at=sa.func.now(),
+                updated_at=UtcNow(),
                 **{name: sa.bindparam(f"new_{name}", type_=T[name].type) for name in columns},
             )
             .returning(*TICKETS.c)

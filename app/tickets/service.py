@@ -364,7 +364,7 @@ def _move(ticket: Record, target: TicketStatus, now: datetime) -> Changes:
     if target not in TRANSITIONS[current]:
         allowed = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "none"
         raise Conflict(
-            f"A {current.value} ticket cannot move to {target.value} (allowed: {allowed})."
+            f"The ticket is {current.value} and cannot move to {target.value} (allowed: {allowed})."
         )
     values: dict[str, Any] = {"status": target}
     if target is S.RESOLVED:

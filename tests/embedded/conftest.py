@@ -1,0 +1,78 @@
+"""Embedded mode, as `make run` starts it: a SQLite file migrated and seeded by the CLI
+(`helpdesk migrate`, `helpdesk demo`), the app with no Redis (jobs in process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.demo.service import DEMO_ADMIN_EMAIL, DEMO_PASSWORD, DEMO_SLUG
+from app.main import create_app
+from tests.support.identity import API
+
+DEMO_TICKETS = 301
+
+
+def helpdesk(database_url: str, *args: str) -> None:
+    """The CLI in its own process, as a user runs it."""
+    environment = {**os.environ, "DATABASE_URL": database_url}
+    environment.pop("REDIS_URL", None)
+    command = [sys.executable, "-m", "app.cli", *args]
+    subprocess.run(command, env=environment, check=True)  # noqa: S603 - our own CLI
+
+
+@pytest.fixture(scope="session")
+def embedded_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("embedded") / "var" / "helpdesk.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    helpdesk(url, "migrate")
+    helpdesk(url, "demo", "--tickets", str(DEMO_TICKETS))
+    return url
+
+
+@pytest.fixture(scope="session")
+def embedded_path(embedded_url: str) -> Path:
+    return Path(embedded_url.removeprefix("sqlite+aiosqlite:///"))
+
+
+@pytest.fixture(scope="session")
+async def embedded_app(
+    embedded_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[FastAPI]:
+    settings = Settings(
+        environment="test",
+        database_url=embedded_url,
+        redis_url=None,
+        login_ip_max_attempts=1_000_000,
+        storage_dir=tmp_path_factory.mktemp("embedded-storage"),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def embedded(embedded_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=embedded_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://embedded") as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def admin_headers(embedded: httpx.AsyncClient) -> dict[str, str]:
+    """The README's demo login."""
+    response = await embedded.post(
+        f"{API}/auth/token",
+        data={"username": DEMO_ADMIN_EMAIL, "password": DEMO_PASSWORD, "client_id": DEMO_SLUG},
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
