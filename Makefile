@@ -31,11 +31,15 @@ $(LOWEST_STAMP): pyproject.toml $(LOWEST_CONSTRAINTS)
 	$(LOWEST_BIN)/python -m pip install --quiet -e '.[dev]' -c $(LOWEST_CONSTRAINTS)
 	touch $(LOWEST_STAMP)
 
+# `make run PORT=8001 HOST=0.0.0.0` serves elsewhere. HOST comes from the command line
+# only (some shells export the machine's name as HOST); PORT from it or the environment.
+HOST := 127.0.0.1
+PORT ?= 8000
+
 run: $(STAMP)
 	$(BIN)/helpdesk migrate
 	$(BIN)/helpdesk demo
-	@echo "API docs: http://127.0.0.1:8000/docs"
-	$(BIN)/helpdesk serve --host 127.0.0.1 --port 8000
+	$(BIN)/helpdesk serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

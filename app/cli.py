@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.db.database import Database
 
 cli = typer.Typer(
@@ -33,9 +33,11 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     reload: Annotated[bool, typer.Option(help="Reload on code change (dev).")] = False,
 ) -> None:
-    """Serve the HTTP API with uvicorn."""
+    """Serve the HTTP API with uvicorn (request log in development)."""
     import uvicorn
 
+    log_level, access_log = uvicorn_logging(get_settings())
+    console.print(_listening(host, port), soft_wrap=True, markup=False, highlight=False)
     uvicorn.run(
         "app.main:app_factory",
         factory=True,
@@ -44,9 +46,27 @@ def serve(
         workers=workers,
         reload=reload,
         proxy_headers=True,
-        log_level="warning",
-        access_log=False,
+        log_level=log_level,
+        access_log=access_log,
     )
+
+
+def uvicorn_logging(settings: Settings) -> tuple[str, bool]:
+    """uvicorn's log level and whether it logs each request: in development at
+    LOG_LEVEL (INFO by default) with the access log, one line per request; elsewhere
+    warnings and errors only and no access log (requests are counted in `/metrics`)."""
+    if settings.environment == "development":
+        return settings.log_level.lower(), True
+    return ("error" if settings.log_level == "ERROR" else "warning"), False
+
+
+def _listening(host: str, port: int) -> str:
+    """Where `serve` listens, as a URL to open (the wildcard addresses as loopback)."""
+    wildcard = host in ("", "0.0.0.0", "::")  # noqa: S104 - naming it, not binding it
+    shown = "127.0.0.1" if wildcard else f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}"
+    where = " (all interfaces)" if wildcard else ""
+    return f"serving on {url}{where} - API docs at {url}/docs"
 
 
 @cli.command()
@@ -202,7 +222,8 @@ def demo(
     console.print(
         f"demo login: client_id=[bold]{demo_seed.DEMO_SLUG}[/bold] "
         f"username=[bold]{demo_seed.DEMO_ADMIN_EMAIL}[/bold] "
-        f"password=[bold]{demo_seed.DEMO_PASSWORD}[/bold]"
+        f"password=[bold]{demo_seed.DEMO_PASSWORD}[/bold]",
+        soft_wrap=True,  # one line even when not a terminal (rich wraps at 80 columns)
     )
 
 

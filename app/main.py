@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from app.api_keys.router import router as api_keys_router
 from app.attachments.router import router as attachments_router
@@ -85,14 +86,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await database.jobs.close()
             await database.dispose()
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) load their scripts from the installed
+    # package, not a CDN: they work offline and behind a strict proxy.
+    app = FastAPIOffline(
         title="Helpdesk API",
         version="1.0.0",
         summary="Multi-tenant helpdesk and field-service backend",
         lifespan=lifespan,
         openapi_url="/openapi.json",
         docs_url="/docs",
-        redoc_url=None,
+        redoc_url="/redoc",
     )
     app.state.settings = settings
     install_error_handlers(app)

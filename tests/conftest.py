@@ -4,8 +4,12 @@ at the end; tenant code runs as the app role (the tenant session switches to it)
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -128,3 +132,30 @@ async def org_a(database: Database) -> Organization:
 @pytest.fixture
 async def org_b(database: Database) -> Organization:
     return await make_organization(database, "Beta")
+
+
+# --- embedded mode: a SQLite file as `make run` makes it -------------------------------
+
+DEMO_TICKETS = 301
+
+
+def helpdesk(database_url: str, *args: str) -> None:
+    """The CLI in its own process, as a user runs it."""
+    environment = {**os.environ, "DATABASE_URL": database_url}
+    environment.pop("REDIS_URL", None)
+    command = [sys.executable, "-m", "app.cli", *args]
+    subprocess.run(command, env=environment, check=True)  # noqa: S603 - our own CLI
+
+
+@pytest.fixture(scope="session")
+def embedded_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("embedded") / "var" / "helpdesk.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    helpdesk(url, "migrate")
+    helpdesk(url, "demo", "--tickets", str(DEMO_TICKETS))
+    return url
+
+
+@pytest.fixture(scope="session")
+def embedded_path(embedded_url: str) -> Path:
+    return Path(embedded_url.removeprefix("sqlite+aiosqlite:///"))

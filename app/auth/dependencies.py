@@ -220,7 +220,8 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         description="Retry-safe writes: same key + same request within 24 h → the "
-        "first response; same key + another request → 409.",
+        "first response again (a replay, marked `Idempotent-Replayed: true`); same key + "
+        "another request → 409. 1 to 255 printable characters, otherwise 400.",
     ),
 ]
 

@@ -61,6 +61,21 @@ def _basic_client_id(request: Request) -> str | None:
     response_model=TokenResponse,
     summary="Log in (OAuth2 password grant)",
     responses={401: {"description": "Wrong credentials"}, 429: {"description": "Throttled"}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "example": {
+                        "grant_type": "password",
+                        "username": "dana.fischer@acme.example.com",
+                        "password": "correct-horse-battery-staple",
+                        "client_id": "acme",
+                        "totp": "492039",
+                    }
+                }
+            }
+        }
+    },
 )
 async def issue_token(
     request: Request,
@@ -81,6 +96,26 @@ async def issue_token(
     scope: Annotated[str, Form(max_length=1024)] = "",
     client_secret: Annotated[str | None, Form(max_length=1024)] = None,
 ) -> TokenResponse:
+    """Exchanges email and password for an access token and a refresh token (a new
+    session). The body is a form (`application/x-www-form-urlencoded`):
+
+    ```
+    curl -X POST "$API/api/v1/auth/token" \\
+      -d grant_type=password -d username=dana.fischer@acme.example.com \\
+      -d password=correct-horse-battery-staple -d client_id=acme
+    ```
+
+    - `username` is the email, `client_id` the organization's slug (empty for platform
+      superusers; HTTP Basic credentials may carry it instead). With two-factor
+      authentication on, `totp` carries the current six-digit code: without it the answer
+      is a 401 of type `totp-required`.
+    - Send `access_token` as `Authorization: Bearer …`; it expires after `expires_in`
+      seconds (15 minutes unless configured otherwise). Then trade the `refresh_token` at
+      `/auth/refresh`.
+    - Wrong credentials are one and the same 401, whatever was wrong. Too many attempts
+      from one address, or failures for one account, are a 429 with `Retry-After`.
+    - No credential needed.
+    """
     pair = await auth.login(
         system,
         settings,
@@ -96,41 +131,83 @@ async def issue_token(
     return _token_response(response, pair)
 
 
-@router.post("/refresh", response_model=TokenResponse, summary="Rotate a refresh token")
+@router.post("/refresh", response_model=TokenResponse, summary="Refresh the tokens")
 async def refresh_token(
     body: RefreshRequest, response: Response, system: SystemSessionDep, settings: SettingsDep
 ) -> TokenResponse:
+    """Trades a refresh token for a new access token and a new refresh token, and keeps
+    the session alive (30 days of inactivity end it unless configured otherwise).
+
+    - Rotation: the refresh token sent stops working. Sending one that was already
+      rotated away revokes the whole session (401): the token has leaked or two clients
+      raced, so log in again.
+    - 401 for a token that is invalid or whose session has ended (logged out, revoked,
+      expired, the user deleted).
+    - No access token needed.
+    """
     pair = await auth.refresh(system, settings, refresh_token=body.refresh_token)
     return _token_response(response, pair)
 
 
-@router.post("/logout", status_code=204, summary="Revoke the current session")
+@router.post("/logout", status_code=204, summary="Log out")
 async def logout(principal: UserPrincipal, session: PrincipalSessionDep) -> None:
+    """Ends the session of the access token sent: from the next request its access
+    tokens are a 401 and its refresh token no longer works. Other sessions of the user
+    stay (see `/sessions`).
+
+    **Who:** any signed-in user, platform superusers included; API keys get 403.
+    """
     assert principal.session_id is not None
     await auth.revoke_session(session, principal.id, principal.session_id)
 
 
-@router.post("/totp/enroll", response_model=TotpEnrollResponse, summary="Start 2FA set-up")
+@router.post("/totp/enroll", response_model=TotpEnrollResponse, summary="Start two-factor set-up")
 async def enroll_totp(
     body: TotpEnroll, principal: UserPrincipal, session: PrincipalSessionDep
 ) -> TotpEnrollResponse:
+    """Creates a fresh TOTP secret for an authenticator app (also as an `otpauth://` URI
+    for a QR code). It is pending until `/auth/totp/confirm` receives a code from it;
+    enrolling again replaces a pending secret.
+
+    **Who:** any signed-in user, platform superusers included; API keys get 403.
+
+    **Errors:** 422 when `password` is not your current password; 409 when two-factor
+    authentication is already on (turn it off first).
+    """
     user = await auth.signed_in_user(session, principal)
     enrollment = await auth.enroll_totp(session, user, body.password)
     return TotpEnrollResponse(secret=enrollment.secret, otpauth_uri=enrollment.otpauth_uri)
 
 
-@router.post("/totp/confirm", status_code=204, summary="Turn 2FA on with a first code")
+@router.post("/totp/confirm", status_code=204, summary="Turn two-factor authentication on")
 async def confirm_totp(
     body: TotpCode, principal: UserPrincipal, session: PrincipalSessionDep
 ) -> None:
+    """Turns two-factor authentication on with a first code from the enrolled secret.
+    From then on a login needs `totp`; every other session of yours ends (it was opened
+    without a code), this one stays. A code is accepted once.
+
+    **Who:** any signed-in user, platform superusers included; API keys get 403.
+
+    **Errors:** 422 for a wrong or already used code; 409 when it is already on or no
+    enrollment is pending (`/auth/totp/enroll` first).
+    """
     user = await auth.signed_in_user(session, principal)
     await auth.confirm_totp(session, user, body.code, current_session=principal.session_id)
 
 
-@router.post("/totp/disable", status_code=204, summary="Turn 2FA off (needs a current code)")
+@router.post("/totp/disable", status_code=204, summary="Turn two-factor authentication off")
 async def disable_totp(
     body: TotpCode, principal: UserPrincipal, session: PrincipalSessionDep
 ) -> None:
+    """Turns two-factor authentication off with a current code and drops the secret;
+    every other session of yours ends, this one stays. A user who lost the device asks an
+    admin (`PATCH /users/{user_id}` with `two_factor_enabled: false`).
+
+    **Who:** any signed-in user, platform superusers included; API keys get 403.
+
+    **Errors:** 422 for a wrong or already used code; 409 when it is not on.
+    """
     user = await auth.signed_in_user(session, principal)
     await auth.disable_totp(session, user, body.code, current_session=principal.session_id)
 
@@ -141,18 +218,34 @@ def _session_read(user_session: UserSession, current: uuid.UUID | None) -> Sessi
     return read
 
 
-@sessions_router.get("", response_model=Page[SessionRead], summary="The caller's sessions")
+@sessions_router.get("", response_model=Page[SessionRead], summary="List your sessions")
 async def list_sessions(
     principal: UserPrincipal, session: PrincipalSessionDep, page: PageParamsDep
 ) -> Page[SessionRead]:
+    """Your logins, newest first, ended ones included (`is_active`); `current` marks the
+    session of the token in use.
+
+    **Who:** any signed-in user, platform superusers included; API keys get 403.
+
+    **Paging** is keyset: `limit` (1 to 200, default 50) and `cursor` = the previous page's
+    `next_cursor`, which is null on the last page.
+    """
     result = await auth.list_sessions(session, principal.id, page)
     return Page.of(result, lambda user_session: _session_read(user_session, principal.session_id))
 
 
-@sessions_router.get("/{session_id}", response_model=SessionRead)
+@sessions_router.get(
+    "/{session_id}", response_model=SessionRead, summary="Get one of your sessions"
+)
 async def get_session(
     session_id: uuid.UUID, principal: UserPrincipal, session: PrincipalSessionDep
 ) -> SessionRead:
+    """One of your sessions.
+
+    **Who:** any signed-in user, platform superusers included; API keys get 403.
+
+    **Errors:** 404 for another user's session or a missing one (alike).
+    """
     user_session = await auth.get_own_session(session, principal.id, session_id)
     return _session_read(user_session, principal.session_id)
 
@@ -161,4 +254,12 @@ async def get_session(
 async def revoke_session(
     session_id: uuid.UUID, principal: UserPrincipal, session: PrincipalSessionDep
 ) -> None:
+    """Ends one of your sessions (a lost laptop, say): its access tokens are a 401 from
+    the next request and its refresh token stops working. Revoking an ended session
+    changes nothing; revoking the current one logs you out.
+
+    **Who:** any signed-in user, platform superusers included; API keys get 403.
+
+    **Errors:** 404 for another user's session or a missing one (alike).
+    """
     await auth.revoke_session(session, principal.id, session_id)

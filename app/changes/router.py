@@ -17,7 +17,7 @@ from app.db.dependencies import SessionDep
 from app.kit.pagination import Page, PageParamsDep
 from app.kit.schemas import ReadModel
 from app.models.ticket import ChangeKind
-from app.tickets.schemas import TicketRead
+from app.tickets.schemas import TICKET_EXAMPLE, TicketRead
 
 router = APIRouter(prefix="/changes", tags=["changes"])
 
@@ -34,14 +34,41 @@ class ChangeRead(ReadModel):
     )
 
 
+_FEED_PAGE_EXAMPLE = {
+    "items": [
+        {
+            "id": "0191b0f4-2e6a-7c1d-9b3f-5a7c9e1b3d5f",
+            "ticket_id": TICKET_EXAMPLE["id"],
+            "change": "updated",
+            "changed_at": "2025-03-04T09:02:10Z",
+            "ticket": TICKET_EXAMPLE,
+        }
+    ],
+    "next_cursor": "WyIwMTkxYjBmNC0yZTZhLTdjMWQtOWIzZi01YTdjOWUxYjNkNWYiXQ",
+}
+
+
 @router.get(
     "",
     response_model=Page[ChangeRead],
-    summary="Every created, updated and deleted ticket, in commit order",
-    description="Poll with the returned `next_cursor`: it is never null once an entry has "
-    "been served, and an empty page means nothing new has settled yet.",
+    summary="Poll the ticket change feed",
+    responses={200: {"content": {"application/json": {"example": _FEED_PAGE_EXAMPLE}}}},
 )
 async def list_changes(_: Reader, session: SessionDep, page: PageParamsDep) -> Page[ChangeRead]:
+    """Every write to a ticket of the organization, in commit order: `created`,
+    `updated` (comments and files count) and `deleted`, each with the ticket as it is
+    now. `ticket` is null once the ticket is deleted (a tombstone); several entries may
+    name one ticket, apply them in order.
+
+    **Who:** agents, managers and admins (`changes:read`).
+
+    **Polling:** start without `cursor`, then always pass the last `next_cursor` (and a
+    `limit` of 1 to 200, default 50). Unlike lists, the feed never ends: `next_cursor` is
+    never null once an entry has been served, and an empty page means nothing new has
+    settled yet, so poll again later with the same cursor. An entry appears once every
+    older transaction has ended, so a late commit is never skipped. A malformed cursor,
+    or one naming no change of this organization, is a 422.
+    """
     feed = await changes.feed_page(session, page)
     items = [
         ChangeRead(

@@ -12,9 +12,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self
 
+from fastapi.openapi.models import Example
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    ConfigDict,
     Field,
     StringConstraints,
     model_validator,
@@ -42,7 +44,8 @@ FieldName = Annotated[
 ]
 FieldLabel = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
 HelpText = Annotated[str, Field(max_length=2_000)]
-Position = Annotated[int, Field(ge=0, le=1_000_000)]
+# Strict: `true` is not a position (lax mode would read it as 1).
+Position = Annotated[int, Field(strict=True, ge=0, le=1_000_000)]
 Choice = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
@@ -89,6 +92,10 @@ class ValidationRules(InputModel):
     the whole value in linear time) bound text-like values.
     Allowed values of choice fields live in `choices`, not here."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"regex": "PRN-[0-9]{4}"}, {"min": 1, "max": 10000}]}
+    )
+
     min: RuleNumber | None = None
     max: RuleNumber | None = None
     min_length: RuleLength | None = None
@@ -112,7 +119,52 @@ class ValidationRules(InputModel):
         return self.model_dump(exclude_none=True)
 
 
+ASSET_TAG_FIELD: dict[str, Any] = {
+    "name": "asset_tag",
+    "label": "Asset tag",
+    "field_type": "text",
+    "entity_type": "ticket",
+    "is_required": False,
+    "is_unique": True,
+    "choices": [],
+    "validation_rules": {"regex": "PRN-[0-9]{4}"},
+    "help_text": "The label on the device, e.g. PRN-0314.",
+    "position": 10,
+}
+CUSTOM_FIELD_CREATE_EXAMPLES: dict[str, Example] = {
+    "text": {
+        "summary": "A unique text field with a pattern",
+        "value": ASSET_TAG_FIELD,
+    },
+    "choice": {
+        "summary": "A required choice field",
+        "value": {
+            "name": "product_area",
+            "label": "Product area",
+            "field_type": "choice",
+            "is_required": True,
+            "choices": ["Billing", "Hardware", "Software"],
+            "position": 20,
+        },
+    },
+    "number": {
+        "summary": "A number field with bounds",
+        "value": {
+            "name": "affected_users",
+            "label": "Affected users",
+            "field_type": "number",
+            "validation_rules": {"min": 1, "max": 10000},
+            "position": 30,
+        },
+    },
+}
+
+
 class CustomFieldCreate(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [e["value"] for e in CUSTOM_FIELD_CREATE_EXAMPLES.values()]}
+    )
+
     name: FieldName
     label: FieldLabel = ""
     field_type: FieldType = Field(description="Fixed once the field exists.")
@@ -137,6 +189,16 @@ class CustomFieldUpdate(PatchModel):
     against them, and changing either would leave those values meaning something else.
     A field of another type is a new field."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"label": "Asset tag (on the device)", "is_required": True},
+                {"validation_rules": {"regex": "(PRN|SCN)-[0-9]{4}"}},
+                {"choices": ["Billing", "Hardware", "Software", "Network"], "position": 15},
+            ]
+        }
+    )
+
     __nullable__: ClassVar[frozenset[str]] = frozenset()
 
     name: FieldName | None = None
@@ -158,6 +220,20 @@ class CustomFieldUpdate(PatchModel):
 
 
 class CustomFieldRead(ReadModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0191a3d0-4b5c-7d6e-8f7a-9b0c1d2e3f1a",
+                    **ASSET_TAG_FIELD,
+                    "created_at": "2024-11-05T10:00:00Z",
+                    "updated_at": "2024-11-05T10:00:00Z",
+                    "deleted_at": None,
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     name: str
     label: str

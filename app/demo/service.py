@@ -11,12 +11,15 @@ from app.db.unit_of_work import UnitOfWork
 from app.models.ticket import CommentType, Priority, TicketChannel, TicketComment, TicketStatus
 from app.models.user import Customer, CustomerTier, Department, Role, User
 from app.organizations.schemas import OrganizationCreate
-from app.tickets.service import open_ticket
+from app.tickets.service import ACTIVE_STATUSES, open_ticket
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo Company"
 DEMO_ADMIN_EMAIL = "admin@demo.example.com"
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - a published demo login, local only
+# Active tickets (ACTIVE_STATUSES) the seed leaves each staff member below their
+# `max_concurrent_tickets`, so assigning a ticket right away succeeds.
+DEMO_FREE_SLOTS = 3
 
 SUBJECTS = [
     "Cannot log in after password reset",
@@ -106,10 +109,20 @@ async def seed_demo_content(
     session.add_all([*agents, *customers])
     await session.flush()
 
-    statuses = list(TicketStatus)
+    statuses = [TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING]
+    # The seed keeps the rule the API enforces: an agent's active tickets stay within
+    # `max_concurrent_tickets`, with DEMO_FREE_SLOTS left free; once everyone is at that
+    # mark, new tickets wait unassigned in the queue.
+    room = {agent.id: agent.max_concurrent_tickets - DEMO_FREE_SLOTS for agent in agents}
     for n in range(tickets):
         customer = rng.choice(customers)
+        status = rng.choice(statuses)
         agent = rng.choice([*agents, None])
+        if agent is not None and status in ACTIVE_STATUSES and room[agent.id] <= 0:
+            available = [a for a in agents if room[a.id] > 0]
+            agent = rng.choice(available) if available else None
+        if agent is not None and status in ACTIVE_STATUSES:
+            room[agent.id] -= 1
         ticket = await open_ticket(
             uow,
             subject=rng.choice(SUBJECTS),
@@ -118,7 +131,7 @@ async def seed_demo_content(
             created_by_id=customer.id,
             priority=rng.choice(list(Priority)),
             channel=rng.choice(list(TicketChannel)),
-            status=rng.choice(statuses[:3]),
+            status=status,
             assigned_agent_id=agent.id if agent else None,
             department_id=rng.choice(departments).id,
             tags=rng.sample(["billing", "login", "hardware", "vip", "mobile"], k=rng.randint(0, 2)),

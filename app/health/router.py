@@ -13,17 +13,38 @@ from app.observability import metrics_response
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process serves requests")
+@router.get(
+    "/healthz",
+    summary="Liveness: the process serves requests",
+    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+)
 async def healthz() -> dict[str, str]:
+    """Answers as long as the process serves HTTP; it checks no dependency (that is
+    `/readyz`). For a container's liveness probe. No credential needed.
+    """
     return {"status": "ok"}
 
 
 @router.get(
     "/readyz",
     summary="Readiness: the database (and Redis, when configured) answer",
-    responses={503: {"description": "A dependency is down"}},
+    responses={
+        200: {
+            "description": "Every dependency answers",
+            "content": {
+                "application/json": {
+                    "example": {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+                }
+            },
+        },
+        503: {"description": "A dependency is down"},
+    },
 )
 async def readyz(request: Request, database: DatabaseDep) -> JSONResponse:
+    """Checks that the database answers (as the owner and as the application role) and,
+    when configured, Redis; for a load balancer's readiness probe. A 503 problem names
+    the failing dependency. No credential needed.
+    """
     checks: dict[str, str] = {}
     # Both logins: the owner's (system session) and the app role's (every tenant request;
     # a wrong DATABASE_APP_URL fails only there).
@@ -50,4 +71,7 @@ async def readyz(request: Request, database: DatabaseDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
+    """Request counts and latencies in the Prometheus text format, for a scraper.
+    Served outside `/api/v1`, without a credential: keep it off the public network.
+    """
     return metrics_response(request)

@@ -12,7 +12,9 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from app.config import API_PREFIX
 from app.kit.security_headers import SECURITY_HEADERS
 from app.observability import REQUEST_ID_HEADER, request_id
 
@@ -195,10 +197,55 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    headers = dict(exc.headers) if exc.headers else None
-    return problem_response(exc.status_code, str(exc.detail), headers=headers)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 400 and exc.detail == FASTAPI_UNPARSABLE_BODY:
+        # One rule for a body that cannot be read as its content type, whether it is
+        # malformed JSON (FastAPI's 422) or bytes that are not UTF-8 (its 400).
+        return problem_response(
+            422,
+            "The request body could not be read: JSON must be well-formed UTF-8, "
+            "forms well-formed multipart or urlencoded.",
+            errors=[{"loc": ["body"], "msg": "unreadable body", "type": "body_unreadable"}],
+        )
+    if exc.status_code == 405:
+        # The router names the methods of the first route on the path only, where a
+        # path's methods are often spread over several routes (RFC 9110 §15.5.6).
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return problem_response(exc.status_code, str(exc.detail), headers=headers or None)
+
+
+# What FastAPI answers (400) when a body fails to parse other than as malformed JSON.
+FASTAPI_UNPARSABLE_BODY = "There was an error parsing the body"
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the API document gives the request's path; where a literal path and
+    a parameter path both fit (`/users/me`, `/users/{user_id}`), the literal one names
+    the resource. Paths outside the document: the methods some route serves there."""
+    segments = request.url.path.split("/")
+    documented: dict[int, set[str]] = {}  # path parameters → methods
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        parts = template.split("/")
+        parameters = sum(part.startswith("{") for part in parts)
+        if len(parts) == len(segments) and all(
+            part.startswith("{") or part == segment
+            for part, segment in zip(parts, segments, strict=True)
+        ):
+            documented.setdefault(parameters, set()).update(m.upper() for m in operations)
+    if documented:
+        methods = documented[min(documented)]
+        return [method for method in HTTP_METHODS if method in methods]
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -285,6 +332,29 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unhandled)
 
 
+def _complete_error_responses(schema: dict[str, Any]) -> None:
+    """What every operation may answer beyond its own documentation: a 503 while the
+    database is unreachable (API routes), a 412 where an `If-Match` precondition can
+    fail, and the problem body on every error response."""
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if path.startswith(API_PREFIX):
+                responses.setdefault("503", _documented(UNAVAILABLE))
+            headers = {
+                p["name"].lower() for p in operation.get("parameters", []) if p["in"] == "header"
+            }
+            if "if-match" in headers:
+                responses.setdefault("412", _documented(STALE))
+            for status, response in responses.items():
+                if status[:1] in {"4", "5"} and "content" not in response:
+                    response["content"] = _documented(response["description"])["content"]
+
+
+UNAVAILABLE = "The database is unreachable; retry after `Retry-After` seconds"
+STALE = "`If-Match` names an older version than the current one; reload and retry"
+
+
 def document_problems(app: FastAPI) -> None:
     """Publish the `Problem` schema the documented error responses point at."""
     generate = app.openapi
@@ -293,6 +363,7 @@ def document_problems(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = generate()
+        _complete_error_responses(schema)
         problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(problem.pop("$defs", {}))

@@ -8,6 +8,7 @@ the fields sent are applied, and `null` is accepted only where the column is nul
 from __future__ import annotations
 
 import json
+import re
 import zoneinfo
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -17,13 +18,17 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 
 class InputModel(BaseModel):
@@ -68,6 +73,33 @@ class PatchModel(InputModel):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The document says what the server accepts: a field outside `__nullable__` is
+        optional but never null (its Python type admits None only to tell "left out"
+        from a value)."""
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        for name, field in cls.model_fields.items():
+            if name in cls.__nullable__:
+                continue
+            prop = target.get("properties", {}).get(field.alias or name)
+            if prop is None:
+                continue
+            branches = prop.get("anyOf")
+            if branches and {"type": "null"} in branches:
+                kept = [branch for branch in branches if branch != {"type": "null"}]
+                del prop["anyOf"]
+                if len(kept) == 1:
+                    prop.update(kept[0])
+                else:
+                    prop["anyOf"] = kept
+            if prop.get("default", ...) is None:
+                del prop["default"]
+        return schema
 
 
 @lru_cache
@@ -117,9 +149,22 @@ def _as_utc(moment: datetime) -> datetime:
         raise ValueError("out of the representable range") from None
 
 
+_ISO_8601 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def _iso_8601_text(value: Any) -> Any:
+    """What the document promises (`format: date-time`), not Pydantic's lax extras: a
+    number, or a numeric string, would otherwise be read as seconds since 1970."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_8601.match(value):
+        raise ValueError("must be an ISO 8601 date-time with an offset, e.g. 2026-01-31T09:30:00Z")
+    return value
+
+
 # An instant with an offset, normalised to UTC (where the year 9999 with a negative
 # offset overflows: a 422, not a 500).
-Instant = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), AfterValidator(_as_utc)]
 
 MAX_JSON_DEPTH = 8
 MAX_JSON_BYTES = 64 * 1024

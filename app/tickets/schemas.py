@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, Field, StringConstraints
+from fastapi.openapi.models import Example
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from app.kit.schemas import InputModel, JsonObject, PatchModel, ReadModel
 from app.models.ticket import CommentType, Priority, TicketChannel, TicketStatus
@@ -24,10 +25,130 @@ def _normalise_tags(tags: list[str]) -> list[str]:
 
 
 Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_normalise_tags)]
-CustomFieldValues = Annotated[JsonObject, Field(max_length=200)]
+MAX_CUSTOM_FIELD_VALUES = 200
+
+
+def _bounded_by_count(schema: dict[str, Any]) -> None:
+    # `max_length` of an object counts its keys; Pydantic publishes it as maxLength.
+    schema.pop("maxLength", None)
+    schema["maxProperties"] = MAX_CUSTOM_FIELD_VALUES
+
+
+CustomFieldValues = Annotated[
+    JsonObject, Field(max_length=MAX_CUSTOM_FIELD_VALUES, json_schema_extra=_bounded_by_count)
+]
+
+# The one ticket the examples follow: TK-000042 of customer Sam Ortiz, assigned to agent
+# Dana Fischer of the hardware department (the same ids as the other domains' examples).
+TICKET_ID = "0191b0e2-7c4a-7d1e-8f3b-9a2c4e6d8fd6"
+CUSTOMER_USER_ID = "0191a3c6-1f20-7b3c-8d4e-5f6a7b8c9da3"
+AGENT_ID = "0191a3c5-0e1f-7a2b-9c3d-4e5f6a7b8c92"
+DEPARTMENT_ID = "0191a3c5-2a3b-7c4d-8e5f-6a7b8c9d0ec5"
+COMMENT_ID = "0191b0e9-3d5f-7a2c-9b4e-6c8d0f2a4be7"
+
+TICKET_EXAMPLE: dict[str, Any] = {
+    "id": TICKET_ID,
+    "ticket_number": "TK-000042",
+    "subject": "Printer on the 3rd floor jams on every job",
+    "description": "Since Monday the printer in room 3.14 jams after the first page.",
+    "status": "open",
+    "priority": "high",
+    "channel": "email",
+    "customer_id": CUSTOMER_USER_ID,
+    "assigned_agent_id": AGENT_ID,
+    "created_by_id": CUSTOMER_USER_ID,
+    "department_id": DEPARTMENT_ID,
+    "sla_policy_id": "0191a3c7-5b6c-7d8e-9f0a-1b2c3d4e5f6a",
+    "tags": ["hardware", "printer"],
+    "custom_fields": {"asset_tag": "PRN-0314"},
+    "sla_breach": False,
+    "first_response_due_at": "2025-03-04T12:12:45Z",
+    "resolution_due_at": "2025-03-06T08:12:45Z",
+    "first_response_at": "2025-03-04T09:02:10Z",
+    "resolved_at": None,
+    "closed_at": None,
+    "time_to_first_response": 2965,
+    "time_to_resolution": None,
+    "version": 4,
+    "created_at": "2025-03-04T08:12:45Z",
+    "updated_at": "2025-03-04T09:02:10Z",
+    "deleted_at": None,
+}
+
+TICKET_CREATE_EXAMPLES: dict[str, Example] = {
+    "staff": {
+        "summary": "Staff open a ticket for a customer",
+        "value": {
+            "subject": "Printer on the 3rd floor jams on every job",
+            "description": "Since Monday the printer in room 3.14 jams after the first page.",
+            "priority": "high",
+            "channel": "email",
+            "customer_id": CUSTOMER_USER_ID,
+            "assigned_agent_id": AGENT_ID,
+            "department_id": DEPARTMENT_ID,
+            "tags": ["printer", "hardware"],
+            "custom_fields": {"asset_tag": "PRN-0314"},
+        },
+    },
+    "customer": {
+        "summary": "A customer opens a ticket for themselves",
+        "description": "No `customer_id`, `assigned_agent_id` or `department_id`.",
+        "value": {
+            "subject": "Cannot download last month's invoice",
+            "description": "The download link on the billing page answers 'file not found'.",
+            "priority": "medium",
+        },
+    },
+}
+
+TICKET_UPDATE_EXAMPLES: dict[str, Example] = {
+    "resolve": {
+        "summary": "Move the status (open → resolved)",
+        "value": {"status": "resolved"},
+    },
+    "assign": {
+        "summary": "Assign an agent and raise the priority",
+        "description": "Send `null` as `assigned_agent_id` to unassign.",
+        "value": {"assigned_agent_id": AGENT_ID, "priority": "urgent"},
+    },
+    "edit": {
+        "summary": "Edit subject and department",
+        "value": {"subject": "Printer 3.14 jams on every job", "department_id": DEPARTMENT_ID},
+    },
+    "fields": {
+        "summary": "Replace the tags, set one custom field",
+        "description": "Other custom fields keep their values; a key sent as `null` is removed.",
+        "value": {
+            "tags": ["hardware", "printer", "toner"],
+            "custom_fields": {"asset_tag": "PRN-0315"},
+        },
+    },
+}
+
+COMMENT_CREATE_EXAMPLES: dict[str, Example] = {
+    "public": {
+        "summary": "A public reply (the customer sees it)",
+        "value": {
+            "content": "Thanks for the report. A technician will replace the fuser unit "
+            "this afternoon.",
+            "comment_type": "public",
+        },
+    },
+    "internal": {
+        "summary": "An internal note (staff only)",
+        "value": {
+            "content": "Fuser ordered under warranty case 88-1302.",
+            "comment_type": "internal",
+        },
+    },
+}
 
 
 class TicketCreate(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [e["value"] for e in TICKET_CREATE_EXAMPLES.values()]}
+    )
+
     subject: Subject
     description: Description = ""
     priority: Priority = Priority.MEDIUM
@@ -42,29 +163,44 @@ class TicketCreate(InputModel):
 
 
 class TicketUpdate(PatchModel):
+    """Only the fields sent change; `null` only for `assigned_agent_id` and
+    `department_id` (unassign)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [e["value"] for e in TICKET_UPDATE_EXAMPLES.values()]}
+    )
+
     __nullable__: ClassVar[frozenset[str]] = frozenset({"assigned_agent_id", "department_id"})
 
-    status: TicketStatus | None = None
+    status: TicketStatus | None = Field(
+        default=None, description="A move allowed from the current status, else 409."
+    )
     priority: Priority | None = None
     assigned_agent_id: uuid.UUID | None = None
     department_id: uuid.UUID | None = None
-    tags: Tags | None = None
-    custom_fields: CustomFieldValues | None = None
+    tags: Tags | None = Field(default=None, description="Replaces the whole list.")
+    custom_fields: CustomFieldValues | None = Field(
+        default=None,
+        description="Merged into the stored values: keys sent are set, a key sent as null "
+        "is removed, keys left out are kept.",
+    )
     subject: Subject | None = None
     description: Description | None = None
 
 
 class TicketRead(ReadModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [TICKET_EXAMPLE]})
+
     id: uuid.UUID
-    ticket_number: str
+    ticket_number: str = Field(description="`TK-` and six digits, per organization.")
     subject: str
     description: str
     status: TicketStatus
     priority: Priority
     channel: TicketChannel
-    customer_id: uuid.UUID
+    customer_id: uuid.UUID = Field(description="The customer user the ticket is for.")
     assigned_agent_id: uuid.UUID | None
-    created_by_id: uuid.UUID | None
+    created_by_id: uuid.UUID | None = Field(description="null when the system opened it.")
     department_id: uuid.UUID | None
     sla_policy_id: uuid.UUID | None
     tags: list[str]
@@ -77,7 +213,10 @@ class TicketRead(ReadModel):
     closed_at: datetime | None
     time_to_first_response: int | None = Field(description="Seconds, or null.")
     time_to_resolution: int | None = Field(description="Seconds, or null.")
-    version: int
+    version: int = Field(
+        description="Goes up with every write; also sent as the `ETag` header. Send it back "
+        'as `If-Match: "<version>"` to update or delete only this version.'
+    )
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
@@ -96,11 +235,35 @@ MessageBody = Annotated[
 
 
 class CommentCreate(InputModel):
-    content: MessageBody
-    comment_type: CommentType = CommentType.PUBLIC
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [e["value"] for e in COMMENT_CREATE_EXAMPLES.values()]}
+    )
+
+    content: MessageBody = Field(description="Kept exactly as sent (whitespace included).")
+    comment_type: CommentType = Field(
+        default=CommentType.PUBLIC,
+        description="`internal`: a note customers never see (staff only).",
+    )
 
 
 class CommentRead(ReadModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": COMMENT_ID,
+                    "ticket_id": TICKET_ID,
+                    "author_id": AGENT_ID,
+                    "content": "Thanks for the report. A technician will replace the "
+                    "fuser unit this afternoon.",
+                    "comment_type": "public",
+                    "has_attachments": True,
+                    "created_at": "2025-03-04T09:02:10Z",
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     ticket_id: uuid.UUID
     author_id: uuid.UUID
@@ -111,10 +274,28 @@ class CommentRead(ReadModel):
 
 
 class HistoryRead(ReadModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0191b0e9-3d60-7b1a-8c2d-4e6f8a0b2cf8",
+                    "ticket_id": TICKET_ID,
+                    "field": "status",
+                    "old_value": "new",
+                    "new_value": "open",
+                    "user_id": AGENT_ID,
+                    "created_at": "2025-03-04T08:40:03Z",
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     ticket_id: uuid.UUID
-    field: str
-    old_value: str | None
+    field: str = Field(
+        description="The changed field, or `ticket` (created), `comment`, `attachment`."
+    )
+    old_value: str | None = Field(description="As text (JSON for lists and objects).")
     new_value: str | None
-    user_id: uuid.UUID | None
+    user_id: uuid.UUID | None = Field(description="null: the system or an API key.")
     created_at: datetime

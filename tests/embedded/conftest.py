@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,30 +13,6 @@ from app.config import Settings
 from app.demo.service import DEMO_ADMIN_EMAIL, DEMO_PASSWORD, DEMO_SLUG
 from app.main import create_app
 from tests.support.identity import API
-
-DEMO_TICKETS = 301
-
-
-def helpdesk(database_url: str, *args: str) -> None:
-    """The CLI in its own process, as a user runs it."""
-    environment = {**os.environ, "DATABASE_URL": database_url}
-    environment.pop("REDIS_URL", None)
-    command = [sys.executable, "-m", "app.cli", *args]
-    subprocess.run(command, env=environment, check=True)  # noqa: S603 - our own CLI
-
-
-@pytest.fixture(scope="session")
-def embedded_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("embedded") / "var" / "helpdesk.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    helpdesk(url, "migrate")
-    helpdesk(url, "demo", "--tickets", str(DEMO_TICKETS))
-    return url
-
-
-@pytest.fixture(scope="session")
-def embedded_path(embedded_url: str) -> Path:
-    return Path(embedded_url.removeprefix("sqlite+aiosqlite:///"))
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from app.cli import uvicorn_logging
 from app.config import Settings
 from app.db.database import Database
 from app.demo.service import DEMO_ADMIN_EMAIL, DEMO_PASSWORD, DEMO_SLUG
@@ -87,7 +90,9 @@ def test_bootstrap_commands_are_idempotent(fresh_pg: str) -> None:
 def test_demo_seeds_once_and_prints_login(fresh_pg: str) -> None:
     _ok(helpdesk(fresh_pg, "migrate"))
     first = _ok(helpdesk(fresh_pg, "demo", "--tickets", "25"))
-    assert "client_id=demo" in first
+    # One line, though the output is no terminal (rich would wrap it at 80 columns).
+    login = f"demo login: client_id={DEMO_SLUG} username={DEMO_ADMIN_EMAIL} "
+    assert f"{login}password={DEMO_PASSWORD}\n" in first
     assert "already seeded" in _ok(helpdesk(fresh_pg, "demo", "--tickets", "25"))
 
     async def tickets() -> list[str]:
@@ -104,6 +109,69 @@ def test_demo_seeds_once_and_prints_login(fresh_pg: str) -> None:
 
     numbers = asyncio.run(tickets())
     assert len(numbers) == 25 and len(set(numbers)) == 25 and "TK-000001" in numbers
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_serve_says_where_it_listens_and_logs_requests_in_development(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'helpdesk.db'}"
+    _ok(helpdesk(url, "migrate"))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "LOG_LEVEL")}
+    env |= {"DATABASE_URL": url, "ENVIRONMENT": "development", "STORAGE_DIR": str(tmp_path)}
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        server = subprocess.Popen(  # noqa: S603 - our own console script
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert server.poll() is None, err.read_text()
+                try:
+                    response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, err.read_text()
+                    time.sleep(0.2)
+            assert response.status_code == 200
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    output = err.read_text() + out.read_text()
+    where = f"http://127.0.0.1:{port}"
+    assert f"serving on {where} - API docs at {where}/docs\n" in output
+    assert '"GET /healthz HTTP/1.1" 200' in output
+
+
+def test_uvicorn_logs_requests_in_development_only() -> None:
+    def settings(**values: str) -> Settings:
+        return Settings(**values, secret_key="s" * 40, _env_file=None)  # type: ignore[arg-type]
+
+    assert uvicorn_logging(settings(environment="development")) == ("info", True)
+    assert uvicorn_logging(settings(environment="development", log_level="DEBUG")) == (
+        "debug",
+        True,
+    )
+    assert uvicorn_logging(settings(environment="production")) == ("warning", False)
+    assert uvicorn_logging(settings(environment="production", log_level="DEBUG")) == (
+        "warning",
+        False,
+    )
+    assert uvicorn_logging(settings(environment="production", log_level="ERROR")) == (
+        "error",
+        False,
+    )
+    assert uvicorn_logging(settings(environment="test")) == ("warning", False)
 
 
 def test_sqlite_embedded_mode_smoke(tmp_path: Path) -> None:
