@@ -15,6 +15,7 @@ from app.api_keys.router import router as api_keys_router
 from app.attachments.router import router as attachments_router
 from app.auth.router import router as auth_router
 from app.auth.router import sessions_router
+from app.business_hours.router import router as business_hours_router
 from app.changes.router import router as changes_router
 from app.config import API_PREFIX, Settings, get_settings
 from app.custom_fields.router import router as custom_fields_router
@@ -42,6 +43,7 @@ API_ROUTERS = (
     users_router,
     customers_router,
     departments_router,
+    business_hours_router,
     organizations_router,
     api_keys_router,
     sessions_router,

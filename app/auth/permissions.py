@@ -36,6 +36,7 @@ class Permission(enum.StrEnum):
     TICKETS_HISTORY = "tickets:history"  # the audit trail of every change
     COMMENTS_INTERNAL = "comments:internal"
     CUSTOM_FIELDS_MANAGE = "custom_fields:manage"
+    SLA_READ = "sla:read"  # the SLA settings: business hours calendars
     SLA_MANAGE = "sla:manage"
     CHANNELS_MANAGE = "channels:manage"
     WEBHOOKS_MANAGE = "webhooks:manage"
@@ -59,6 +60,7 @@ _AGENT = _CUSTOMER | {
     P.TICKETS_HISTORY,
     P.COMMENTS_INTERNAL,
     P.KB_WRITE,
+    P.SLA_READ,
     P.FIELD_SERVICE_READ,
     P.CHANGES_READ,
 }

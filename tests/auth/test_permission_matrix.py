@@ -23,6 +23,7 @@ from app.auth import tokens
 from app.db.database import Database
 from app.models import (
     ApiKey,
+    BusinessHours,
     Customer,
     CustomField,
     Department,
@@ -128,6 +129,22 @@ async def a_customer(world: World, _role: str, tenant: Tenant) -> Targets:
 
 async def a_deleted_customer(world: World, _role: str, tenant: Tenant) -> Targets:
     return {"id": await _row(world, tenant, Customer(name=unique("acct")), deleted=True)}
+
+
+def _calendar() -> BusinessHours:
+    return BusinessHours(
+        name=unique("hours"),
+        timezone="Europe/Berlin",
+        intervals=[{"weekday": 0, "start": "09:00", "end": "17:00"}],
+    )
+
+
+async def a_calendar(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, _calendar())}
+
+
+async def a_deleted_calendar(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, _calendar(), deleted=True)}
 
 
 async def an_api_key(world: World, _role: str, tenant: Tenant) -> Targets:
@@ -301,6 +318,30 @@ CASES = [
     Case("PATCH", "/customers/{id}", WRITERS, 200, a_customer, body=lambda _: {"notes": "vip"}),
     Case("DELETE", "/customers/{id}", WRITERS, 204, a_customer),
     Case("POST", "/customers/{id}/restore", WRITERS, 200, a_deleted_customer),
+    # business hours: staff read them (`sla:read`), admins write (`sla:manage`)
+    Case("GET", "/business-hours", STAFF_READERS, 200),
+    Case(
+        "POST",
+        "/business-hours",
+        ADMINS,
+        201,
+        body=lambda _: {
+            "name": unique("hours"),
+            "timezone": "UTC",
+            "intervals": [{"weekday": 0, "start": "09:00", "end": "17:00"}],
+        },
+    ),
+    Case("GET", "/business-hours/{id}", STAFF_READERS, 200, a_calendar),
+    Case(
+        "PATCH",
+        "/business-hours/{id}",
+        ADMINS,
+        200,
+        a_calendar,
+        body=lambda _: {"holidays": ["2025-12-24"]},
+    ),
+    Case("DELETE", "/business-hours/{id}", ADMINS, 204, a_calendar),
+    Case("POST", "/business-hours/{id}/restore", ADMINS, 200, a_deleted_calendar),
     # API keys: admins (users) only
     Case("GET", "/api-keys", ONLY_ADMIN_USER, 200),
     Case("POST", "/api-keys", ONLY_ADMIN_USER, 201, body=lambda _: {"name": "k"}),
@@ -432,7 +473,8 @@ def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
         for method in operations
     }
     named_ids = re.compile(
-        r"\{(user|organization|department|customer|key|session|ticket|field|attachment)_id\}"
+        r"\{(user|organization|department|customer|key|session|ticket|field|attachment"
+        r"|business_hours)_id\}"
     )
     table = {case.id.replace("{grant}", "{grant_id}") for case in CASES}
     assert {named_ids.sub("{id}", r) for r in spec_routes} - UNAUTHENTICATED_ROUTES == table
