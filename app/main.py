@@ -31,6 +31,7 @@ from app.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from app.kit.security_headers import SecurityHeadersMiddleware
 from app.observability import RequestContextMiddleware, configure_logging
 from app.organizations.router import router as organizations_router
+from app.sla_policies.router import router as sla_policies_router
 from app.tickets.router import router as tickets_router
 from app.users.router import router as users_router
 
@@ -44,6 +45,7 @@ API_ROUTERS = (
     customers_router,
     departments_router,
     business_hours_router,
+    sla_policies_router,
     organizations_router,
     api_keys_router,
     sessions_router,

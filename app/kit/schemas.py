@@ -122,13 +122,21 @@ def _dedupe(values: list[str]) -> list[str]:
 
 
 Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(_lower)]
-Password = Annotated[str, Field(min_length=12, max_length=256)]
+# Shared aliases carry constraints, not `Field(...)`: a FieldInfo inside an alias is one
+# object for every model using it, and a default one model gives the field (timezone
+# "UTC" on users) leaked into the others on some FastAPI/Pydantic versions — a required
+# business-hours `timezone` became optional.
+Password = Annotated[str, StringConstraints(min_length=12, max_length=256)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=150)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
-Timezone = Annotated[str, Field(max_length=50), AfterValidator(_valid_timezone)]
-Language = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=10)]
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=2, max_length=63)]
+Timezone = Annotated[str, StringConstraints(max_length=50), AfterValidator(_valid_timezone)]
+Language = Annotated[
+    str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=10)
+]
+Slug = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=2, max_length=63)
+]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Labels = Annotated[list[Label], Field(max_length=100), AfterValidator(_dedupe)]
 DomainName = Annotated[

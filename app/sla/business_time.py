@@ -15,7 +15,7 @@ Both operations walk intervals, never minutes: each local day costs one lookup, 
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
@@ -72,15 +72,25 @@ class Calendar:
         """24/7: every instant is business time (a policy without business hours)."""
         return cls(ZoneInfo("UTC"), tuple(Interval(day, 0, MINUTES_PER_DAY) for day in range(7)))
 
-    def open_spans(self, day: date) -> Iterator[tuple[datetime, datetime]]:
-        """The business time of local date `day`, as (start, end) instants in UTC."""
+    def open_spans(self, day: date) -> list[tuple[datetime, datetime]]:
+        """The business time of local date `day` as disjoint (start, end) instants in
+        UTC, in order. Intervals apart on the wall clock can overlap as instants (an end
+        in a skipped hour reads an hour late): a moment counts once."""
         if day in self.closed:
-            return
-        for interval in self._by_weekday[day.weekday()]:
-            start = self._instant(day, interval.start)
-            end = self._instant(day, interval.end)
-            if end > start:
-                yield start, end
+            return []
+        spans = sorted(
+            (self._instant(day, interval.start), self._instant(day, interval.end))
+            for interval in self._by_weekday[day.weekday()]
+        )
+        merged: list[tuple[datetime, datetime]] = []
+        for start, end in spans:
+            if end <= start:
+                continue
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
 
     def _instant(self, day: date, minutes: int) -> datetime:
         if minutes == MINUTES_PER_DAY:
@@ -103,15 +113,17 @@ def add_business_time(calendar: Calendar, start: datetime, target: timedelta) ->
     # A span of the day before can reach past midnight only at `24:00`, which ends at
     # midnight; starting one day early is still the simple, safe choice across zones.
     first = calendar.local_date(start) - timedelta(days=1)
+    counted_until = start  # business time before this instant is spent or not ours
     for offset in range(HORIZON_DAYS):
         for span_start, span_end in calendar.open_spans(first + timedelta(days=offset)):
-            if span_end <= start:
+            begin = max(span_start, counted_until)
+            if span_end <= begin:
                 continue
-            begin = max(span_start, start)
             available = span_end - begin
             if remaining <= available:
                 return begin + remaining
             remaining -= available
+            counted_until = span_end
     raise NeverOpen("the calendar has no business time to reach the target in")
 
 
@@ -125,10 +137,12 @@ def business_time_between(calendar: Calendar, start: datetime, end: datetime) ->
         return total
     day = calendar.local_date(start) - timedelta(days=1)
     last = calendar.local_date(end) + timedelta(days=1)
+    counted_until = start
     while day <= last:
         for span_start, span_end in calendar.open_spans(day):
-            overlap = min(span_end, end) - max(span_start, start)
+            overlap = min(span_end, end) - max(span_start, counted_until)
             if overlap > timedelta(0):
                 total += overlap
+            counted_until = max(counted_until, span_end)
         day += timedelta(days=1)
     return total

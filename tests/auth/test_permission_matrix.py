@@ -28,6 +28,7 @@ from app.models import (
     CustomField,
     Department,
     Organization,
+    SLAPolicy,
     User,
     UserPermission,
 )
@@ -75,6 +76,7 @@ class Case:
     body: Callable[[World], dict[str, Any]] | None = None
     other_status: int = 404  # an allowed caller on another organization's row
     upload: bool = False  # multipart with one small file instead of a JSON body
+    params: dict[str, str] | None = None  # the query string
 
     @property
     def id(self) -> str:
@@ -145,6 +147,18 @@ async def a_calendar(world: World, _role: str, tenant: Tenant) -> Targets:
 
 async def a_deleted_calendar(world: World, _role: str, tenant: Tenant) -> Targets:
     return {"id": await _row(world, tenant, _calendar(), deleted=True)}
+
+
+def _policy() -> SLAPolicy:
+    return SLAPolicy(name=unique("sla"), first_response_minutes=60, resolution_minutes=480)
+
+
+async def a_policy(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, _policy())}
+
+
+async def a_deleted_policy(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, _policy(), deleted=True)}
 
 
 async def an_api_key(world: World, _role: str, tenant: Tenant) -> Targets:
@@ -342,6 +356,31 @@ CASES = [
     ),
     Case("DELETE", "/business-hours/{id}", ADMINS, 204, a_calendar),
     Case("POST", "/business-hours/{id}/restore", ADMINS, 200, a_deleted_calendar),
+    # SLA policies: the same gates as business hours
+    Case("GET", "/sla-policies", STAFF_READERS, 200),
+    Case(
+        "POST",
+        "/sla-policies",
+        ADMINS,
+        201,
+        body=lambda _: {
+            "name": unique("sla"),
+            "first_response_minutes": 60,
+            "resolution_minutes": 480,
+        },
+    ),
+    Case("GET", "/sla-policies/{id}", STAFF_READERS, 200, a_policy),
+    Case("PATCH", "/sla-policies/{id}", ADMINS, 200, a_policy, body=lambda _: {"position": 3}),
+    Case("DELETE", "/sla-policies/{id}", ADMINS, 204, a_policy),
+    Case("POST", "/sla-policies/{id}/restore", ADMINS, 200, a_deleted_policy),
+    Case(
+        "GET",
+        "/sla-policies/{id}/preview",
+        STAFF_READERS,
+        200,
+        a_policy,
+        params={"start": "2025-03-07T14:00:00Z"},
+    ),
     # API keys: admins (users) only
     Case("GET", "/api-keys", ONLY_ADMIN_USER, 200),
     Case("POST", "/api-keys", ONLY_ADMIN_USER, 201, body=lambda _: {"name": "k"}),
@@ -416,7 +455,7 @@ async def _call(
         files = {"file": ("note.txt", b"hello", "text/plain")}
         return await client.request(case.method, path, files=files, headers=headers)
     body = case.body(world) if case.body and world else None
-    return await client.request(case.method, path, json=body, headers=headers)
+    return await client.request(case.method, path, json=body, params=case.params, headers=headers)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -474,7 +513,7 @@ def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
     }
     named_ids = re.compile(
         r"\{(user|organization|department|customer|key|session|ticket|field|attachment"
-        r"|business_hours)_id\}"
+        r"|business_hours|sla_policy)_id\}"
     )
     table = {case.id.replace("{grant}", "{grant_id}") for case in CASES}
     assert {named_ids.sub("{id}", r) for r in spec_routes} - UNAUTHENTICATED_ROUTES == table

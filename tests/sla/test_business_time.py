@@ -161,6 +161,22 @@ def test_new_york_spring_forward_interval_lasts_its_real_time() -> None:
     )
 
 
+def test_intervals_that_overlap_as_instants_count_once() -> None:
+    # On 2026-03-08 New York skips 02:00-03:00: 00:00-02:15 ends at 02:15 read as EST,
+    # i.e. 03:15 EDT, over the 03:00-03:15 interval. Found by the property test.
+    calendar = weekly("America/New_York", {SUNDAY: [("00:00", "02:15"), ("03:00", "03:15")]})
+    start = datetime(2026, 3, 8, tzinfo=UTC)
+    assert calendar.open_spans(date(2026, 3, 8)) == [
+        (datetime(2026, 3, 8, 5, 0, tzinfo=UTC), datetime(2026, 3, 8, 7, 15, tzinfo=UTC))
+    ]
+    assert business_time_between(calendar, start, start + timedelta(days=1)) == timedelta(
+        hours=2, minutes=15
+    )
+    assert add_business_time(calendar, start, timedelta(hours=2, minutes=15)) == datetime(
+        2026, 3, 8, 7, 15, tzinfo=UTC
+    )
+
+
 def test_new_york_fall_back_interval_lasts_its_real_time() -> None:
     # 01:00 EDT (fold=0) → 04:00 EST on 2026-11-01: four real hours.
     calendar = weekly("America/New_York", {SUNDAY: [("01:00", "04:00")]})
