@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from app.db.database import Database
 from app.models.sla import BusinessHours
-from tests.support.api import columns, field_locs, problem
+from tests.support.api import columns, field_locs, page_ids, problem
 from tests.support.identity import API, Actor, Tenant
 
 HOURS = f"{API}/business-hours"
@@ -85,22 +85,7 @@ async def delete(client: httpx.AsyncClient, actor: Actor, hours_id: str) -> None
 async def walk(
     client: httpx.AsyncClient, actor: Actor, limit: int, **params: Any
 ) -> list[list[str]]:
-    """The ids of every page, following next_cursor until it is null."""
-    pages: list[list[str]] = []
-    cursor: str | None = None
-    for _ in range(100):
-        query = {"limit": limit, **params}
-        if cursor is not None:
-            query["cursor"] = cursor
-        response = await client.get(HOURS, params=query, headers=actor.headers)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert page.keys() == {"items", "next_cursor"}
-        pages.append([item["id"] for item in page["items"]])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return pages
-    raise AssertionError("pagination never ended")
+    return await page_ids(client, HOURS, actor.headers, limit, **params)
 
 
 # --- create / read --------------------------------------------------------------------

@@ -19,7 +19,7 @@ from app.db.database import Database
 from app.kit.errors import PROBLEM_RESPONSES
 from app.main import create_app
 from app.models.custom_field import CustomField
-from tests.support.api import columns, field_locs, problem
+from tests.support.api import columns, field_locs, page_ids, problem
 from tests.support.identity import API, Actor, Tenant
 
 PROBLEM = "application/problem+json"
@@ -116,22 +116,7 @@ async def delete(client: httpx.AsyncClient, actor: Actor, field_id: str) -> None
 async def walk(
     client: httpx.AsyncClient, actor: Actor, limit: int, **params: Any
 ) -> list[list[str]]:
-    """The ids of every page, following next_cursor until it is null."""
-    pages: list[list[str]] = []
-    cursor: str | None = None
-    for _ in range(100):
-        query = {"limit": limit, **params}
-        if cursor is not None:
-            query["cursor"] = cursor
-        response = await client.get(FIELDS, params=query, headers=actor.headers)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert page.keys() == {"items", "next_cursor"}
-        pages.append([item["id"] for item in page["items"]])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return pages
-    raise AssertionError("pagination never ended")
+    return await page_ids(client, FIELDS, actor.headers, limit, **params)
 
 
 # --- create / read --------------------------------------------------------------------

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from app.db.database import Database
 from app.models.sla import SLAPolicy
 from app.sla_policies.service import escalation_minutes
-from tests.support.api import columns, field_locs, problem
+from tests.support.api import columns, field_locs, page_ids, problem
 from tests.support.identity import API, Actor, Tenant
 
 POLICIES = f"{API}/sla-policies"
@@ -98,21 +98,7 @@ async def delete(client: httpx.AsyncClient, actor: Actor, url: str) -> None:
 async def walk(
     client: httpx.AsyncClient, actor: Actor, limit: int, **params: Any
 ) -> list[list[str]]:
-    pages: list[list[str]] = []
-    cursor: str | None = None
-    for _ in range(100):
-        query = {"limit": limit, **params}
-        if cursor is not None:
-            query["cursor"] = cursor
-        response = await client.get(POLICIES, params=query, headers=actor.headers)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert page.keys() == {"items", "next_cursor"}
-        pages.append([item["id"] for item in page["items"]])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return pages
-    raise AssertionError("pagination never ended")
+    return await page_ids(client, POLICIES, actor.headers, limit, **params)
 
 
 async def preview(

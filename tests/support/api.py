@@ -31,3 +31,33 @@ def columns(row: Any) -> dict[str, Any]:
 
 def b64(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+async def pages(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], limit: int, **params: Any
+) -> list[list[dict[str, Any]]]:
+    """Every page of a list, following next_cursor until it is null."""
+    found: list[list[dict[str, Any]]] = []
+    cursor: str | None = None
+    for _ in range(200):
+        query = {"limit": limit, **params}
+        if cursor is not None:
+            query["cursor"] = cursor
+        response = await client.get(url, params=query, headers=headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert page.keys() == {"items", "next_cursor"}
+        assert len(page["items"]) <= limit
+        found.append(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+    raise AssertionError("pagination never ended")
+
+
+async def page_ids(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], limit: int, **params: Any
+) -> list[list[str]]:
+    """The ids of every page of a list."""
+    every = await pages(client, url, headers, limit, **params)
+    return [[item["id"] for item in page] for page in every]

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from app.db.database import Database
 from app.models import OutboxEvent, SequenceCounter
 from app.models.ticket import Ticket, TicketHistory
+from tests.support.api import pages
 from tests.support.identity import API, Actor, Tenant
 
 TICKETS = f"{API}/tickets"
@@ -161,22 +162,7 @@ async def list_all(client: httpx.AsyncClient, actor: Actor, **params: Any) -> li
 async def walk(
     client: httpx.AsyncClient, actor: Actor, limit: int, **params: Any
 ) -> list[list[dict[str, Any]]]:
-    pages: list[list[dict[str, Any]]] = []
-    cursor: str | None = None
-    for _ in range(200):
-        query = {"limit": limit, **params}
-        if cursor is not None:
-            query["cursor"] = cursor
-        response = await client.get(TICKETS, params=query, headers=actor.headers)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert page.keys() == {"items", "next_cursor"}
-        assert len(page["items"]) <= limit
-        pages.append(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return pages
-    raise AssertionError("pagination never ended")
+    return await pages(client, TICKETS, actor.headers, limit, **params)
 
 
 async def api_history(

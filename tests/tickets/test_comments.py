@@ -19,7 +19,7 @@ from app.db.database import Database
 from app.models.ticket import Ticket, TicketComment
 from app.models.user import Role
 from app.tickets.service import open_ticket
-from tests.support.api import field_locs, problem
+from tests.support.api import field_locs, pages, problem
 from tests.support.identity import API, Actor, Tenant, add_user, sign_in
 from tests.support.tickets import TICKETS, event_rows, history_rows
 
@@ -142,22 +142,8 @@ async def get_ticket(client: httpx.AsyncClient, actor: Actor, ticket_id: uuid.UU
 async def walk(
     client: httpx.AsyncClient, actor: Actor, ticket_id: uuid.UUID, limit: int
 ) -> list[list[dict[str, Any]]]:
-    """Every page of the thread, following next_cursor until it is null."""
-    pages: list[list[dict[str, Any]]] = []
-    cursor: str | None = None
-    for _ in range(100):
-        params: dict[str, Any] = {"limit": limit}
-        if cursor is not None:
-            params["cursor"] = cursor
-        response = await client.get(comments_url(ticket_id), params=params, headers=actor.headers)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert page.keys() == {"items", "next_cursor"}
-        pages.append(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return pages
-    raise AssertionError("pagination never ended")
+    """Every page of the thread."""
+    return await pages(client, comments_url(ticket_id), actor.headers, limit)
 
 
 def ids(items: list[dict[str, Any]]) -> list[str]:
