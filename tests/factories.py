@@ -34,6 +34,7 @@ from app.models import (
     TicketChange,
     TicketComment,
     TicketHistory,
+    TicketSLAEvent,
     User,
     UserPermission,
     UserSession,
@@ -49,6 +50,8 @@ from app.models.channel import ChannelType
 from app.models.custom_field import FieldType
 from app.models.retention import RetentionType
 from app.models.user import Role
+from app.sla.clock import EventKind as SLAEventKind
+from app.sla.clock import Target as SLATarget
 from app.tickets.repository import TICKET_SEQUENCE
 from app.tickets.service import open_ticket
 
@@ -115,6 +118,12 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
             sha256="0" * 64,
         ),
         TicketHistory(ticket_id=ticket.id, user_id=agent.id, field="status", new_value="new"),
+        TicketSLAEvent(
+            ticket_id=ticket.id,
+            kind=SLAEventKind.START,
+            target=SLATarget.RESOLUTION,
+            at=datetime.now(UTC),
+        ),
         UserSession(
             user_id=agent.id,
             expires_at=datetime.now(UTC) + timedelta(days=1),

@@ -16,6 +16,7 @@ from app.models.ticket import (
     TicketChange,
     TicketComment,
     TicketHistory,
+    TicketSLAEvent,
 )
 from app.models.user import ApiKey, Customer, Department, User, UserPermission, UserSession
 from app.models.webhook import WebhookDelivery, WebhookDeliveryAttempt, WebhookSubscription
@@ -43,6 +44,7 @@ __all__ = [
     "TicketChange",
     "TicketComment",
     "TicketHistory",
+    "TicketSLAEvent",
     "User",
     "UserPermission",
     "UserSession",

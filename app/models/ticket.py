@@ -1,4 +1,5 @@
-"""Ticket aggregate: Ticket, TicketComment, TicketAttachment, TicketHistory."""
+"""Ticket aggregate: Ticket, TicketComment, TicketAttachment, TicketHistory, the change
+feed and the SLA event log."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db.base import Base, CreatedAtMixin, TimestampMixin
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, tenant_fk
 from app.db.types import str_enum
+from app.sla.clock import EscalationAction
+from app.sla.clock import EventKind as SLAEventKind
+from app.sla.clock import Target as SLATarget
 
 if TYPE_CHECKING:
     from app.models.user import User
@@ -134,6 +138,14 @@ class Ticket(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
             "resolution_due_at",
             **_live("tickets"),
         ),
+        # The SLA timer queue: workers claim the earliest due rows of it.
+        sa.Index(
+            "ix_tickets_sla_next_deadline",
+            "sla_next_deadline",
+            "organization_id",
+            postgresql_where=sa.text("sla_next_deadline IS NOT NULL AND deleted_at IS NULL"),
+            sqlite_where=sa.text("sla_next_deadline IS NOT NULL AND deleted_at IS NULL"),
+        ),
         sa.Index(
             "ix_tickets_tags",
             "tags",
@@ -205,6 +217,9 @@ class Ticket(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
     closed_at: Mapped[datetime | None]
     time_to_first_response: Mapped[int | None] = mapped_column(sa.Integer)
     time_to_resolution: Mapped[int | None] = mapped_column(sa.Integer)
+    # The earliest breach or escalation point not yet acted on (`app.sla`); null when
+    # none is pending. Derived from the SLA event log, like the due fields above.
+    sla_next_deadline: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     __mapper_args__ = {"eager_defaults": True}
@@ -358,3 +373,41 @@ class TicketChange(TenantMixin, CreatedAtMixin, Base):
     ticket_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     change: Mapped[ChangeKind] = mapped_column(str_enum(ChangeKind, "ticket_change_kind"))
     xact_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class TicketSLAEvent(TenantMixin, CreatedAtMixin, Base):
+    """The SLA clock's log of a ticket (`app.sla.clock`): append-only. `at` is when the
+    event takes effect; `target` and `cycle` name the clock (none for `recompute`);
+    `done_key` makes each breach and escalation unique per ticket, which is what lets
+    them happen exactly once; `details` explains (due time, lateness, reason)."""
+
+    __tablename__ = "ticket_sla_events"
+    __table_args__ = (
+        sa.Index("ix_ticket_sla_events_ticket", "organization_id", "ticket_id", "at", "id"),
+        sa.Index(
+            "uq_ticket_sla_events_done",
+            "organization_id",
+            "ticket_id",
+            "done_key",
+            unique=True,
+            postgresql_where=sa.text("done_key IS NOT NULL"),
+            sqlite_where=sa.text("done_key IS NOT NULL"),
+        ),
+        sa.CheckConstraint("cycle >= 0", name="cycle_not_negative"),
+        sa.CheckConstraint(
+            "(kind = 'recompute') = (target IS NULL)", name="target_unless_recompute"
+        ),
+        tenant_fk("ticket_id", "tickets"),
+    )
+
+    ticket_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    kind: Mapped[SLAEventKind] = mapped_column(str_enum(SLAEventKind, "sla_event_kind"))
+    target: Mapped[SLATarget | None] = mapped_column(str_enum(SLATarget, "sla_target"))
+    cycle: Mapped[int] = mapped_column(default=0, server_default="0")
+    at: Mapped[datetime]
+    at_percent: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    action: Mapped[EscalationAction | None] = mapped_column(
+        str_enum(EscalationAction, "sla_escalation_action")
+    )
+    done_key: Mapped[str | None] = mapped_column(sa.String(100))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")

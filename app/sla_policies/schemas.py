@@ -15,6 +15,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from app.kit.schemas import InputModel, PatchModel, ReadModel, Title
 from app.models.ticket import Priority, TicketChannel
 from app.models.user import CustomerTier
+from app.sla.clock import EscalationAction
+from app.sla.clock import Target as SLATarget
 
 # A year of minutes: far beyond any real target, and a bound the business-time walk
 # reaches quickly on any calendar that opens at least now and then.
@@ -67,18 +69,6 @@ class SLAConditions(InputModel):
     priorities: Annotated[list[Priority], AfterValidator(_no_duplicates)] = []
     customer_tiers: Annotated[list[CustomerTier], AfterValidator(_no_duplicates)] = []
     channels: Annotated[list[TicketChannel], AfterValidator(_no_duplicates)] = []
-
-
-class EscalationAction(enum.StrEnum):
-    NOTIFY = "notify"
-    REASSIGN = "reassign"
-    RAISE_PRIORITY = "raise_priority"
-
-
-class SLATarget(enum.StrEnum):
-    FIRST_RESPONSE = "first_response"
-    NEXT_REPLY = "next_reply"
-    RESOLUTION = "resolution"
 
 
 class Escalation(InputModel):

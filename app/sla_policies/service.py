@@ -6,7 +6,6 @@ arithmetic the SLA clock uses."""
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime, timedelta
 
@@ -20,6 +19,8 @@ from app.kit.repository import Record
 from app.models.sla import SLAPolicy
 from app.models.ticket import Priority
 from app.sla.business_time import Calendar, NeverOpen, add_business_time
+from app.sla.clock import Target as SLATarget
+from app.sla.clock import escalation_minutes
 from app.sla_policies.repository import SLAPolicyRepository
 from app.sla_policies.schemas import (
     EscalationPreview,
@@ -27,7 +28,6 @@ from app.sla_policies.schemas import (
     SLAPolicyCreate,
     SLAPolicyUpdate,
     SLAPreview,
-    SLATarget,
 )
 
 
@@ -98,12 +98,6 @@ async def _check_business_hours(policies: SLAPolicyRepository, hours_id: uuid.UU
 
 
 # --- preview -----------------------------------------------------------------------------
-
-
-def escalation_minutes(at_percent: int, target_minutes: int) -> int:
-    """The business minutes into a target at which an escalation fires: `at_percent` of
-    the target, rounded up to a whole minute (never before the percentage is reached)."""
-    return max(1, math.ceil(at_percent * target_minutes / 100))
 
 
 def _due(calendar: Calendar, start: datetime, minutes: int | None) -> datetime | None:

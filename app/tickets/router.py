@@ -23,6 +23,7 @@ from app.kit.pagination import Page, PageParamsDep
 from app.kit.schemas import Instant
 from app.models.ticket import Priority, TicketChannel
 from app.models.ticket import TicketStatus as Status
+from app.sla.schemas import SLAEventRead
 from app.tickets import service as tickets
 from app.tickets.repository import Sort, TicketFilters
 from app.tickets.schemas import (
@@ -356,3 +357,28 @@ async def list_history(
     """
     result = await tickets.list_history(uow.session, principal, ticket_id, page)
     return Page.of(result, HistoryRead.model_validate)
+
+
+@router.get(
+    "/{ticket_id}/sla-events",
+    response_model=Page[SLAEventRead],
+    summary="List a ticket's SLA clock events",
+)
+async def list_sla_events(
+    ticket_id: uuid.UUID, principal: Auditor, uow: UnitOfWorkDep, page: PageParamsDep
+) -> Page[SLAEventRead]:
+    """The SLA clock's log, in the order it took effect: `start`, `pause`, `resume`,
+    `fulfil` and `stop` per target (first response, next reply, resolution), and the
+    timer's `breach` and `escalate`. Every due time on the ticket is the business time
+    of the running spans these events make, on the policy's calendar — so this list
+    explains each one, and a `recompute` marks where the measure changed.
+
+    **Who:** agents, managers and admins (`tickets:history`).
+
+    **Paging** is keyset: `limit` (1 to 200, default 50) and `cursor` = the previous page's
+    `next_cursor`, which is null on the last page.
+
+    **Errors:** 404 for another organization's ticket or a missing or soft-deleted one.
+    """
+    result = await tickets.list_sla_events(uow.session, principal, ticket_id, page)
+    return Page.of(result, SLAEventRead.model_validate)

@@ -10,7 +10,7 @@ from fastapi.openapi.models import Example
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from app.kit.schemas import InputModel, JsonObject, PatchModel, ReadModel
-from app.models.ticket import CommentType, Priority, TicketChannel, TicketStatus
+from app.models.ticket import CommentType, Priority, SLAStatus, TicketChannel, TicketStatus
 
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Description = Annotated[str, Field(max_length=100_000)]
@@ -62,7 +62,9 @@ TICKET_EXAMPLE: dict[str, Any] = {
     "tags": ["hardware", "printer"],
     "custom_fields": {"asset_tag": "PRN-0314"},
     "sla_breach": False,
+    "sla_status": "first_response_due",
     "first_response_due_at": "2025-03-04T12:12:45Z",
+    "next_reply_due_at": None,
     "resolution_due_at": "2025-03-06T08:12:45Z",
     "first_response_at": "2025-03-04T09:02:10Z",
     "resolved_at": None,
@@ -206,8 +208,17 @@ class TicketRead(ReadModel):
     tags: list[str]
     custom_fields: dict[str, Any]
     sla_breach: bool
+    sla_status: SLAStatus | None = Field(
+        description="Where the SLA stands: `first_response_due`, `resolution_due`, `paused`, "
+        "`breached` or `fulfilled`; null without a policy or once cancelled."
+    )
     first_response_due_at: datetime | None
-    resolution_due_at: datetime | None
+    next_reply_due_at: datetime | None = Field(
+        description="Set while a customer's public comment waits for a staff reply."
+    )
+    resolution_due_at: datetime | None = Field(
+        description="Null while the resolution clock is paused (pending)."
+    )
     first_response_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None

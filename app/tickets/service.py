@@ -44,6 +44,7 @@ from app.models.ticket import (
     TicketStatus,
 )
 from app.models.user import STAFF_ROLES, Role
+from app.sla import service as sla
 from app.tickets.repository import Sort, TicketFilters, TicketRepository
 from app.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
 
@@ -143,11 +144,21 @@ async def open_ticket(
     tags: list[str] | None = None,
     custom_fields: dict[str, Any] | None = None,
 ) -> Record:
-    """Insert a ticket with the next number, its history row and `ticket.created`.
-    Callers have validated references (the API does in `create_ticket`)."""
+    """Insert a ticket with the next number, its history row, `ticket.created` and its
+    SLA clocks started (measured by the first matching policy). Callers have validated
+    references (the API does in `create_ticket`)."""
+    now = datetime.now(UTC)
+    ticket_id = new_id()
+    policy_id = await sla.match_policy(
+        uow.session, priority=priority.value, channel=channel.value, customer_id=customer_id
+    )
+    clocks = sla.TicketClock.new(uow.session, ticket_id)
+    clocks.add(sla.creation_events(status, now))
     ticket = await TicketRepository(uow.session).insert_numbered(
         {
-            "id": new_id(),
+            "id": ticket_id,
+            "created_at": now,
+            **await clocks.values(policy_id, status),
             "subject": subject.strip(),
             "description": description,
             "priority": priority,
@@ -166,6 +177,7 @@ async def open_ticket(
         journal, ticket, created_by_id, {"ticket": (None, ticket["ticket_number"])}, event=None
     )
     feed(journal, ticket, ChangeKind.CREATED)
+    clocks.journal(journal)
     journal.event(
         "ticket.created",
         aggregate_type="ticket",
@@ -344,18 +356,55 @@ async def update_ticket(
         await _check_capacity(tickets, new_agent, exclude=ticket["id"])
     new_status = requested.pop("status", None)
     changes = _changed(ticket, requested)
+    now = datetime.now(UTC)
     if new_status is not None and new_status != ticket["status"]:
-        changes |= _move(ticket, new_status, datetime.now(UTC))
+        changes |= _move(ticket, new_status, now)
     if not changes:
         return ticket
     check_open(ticket)
+    clocks, clock_values = await _clocks_after(uow.session, ticket, changes, now)
     written = await tickets.write(
-        ticket["id"], ticket["version"], {f: new for f, (_old, new) in changes.items()}
+        ticket["id"],
+        ticket["version"],
+        {f: new for f, (_old, new) in changes.items()} | clock_values,
     )
     journal = Journal(uow)
     record_changes(journal, written, actor.user_id, changes)
+    clocks.journal(journal)
     await journal.write()
     return written
+
+
+async def _clocks_after(
+    session: AsyncSession, ticket: Record, changes: Changes, now: datetime
+) -> tuple[sla.TicketClock, dict[str, Any]]:
+    """What `changes` mean for the ticket's SLA: a priority change matches the policy
+    again (recorded in `changes`, so its history row is written), a status move
+    pauses, resumes or ends clocks; then the due fields follow."""
+    policy_id = ticket["sla_policy_id"]
+    if "priority" in changes:
+        rematched = await sla.match_policy(
+            session,
+            priority=str(changes["priority"][1]),
+            channel=str(ticket["channel"]),
+            customer_id=ticket["customer_id"],
+        )
+        if rematched != policy_id:
+            changes["sla_policy_id"] = (policy_id, rematched)
+            policy_id = rematched
+    clocks = await sla.TicketClock.load(session, ticket["id"], policy_id=policy_id)
+    status = TicketStatus(ticket["status"])
+    if "status" in changes:
+        status = TicketStatus(changes["status"][1])
+        clocks.add(sla.status_events(TicketStatus(ticket["status"]), status, now))
+    if "priority" in changes:
+        clocks.add([sla.recompute_event(now, "priority_changed")])
+    values = await clocks.values(policy_id, status)
+    return clocks, _differing(ticket, values)
+
+
+def _differing(ticket: Record, values: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if ticket[name] != value}
 
 
 def _move(ticket: Record, target: TicketStatus, now: datetime) -> Changes:
@@ -461,19 +510,34 @@ async def add_comment(
     )
     journal = Journal(uow)
     record_changes(journal, ticket, actor.user_id, {"comment": (None, comment["id"])}, event=None)
-    if (
-        data.comment_type is CommentType.PUBLIC
-        and not actor.is_customer
-        and ticket["first_response_at"] is None
-    ):
-        now = datetime.now(UTC)
-        first_response: Changes = {
-            "first_response_at": (None, now),
-            "time_to_first_response": (None, _seconds(ticket["created_at"], now)),
-        }
-        values = {field: new for field, (_old, new) in first_response.items()}
+    now = datetime.now(UTC)
+    first_response: Changes = {}
+    clock_values: dict[str, Any] = {}
+    if data.comment_type is CommentType.PUBLIC:
+        clocks = await sla.TicketClock.load(
+            uow.session, ticket["id"], policy_id=ticket["sla_policy_id"]
+        )
+        by_staff = not actor.is_customer
+        if by_staff and ticket["first_response_at"] is None:
+            first_response = {
+                "first_response_at": (None, now),
+                "time_to_first_response": (None, _seconds(ticket["created_at"], now)),
+            }
+        if by_staff and (first_response or clocks.known_clock is not None):
+            clocks.add(sla.reply_events(clocks.known_clock, by_staff=True, at=now))
+        elif not by_staff:
+            clocks.add(sla.reply_events(clocks.known_clock, by_staff=False, at=now))
+        clock_values = _differing(
+            ticket,
+            await clocks.values(ticket["sla_policy_id"], TicketStatus(ticket["status"])),
+        )
+        clocks.journal(journal)
+    if first_response or clock_values:
+        values = {field: new for field, (_old, new) in first_response.items()} | clock_values
         written = await tickets.write(ticket["id"], ticket["version"], values)
         record_changes(journal, written, actor.user_id, first_response)
+        if not first_response:
+            feed(journal, ticket, ChangeKind.UPDATED)
     else:
         # The thread is part of the ticket: a sync through the change feed must see it.
         feed(journal, ticket, ChangeKind.UPDATED)
@@ -496,3 +560,10 @@ async def list_history(
 ) -> PageResult[Record]:
     await get_ticket(session, actor, ticket_id)
     return await TicketRepository(session).history(ticket_id, page)
+
+
+async def list_sla_events(
+    session: AsyncSession, actor: Principal, ticket_id: uuid.UUID, page: PageParams
+) -> PageResult[Record]:
+    await get_ticket(session, actor, ticket_id)
+    return await sla.list_events(session, ticket_id, page)

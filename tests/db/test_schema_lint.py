@@ -25,6 +25,7 @@ INDEX_LEAD_EXCEPTIONS = {
     ("users", "uq_users_superuser_email"): "superusers have no organization",
     ("api_keys", "uq_api_keys_prefix"): "global credential lookup",
     ("idempotency_keys", "ix_idempotency_keys_created_at"): "platform purge across tenants",
+    ("tickets", "ix_tickets_sla_next_deadline"): "SLA timer queue, read by deadline first",
 }
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from app.db.database import Database
 from app.models.sla import SLAPolicy
-from app.sla_policies.service import escalation_minutes
+from app.sla.clock import escalation_minutes
 from tests.support.api import columns, field_locs, page_ids, problem
 from tests.support.identity import API, Actor, Tenant
 

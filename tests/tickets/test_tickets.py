@@ -892,6 +892,7 @@ TICKET_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/comments", None),
     ("POST", "/comments", {"content": "Sneaky"}),
     ("GET", "/history", None),
+    ("GET", "/sla-events", None),
     ("GET", "/attachments", None),
     ("POST", "/attachments", UPLOAD),
 ]
@@ -1634,10 +1635,13 @@ async def test_create_update_and_comment_write_events_in_their_transaction(
     [created] = await new_events(0)
     assert (created.event_type, str(created.aggregate_id)) == ("ticket.created", tid)
     assert created.payload == {"id": tid, "ticket_number": ticket["ticket_number"]}
-    # Same transaction: PostgreSQL's now() is the transaction's start.
-    row = await ticket_row(database, tenant_a, tid)
-    assert row is not None
-    assert created.created_at == row.created_at
+    # Same transaction: PostgreSQL's now() is the transaction's start, and it stamps the
+    # history row and the event alike.
+    async with database.tenant_session(tenant_a.org.id) as session:
+        written = await session.scalar(
+            sa.select(TicketHistory.created_at).where(TicketHistory.ticket_id == uuid.UUID(tid))
+        )
+    assert created.created_at == written
 
     steps: list[tuple[dict[str, Any], set[str]]] = [
         ({"priority": "high", "tags": ["a"]}, {"priority", "tags"}),
