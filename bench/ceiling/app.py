@@ -70,14 +70,21 @@ FIELD_DEFINITIONS = (
 NEXT_NUMBER = """INSERT INTO sequence_counters (id, organization_id, name, value)
 VALUES ($1, $2, 'ticket', 1) ON CONFLICT (organization_id, name)
 DO UPDATE SET value = sequence_counters.value + 1 RETURNING value"""
-# The product takes the number inside the ticket's INSERT (one statement).
+ACTIVE_POLICIES = (
+    "SELECT id, conditions FROM sla_policies WHERE organization_id = $1 "
+    "AND deleted_at IS NULL AND is_active ORDER BY position, id"
+)
+# The product takes the number inside the ticket's INSERT (one statement), and stamps the
+# creation instant its SLA clocks start at (no policy matches in the bench: null SLA).
 INSERT_NUMBERED_TICKET = f"""WITH ticket_counter AS ({NEXT_NUMBER})
 INSERT INTO tickets (id, organization_id, ticket_number, subject, description, status,
     priority, channel, customer_id, assigned_agent_id, created_by_id, department_id, tags,
-    custom_fields, sla_breach, version)
+    custom_fields, sla_breach, version, created_at, sla_policy_id, first_response_due_at,
+    next_reply_due_at, resolution_due_at, sla_status, sla_next_deadline)
 VALUES ($3, $2, (SELECT 'TK-' || lpad(CAST(value AS TEXT),
         greatest(6, length(CAST(value AS TEXT))), '0') FROM ticket_counter),
-    $4, '', 'new', 'medium', 'web', $5, NULL, $6, NULL, $7, '{{}}', false, 1)
+    $4, '', 'new', 'medium', 'web', $5, NULL, $6, NULL, $7, '{{}}', false, 1, $8,
+    NULL, NULL, NULL, NULL, NULL, NULL)
 RETURNING {TICKET_COLUMNS}"""
 # The bare create the contended-create p99 is compared with: name the tenant (row-level
 # security), take the number, insert the row, commit — nothing else.
@@ -85,13 +92,28 @@ INSERT_TICKET = f"""INSERT INTO tickets (id, organization_id, ticket_number, sub
     status, priority, channel, customer_id, created_by_id, tags, custom_fields, sla_breach, version)
 VALUES ($1, $2, $3, $4, '', 'new', 'medium', 'web', $5, $6, $7, '{{}}', false, 1)
 RETURNING {TICKET_COLUMNS}"""
-# The history row, the change-feed row and the outbox event of one write: one statement.
-JOURNAL = """WITH journal_0 AS (INSERT INTO ticket_history (id, organization_id, ticket_id,
+# The history row, the change-feed row, the SLA clock events and the outbox event of one
+# write: one statement.
+SLA_EVENT = """journal_s{n} AS (INSERT INTO ticket_sla_events (id, organization_id, ticket_id,
+    kind, target, cycle, at, at_percent, action, done_key, details)
+    VALUES (${id}, $2, $3, ${kind}, ${target}, 0, ${at}, NULL, NULL, NULL, '{{}}')),"""
+
+
+def journal_statement(sla_events: int) -> str:
+    events = "\n".join(
+        SLA_EVENT.format(n=n, id=13 + 4 * n, kind=14 + 4 * n, target=15 + 4 * n, at=16 + 4 * n)
+        for n in range(sla_events)
+    )
+    return f"""WITH journal_0 AS (INSERT INTO ticket_history (id, organization_id, ticket_id,
     user_id, field, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, $7)),
+{events}
 journal_1 AS (INSERT INTO ticket_changes (id, organization_id, ticket_id, change, xact_id)
     VALUES ($8, $2, $3, $9, CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)))
 INSERT INTO outbox_events (id, organization_id, event_type, aggregate_type, aggregate_id,
     payload) VALUES ($10, $2, $11, 'ticket', $3, $12)"""
+
+
+JOURNALS = {count: journal_statement(count) for count in range(3)}
 INSERT_COMMENT = """INSERT INTO ticket_comments (id, organization_id, ticket_id, author_id, content,
     comment_type, has_attachments) VALUES ($1, $2, $3, $4, $5, $6, false)
 RETURNING id, organization_id, ticket_id, author_id, content, comment_type, has_attachments,
@@ -169,14 +191,30 @@ async def _create(
     customer = uuid.UUID(body["customer_id"])
     await conn.fetchval(CUSTOMER_CHECK, customer, org)
     await conn.fetch(FIELD_DEFINITIONS, org)
+    await conn.fetch(ACTIVE_POLICIES, org)
     ticket_id = uuid.uuid4()
     tags = json.dumps(sorted(set(body.get("tags", []))))
     row = await conn.fetchrow(
-        INSERT_NUMBERED_TICKET, uuid.uuid4(), org, ticket_id, body["subject"], customer, user, tags
+        INSERT_NUMBERED_TICKET,
+        uuid.uuid4(),
+        org,
+        ticket_id,
+        body["subject"],
+        customer,
+        user,
+        tags,
+        datetime.now(UTC),
     )
     payload = json.dumps({"id": str(ticket_id), "ticket_number": row["ticket_number"]})
     await _journal(
-        conn, org, ticket_id, user, ("ticket", None, row["ticket_number"]), "created", payload
+        conn,
+        org,
+        ticket_id,
+        user,
+        ("ticket", None, row["ticket_number"]),
+        "created",
+        payload,
+        sla_events=[("start", "first_response"), ("start", "resolution")],
     )
     return JSONResponse(_row(row), status_code=201)
 
@@ -210,14 +248,18 @@ async def _journal(
     payload: str,
     *,
     event: str | None = None,
+    sla_events: list[tuple[str, str]] | None = None,
 ) -> None:
     field, old, new = history
     event = event or ("ticket.created" if change == "created" else "ticket.updated")
+    now = datetime.now(UTC)
+    clock = [v for kind, target in sla_events or [] for v in (uuid.uuid4(), kind, target, now)]
     await conn.execute(
-        JOURNAL,
+        JOURNALS[len(sla_events or [])],
         uuid.uuid4(), org, ticket_id, user, field, old, new,
         uuid.uuid4(), change,
         uuid.uuid4(), event, payload,
+        *clock,
     )  # fmt: skip
 
 
@@ -233,8 +275,16 @@ async def ticket(request: Request) -> Response:
         current = await conn.fetchrow(GET_FOR_UPDATE, org, ticket_id)
         payload = json.dumps({"id": str(ticket_id), "changes": {"status": status}})
         row = await conn.fetchrow(UPDATE_STATUS, status, ticket_id, current["version"], org)
+        clock = "pause" if status == "pending" else "resume"
         await _journal(
-            conn, org, ticket_id, user, ("status", current["status"], status), "updated", payload
+            conn,
+            org,
+            ticket_id,
+            user,
+            ("status", current["status"], status),
+            "updated",
+            payload,
+            sla_events=[(clock, "resolution")],
         )
     return JSONResponse(_row(row), headers={"ETag": f'"{row["version"]}"'})
 
