@@ -412,6 +412,7 @@ CASES = [
         body=lambda _: {"content": "Any news?"},
     ),
     Case("GET", "/tickets/{id}/history", STAFF_READERS, 200, a_ticket),
+    Case("GET", "/tickets/{id}/sla-events", STAFF_READERS, 200, a_ticket),
     Case("GET", "/tickets/{id}/attachments", TENANT_PEOPLE_AND_KEYS, 200, a_ticket),
     # Like comments, an upload needs a person as its uploader.
     Case("POST", "/tickets/{id}/attachments", TENANT_PEOPLE, 201, a_ticket, upload=True),
