@@ -111,10 +111,8 @@ def escalation_minutes(at_percent: int, target_minutes: int) -> int:
 class Cycle:
     target: Target
     number: int
-    started_at: datetime
     spans: list[tuple[datetime, datetime | None]] = field(default_factory=list)
     status: ClockStatus = ClockStatus.RUNNING
-    ended_at: datetime | None = None
 
     def reached_at(self, calendar: Calendar, threshold: timedelta) -> datetime | None:
         """The instant the cycle's business time reaches `threshold`: within its spans, or
@@ -135,9 +133,7 @@ class Cycle:
         if self.status is ClockStatus.FULFILLED and self.spans:
             begin, _end = self.spans[-1]
             kept_running = [*self.spans[:-1], (begin, None)]
-            return Cycle(self.target, self.number, self.started_at, kept_running).reached_at(
-                calendar, threshold
-            )
+            return Cycle(self.target, self.number, kept_running).reached_at(calendar, threshold)
         return self.reached_at(calendar, threshold)
 
 
@@ -201,7 +197,7 @@ class Clock:
             return
         key = (event.target, event.cycle)
         if event.kind is EventKind.START:
-            self.cycles[key] = Cycle(event.target, event.cycle, event.at, [(event.at, None)])
+            self.cycles[key] = Cycle(event.target, event.cycle, [(event.at, None)])
             return
         cycle = self.cycles.get(key)
         if cycle is None:
@@ -213,7 +209,7 @@ class Clock:
             reopened = cycle.status is ClockStatus.FULFILLED and cycle.target is Target.RESOLUTION
             if cycle.status is ClockStatus.PAUSED or reopened:
                 cycle.spans.append((event.at, None))
-                cycle.status, cycle.ended_at = ClockStatus.RUNNING, None
+                cycle.status = ClockStatus.RUNNING
             return
         if running:
             begin, _ = cycle.spans[-1]
@@ -223,9 +219,9 @@ class Clock:
                 cycle.status = ClockStatus.PAUSED
         elif event.kind is EventKind.FULFIL:
             if cycle.status in (ClockStatus.RUNNING, ClockStatus.PAUSED):
-                cycle.status, cycle.ended_at = ClockStatus.FULFILLED, event.at
+                cycle.status = ClockStatus.FULFILLED
         elif event.kind is EventKind.STOP:
-            cycle.status, cycle.ended_at = ClockStatus.STOPPED, event.at
+            cycle.status = ClockStatus.STOPPED
 
     def current(self, target: Target) -> Cycle | None:
         cycles = [c for (t, _n), c in self.cycles.items() if t is target]

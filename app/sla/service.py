@@ -124,32 +124,28 @@ def status_events(old: TicketStatus, new: TicketStatus, at: datetime) -> list[Ev
     """Pending pauses the resolution clock; resolved meets it and pauses the reply
     clocks until a reopen; closed and cancelled end whatever still runs. An event for a
     clock not in the matching state changes nothing when replayed."""
+
+    def on_every(kind: EventKind, targets: Sequence[Target]) -> list[Event]:
+        # The next reply has a cycle per customer comment: the latest is the one meant.
+        return [
+            Event(kind, at, t, cycle=CURRENT_CYCLE if t is Target.NEXT_REPLY else 0)
+            for t in targets
+        ]
+
+    replies = (Target.FIRST_RESPONSE, Target.NEXT_REPLY)
     if old is new:
         return []
-    reply_clocks = (Event(EventKind.PAUSE, at, Target.FIRST_RESPONSE), _current_reply(at))
     if new in FINAL_STATUSES:
-        return [_with(event, EventKind.STOP) for event in (*reply_clocks, _resolution(at))]
+        return on_every(EventKind.STOP, tuple(Target))
     if new is S.RESOLVED:
-        return [Event(EventKind.FULFIL, at, Target.RESOLUTION), *reply_clocks]
+        return [Event(EventKind.FULFIL, at, Target.RESOLUTION), *on_every(EventKind.PAUSE, replies)]
     if new is S.PENDING:
         return [Event(EventKind.PAUSE, at, Target.RESOLUTION)]
     if old is S.RESOLVED:  # reopened
-        return [_with(event, EventKind.RESUME) for event in (*reply_clocks, _resolution(at))]
+        return on_every(EventKind.RESUME, (*replies, Target.RESOLUTION))
     if old is S.PENDING:
         return [Event(EventKind.RESUME, at, Target.RESOLUTION)]
     return []
-
-
-def _resolution(at: datetime) -> Event:
-    return Event(EventKind.PAUSE, at, Target.RESOLUTION)
-
-
-def _current_reply(at: datetime) -> Event:
-    return Event(EventKind.PAUSE, at, Target.NEXT_REPLY, cycle=CURRENT_CYCLE)
-
-
-def _with(event: Event, kind: EventKind) -> Event:
-    return Event(kind, event.at, event.target, event.cycle)
 
 
 def recompute_event(at: datetime, reason: str) -> Event:

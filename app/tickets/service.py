@@ -380,7 +380,10 @@ async def _clocks_after(
 ) -> tuple[sla.TicketClock, dict[str, Any]]:
     """What `changes` mean for the ticket's SLA: a priority change matches the policy
     again (recorded in `changes`, so its history row is written), a status move
-    pauses, resumes or ends clocks; then the due fields follow."""
+    pauses, resumes or ends clocks; then the due fields follow. Other changes leave the
+    clocks alone and read nothing."""
+    if "status" not in changes and "priority" not in changes:
+        return sla.TicketClock(session, ticket["id"], None), {}
     policy_id = ticket["sla_policy_id"]
     if "priority" in changes:
         rematched = await sla.match_policy(
