@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     login_account_window_seconds: int = Field(default=15 * 60, ge=1)
     login_ip_max_attempts: int = Field(default=300, ge=1)
     login_ip_window_seconds: int = Field(default=60, ge=1)
+    sla_timers_in_process: bool = Field(
+        default=True,
+        description="Without REDIS_URL, run the SLA timer loop in the API process.",
+    )
+    sla_timer_poll_seconds: float = Field(
+        default=0.5,
+        ge=0.05,
+        le=60,
+        description="The longest an SLA timer loop sleeps before it looks for due deadlines.",
+    )
     activity_write_interval_seconds: int = Field(
         default=60, ge=1, description="At most one last-activity write per user per interval."
     )

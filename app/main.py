@@ -29,8 +29,10 @@ from app.kit.jobs import ArqJobQueue, InProcessJobQueue
 from app.kit.limits import BodySizeLimitMiddleware
 from app.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from app.kit.security_headers import SecurityHeadersMiddleware
+from app.notifications.router import router as notifications_router
 from app.observability import RequestContextMiddleware, configure_logging
 from app.organizations.router import router as organizations_router
+from app.sla.timers import TimerLoop
 from app.sla_policies.router import router as sla_policies_router
 from app.tickets.router import router as tickets_router
 from app.users.router import router as users_router
@@ -46,6 +48,7 @@ API_ROUTERS = (
     departments_router,
     business_hours_router,
     sla_policies_router,
+    notifications_router,
     organizations_router,
     api_keys_router,
     sessions_router,
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings)
         app.state.database = database
+        timers: TimerLoop | None = None
         app.state.redis = None
         app.state.rate_limiter = MemoryRateLimiter()
         if settings.redis_url:
@@ -79,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runner = InProcessJobQueue(database, TASKS, PERIODIC_SECONDS)
             runner.start_periodic()
             database.jobs = runner
+            if settings.sla_timers_in_process:
+                timers = TimerLoop(database)
+                timers.start()
         # What exists now lives as long as the process (modules, routes, mappers, the
         # engines): moved out of the collector's sight, a full collection no longer
         # walks it — on list requests the collector's share of the CPU halves.
@@ -87,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if timers is not None:
+                await timers.close()
             await database.jobs.close()
             await database.dispose()
 

@@ -1,4 +1,5 @@
-"""arq worker: the job registry, cron sweeps, and the per-job unit of work.
+"""arq worker: the job registry, cron sweeps, the per-job unit of work, and the SLA timer
+loop (`app.sla.timers`) beside them.
 
 `helpdesk worker` runs this. In embedded mode (no REDIS_URL) the API process runs the
 same tasks through `InProcessJobQueue` instead.
@@ -20,6 +21,7 @@ from app.kit.idempotency import PURGE_JOB, purge_expired
 from app.kit.jobs import ArqJobQueue, Task, run_job
 from app.kit.outbox import RELAY_JOB, SWEEP_JOB, relay_outbox, sweep_outbox
 from app.observability import configure_logging
+from app.sla.timers import TimerLoop
 
 TASKS: dict[str, Task] = {
     RELAY_JOB: relay_outbox,
@@ -59,9 +61,13 @@ async def startup(ctx: dict[str, Any]) -> None:
     database = Database(settings)
     database.jobs = ArqJobQueue(ctx["redis"], settings.job_queue_name)
     ctx["database"] = database
+    timers = TimerLoop(database)
+    timers.start()
+    ctx["timers"] = timers
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["timers"].close()
     await ctx["database"].dispose()
 
 

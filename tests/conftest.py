@@ -62,6 +62,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         environment="test",
         database_url=database_url,
         redis_url=None,
+        # The SLA timer tests run their own loops (and workers) against this database.
+        sla_timers_in_process=False,
         webhook_allow_private_targets=True,
         job_queue_name=f"arq:test:{uuid.uuid4().hex}",
         redis_key_prefix=f"helpdesk-test:{uuid.uuid4().hex}",

@@ -25,6 +25,7 @@ from app.models import (
     InboundMessage,
     KBArticle,
     KBCategory,
+    Notification,
     OutboxEvent,
     SequenceCounter,
     SLAPolicy,
@@ -123,6 +124,9 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
             kind=SLAEventKind.START,
             target=SLATarget.RESOLUTION,
             at=datetime.now(UTC),
+        ),
+        Notification(
+            user_id=agent.id, kind="sla_escalation", title="TK-000001", ticket_id=ticket.id
         ),
         UserSession(
             user_id=agent.id,

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
@@ -33,7 +33,7 @@ from app.kit.errors import ValidationFailed
 from app.kit.pagination import PageParams, PageResult
 from app.kit.records import apply_changes, field_error
 from app.kit.repository import Record
-from app.kit.schemas import MAX_JSON_DEPTH, Email
+from app.kit.schemas import MAX_JSON_DEPTH, Email, instant_text
 from app.models.custom_field import CustomField, EntityType, FieldType
 
 CHOICE_TYPES = frozenset({FieldType.CHOICE, FieldType.MULTI_CHOICE})
@@ -393,10 +393,9 @@ def _datetime(_definition: FieldDefinition, value: Any) -> str:
     try:
         if not _RFC3339.fullmatch(text):
             raise ValueError
-        moment = datetime.fromisoformat(text.upper()).astimezone(UTC)
+        return instant_text(datetime.fromisoformat(text.upper()))
     except (ValueError, OverflowError):
         raise ValueError("must be an RFC 3339 date-time with an offset") from None
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _boolean(_definition: FieldDefinition, value: Any) -> bool:

@@ -170,6 +170,11 @@ def _iso_8601_text(value: Any) -> Any:
     return value
 
 
+def instant_text(moment: datetime) -> str:
+    """An instant as the API writes it (in JSON payloads and details too): UTC, `Z`."""
+    return _as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
 # An instant with an offset, normalised to UTC (where the year 9999 with a negative
 # offset overflows: a 422, not a 500).
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), AfterValidator(_as_utc)]

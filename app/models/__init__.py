@@ -6,6 +6,7 @@ from app.models.custom_field import CustomField
 from app.models.field_service import Technician, WorkOrder
 from app.models.idempotency import IdempotencyKey
 from app.models.kb import KBArticle, KBCategory
+from app.models.notification import Notification
 from app.models.organization import Organization, SequenceCounter
 from app.models.outbox import OutboxEvent
 from app.models.retention import DataRetentionPolicy
@@ -34,6 +35,7 @@ __all__ = [
     "InboundMessage",
     "KBArticle",
     "KBCategory",
+    "Notification",
     "Organization",
     "OutboxEvent",
     "SLAPolicy",

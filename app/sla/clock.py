@@ -68,6 +68,7 @@ class Event:
     at_percent: int | None = None
     action: EscalationAction | None = None
     reason: str | None = None  # why the measure changed (recompute)
+    flagged_at: datetime | None = None  # when a worker recorded a breach or escalation
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class Escalation:
     target: Target
     at_percent: int
     action: EscalationAction
+    skills: tuple[str, ...] = ()  # a reassignment's needed skills
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,17 @@ class Policy:
     minutes: dict[Target, int | None]
     calendar: Calendar
     escalations: tuple[Escalation, ...] = ()
+
+    def skills_for(self, event: Event) -> tuple[str, ...]:
+        """The skills the escalation recorded by `event` asks of a new assignee."""
+        for escalation in self.escalations:
+            if (escalation.target, escalation.at_percent, escalation.action) == (
+                event.target,
+                event.at_percent,
+                event.action,
+            ):
+                return escalation.skills
+        return ()
 
 
 def done_key(
@@ -160,6 +173,18 @@ class Deadline:
     @property
     def key(self) -> str:
         return done_key(self.kind, self.target, self.cycle, self.at_percent, self.action)
+
+    def recorded(self, flagged_at: datetime) -> Event:
+        """The log's record that this deadline was acted on at `flagged_at`."""
+        return Event(
+            self.kind,
+            self.at,
+            self.target,
+            self.cycle,
+            self.at_percent,
+            self.action,
+            flagged_at=flagged_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,20 +4,25 @@ measured against."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 
 from app.kit.pagination import PageParams, PageResult, SortKey
-from app.kit.repository import Record, Repository, scoped
+from app.kit.repository import PlatformRepository, Record, Repository, scoped
 from app.models.sla import BusinessHours, SLAPolicy
-from app.models.ticket import TicketSLAEvent
+from app.models.ticket import Ticket, TicketSLAEvent
 from app.models.user import User
 from app.sla.clock import EscalationAction, Event, EventKind, Target
 
 EVENTS = cast(sa.Table, TicketSLAEvent.__table__)
 POLICIES = cast(sa.Table, SLAPolicy.__table__)
 HOURS = cast(sa.Table, BusinessHours.__table__)
+TICKETS = cast(sa.Table, Ticket.__table__)
+# The rows of the partial index `ix_tickets_sla_next_deadline`: the timer queue.
+QUEUED = (TICKETS.c.sla_next_deadline.is_not(None), TICKETS.c.deleted_at.is_(None))
 # The log in the order it happened (ids are time-ordered: ties keep writing order).
 LOG_ORDER = [SortKey(TicketSLAEvent.at), SortKey(TicketSLAEvent.id)]
 
@@ -26,10 +31,15 @@ class SLARepository(Repository[TicketSLAEvent]):
     model = TicketSLAEvent
 
     async def log(self, ticket_id: uuid.UUID) -> list[Event]:
+        return (await self.logs([ticket_id]))[ticket_id]
+
+    async def logs(self, ticket_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Event]]:
+        """The logs of several tickets in one read, each in the order it happened."""
         statement = self.prebuilt(
-            "log",
+            "logs",
             lambda: (
                 self.select_rows(
+                    EVENTS.c.ticket_id,
                     EVENTS.c.kind,
                     EVENTS.c.at,
                     EVENTS.c.target,
@@ -37,21 +47,23 @@ class SLARepository(Repository[TicketSLAEvent]):
                     EVENTS.c.at_percent,
                     EVENTS.c.action,
                 )
-                .where(EVENTS.c.ticket_id == sa.bindparam("ticket_id"))
-                .order_by(EVENTS.c.at, EVENTS.c.id)
+                .where(EVENTS.c.ticket_id.in_(sa.bindparam("ticket_ids", expanding=True)))
+                .order_by(EVENTS.c.ticket_id, EVENTS.c.at, EVENTS.c.id)
             ),
         )
-        return [
-            Event(
-                kind=EventKind(row["kind"]),
-                at=row["at"],
-                target=Target(row["target"]) if row["target"] is not None else None,
-                cycle=row["cycle"],
-                at_percent=row["at_percent"],
-                action=EscalationAction(row["action"]) if row["action"] is not None else None,
+        found: dict[uuid.UUID, list[Event]] = {ticket_id: [] for ticket_id in ticket_ids}
+        for row in await self.rows(statement, {"ticket_ids": list(ticket_ids)}):
+            found[row["ticket_id"]].append(
+                Event(
+                    kind=EventKind(row["kind"]),
+                    at=row["at"],
+                    target=Target(row["target"]) if row["target"] is not None else None,
+                    cycle=row["cycle"],
+                    at_percent=row["at_percent"],
+                    action=EscalationAction(row["action"]) if row["action"] is not None else None,
+                )
             )
-            for row in await self.rows(statement, {"ticket_id": ticket_id})
-        ]
+        return found
 
     async def log_page(self, ticket_id: uuid.UUID, page: PageParams) -> PageResult[Record]:
         statement = self.select_rows().where(EVENTS.c.ticket_id == ticket_id)
@@ -100,3 +112,33 @@ class SLARepository(Repository[TicketSLAEvent]):
                 )
             )
         return policy, hours
+
+
+class TimerQueueRepository(PlatformRepository[Ticket]):
+    """The timer queue across tenants (system session): which organizations have a
+    deadline due, and when the next one falls. Acting on a ticket is done in the
+    organization's own session (`TicketRepository.claim_due`)."""
+
+    model = Ticket
+
+    async def due_organizations(self, now: datetime, scan: int) -> list[uuid.UUID]:
+        """The organizations among the `scan` earliest due deadlines, earliest first:
+        a bounded read however many are overdue."""
+        earliest = (
+            sa.select(TICKETS.c.organization_id, TICKETS.c.sla_next_deadline)
+            .where(*QUEUED, TICKETS.c.sla_next_deadline <= now)
+            .order_by(TICKETS.c.sla_next_deadline)
+            .limit(scan)
+            .subquery()
+        )
+        statement = (
+            sa.select(earliest.c.organization_id)
+            .group_by(earliest.c.organization_id)
+            .order_by(sa.func.min(earliest.c.sla_next_deadline))
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def next_deadline(self) -> datetime | None:
+        statement = sa.select(sa.func.min(TICKETS.c.sla_next_deadline)).where(*QUEUED)
+        found: datetime | None = (await self.session.execute(statement)).scalar()
+        return found

@@ -22,17 +22,20 @@ from app.business_hours.service import calendar_of
 from app.kit.journal import Journal
 from app.kit.pagination import PageParams, PageResult
 from app.kit.repository import Record
+from app.kit.schemas import instant_text
 from app.models.ticket import SLAStatus, TicketSLAEvent, TicketStatus
 from app.sla.business_time import Calendar
 from app.sla.clock import (
     Clock,
     ClockStatus,
+    Deadline,
     EscalationAction,
     Event,
     EventKind,
     Policy,
     Summary,
     Target,
+    done_key,
 )
 from app.sla.clock import Escalation as EscalationPoint
 from app.sla.repository import SLARepository
@@ -85,13 +88,25 @@ async def match_policy(
     return None
 
 
-async def measure(session: AsyncSession, policy_id: uuid.UUID) -> Policy | None:
-    """The clock's view of a policy; None when the policy no longer exists."""
-    try:
-        policy, hours = await SLARepository(session).policy_with_calendar(policy_id)
-    except KeyError:
-        return None
-    return policy_measure(policy, calendar_of(hours) if hours is not None else Calendar.always())
+class Measures:
+    """The clock's view of policies (`Policy`), each read once per unit of work: a
+    worker's batch measures many tickets against few policies."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.known: dict[uuid.UUID, Policy | None] = {}
+
+    async def get(self, policy_id: uuid.UUID) -> Policy | None:
+        """None when the policy no longer exists."""
+        if policy_id not in self.known:
+            try:
+                policy, hours = await SLARepository(self.session).policy_with_calendar(policy_id)
+            except KeyError:
+                self.known[policy_id] = None
+            else:
+                calendar = calendar_of(hours) if hours is not None else Calendar.always()
+                self.known[policy_id] = policy_measure(policy, calendar)
+        return self.known[policy_id]
 
 
 def policy_measure(policy: Record, calendar: Calendar) -> Policy:
@@ -103,7 +118,12 @@ def policy_measure(policy: Record, calendar: Calendar) -> Policy:
         },
         calendar=calendar,
         escalations=tuple(
-            EscalationPoint(Target(e["target"]), e["at_percent"], EscalationAction(e["action"]))
+            EscalationPoint(
+                Target(e["target"]),
+                e["at_percent"],
+                EscalationAction(e["action"]),
+                tuple(e.get("skills", ())),
+            )
             for e in policy["escalations"]
         ),
     )
@@ -228,11 +248,16 @@ class TicketClock:
     measures the ticket), the events this write adds, and the columns they lead to."""
 
     def __init__(
-        self, session: AsyncSession, ticket_id: uuid.UUID, log: list[Event] | None
+        self,
+        session: AsyncSession,
+        ticket_id: uuid.UUID,
+        log: list[Event] | None,
+        measures: Measures | None = None,
     ) -> None:
         self.session = session
         self.ticket_id = ticket_id
         self.log = log  # None: not read, as no policy measures the ticket
+        self.measures = measures or Measures(session)
         self.added: list[Event] = []
 
     @classmethod
@@ -271,15 +296,45 @@ class TicketClock:
                 at=event.at,
                 at_percent=event.at_percent,
                 action=event.action,
-                done_key=None,
-                details={"reason": event.reason} if event.reason else {},
+                done_key=_done_key(event),
+                details=_details(event),
             )
 
     async def values(self, policy_id: uuid.UUID | None, status: TicketStatus) -> dict[str, Any]:
-        policy = await measure(self.session, policy_id) if policy_id is not None else None
+        policy = await self.measures.get(policy_id) if policy_id is not None else None
         if policy is None or self.log is None:
             return derived_values(self.clock, None, None, status)
         return derived_values(self.clock, policy_id, policy, status)
+
+
+def _done_key(event: Event) -> str | None:
+    if event.kind not in (EventKind.BREACH, EventKind.ESCALATE):
+        return None
+    assert event.target is not None
+    return done_key(event.kind, event.target, event.cycle, event.at_percent, event.action)
+
+
+def _details(event: Event) -> dict[str, Any]:
+    if event.reason:
+        return {"reason": event.reason}
+    if event.flagged_at is not None:
+        return {
+            "due_at": instant_text(event.at),
+            "flagged_at": instant_text(event.flagged_at),
+            "late_seconds": lateness(event),
+        }
+    return {}
+
+
+def lateness(event: Event) -> float:
+    """How long after its due time a breach or escalation was recorded, in seconds."""
+    assert event.flagged_at is not None
+    return round(max(0.0, (event.flagged_at - event.at).total_seconds()), 3)
+
+
+def due_deadlines(clock: Clock, policy: Policy, now: datetime) -> list[Deadline]:
+    """The breaches and escalations not yet recorded whose time has come, in order."""
+    return [d for d in clock.summarize(policy).deadlines if d.at <= now]
 
 
 async def list_events(

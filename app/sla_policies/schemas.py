@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.kit.schemas import InputModel, PatchModel, ReadModel, Title
+from app.kit.schemas import InputModel, Labels, PatchModel, ReadModel, Title
 from app.models.ticket import Priority, TicketChannel
 from app.models.user import CustomerTier
 from app.sla.clock import EscalationAction
@@ -73,9 +73,13 @@ class SLAConditions(InputModel):
 
 class Escalation(InputModel):
     """At `at_percent` of a target's minutes (business time) the `action` fires, once per
-    ticket: `notify` tells the assignee (or the department when none), `reassign`
-    hands the ticket back to its department's queue, `raise_priority` raises it one
-    step."""
+    ticket and target cycle: `notify` writes an in-app notification for the assignee
+    and the department's managers (the organization's managers and admins when the
+    ticket has neither) and an event; `reassign` hands the ticket to the department's
+    online agent who has every one of `skills` and the fewest active tickets below
+    their `max_concurrent_tickets` (nobody free: the ticket stays as it is, and the
+    event says so); `raise_priority` raises the priority one step, recorded in history,
+    which matches the policy again."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -86,6 +90,9 @@ class Escalation(InputModel):
     at_percent: Percent
     action: EscalationAction
     target: SLATarget
+    skills: Labels = Field(
+        default_factory=list, description="For `reassign`: what the new assignee must know."
+    )
 
 
 def _unique_escalations(escalations: list[Escalation]) -> list[Escalation]:
@@ -198,6 +205,7 @@ class EscalationRead(ReadModel):
     at_percent: int
     action: EscalationAction
     target: SLATarget
+    skills: list[str] = []
 
 
 class SLAPolicyRead(ReadModel):

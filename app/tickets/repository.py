@@ -33,7 +33,7 @@ from app.models.ticket import (
     TicketHistory,
     TicketStatus,
 )
-from app.models.user import Department, Role, User
+from app.models.user import STAFF_ROLES, AvailabilityStatus, Department, Role, User
 
 TICKET_SEQUENCE = "ticket"
 TICKET_PREFIX = "TK-"
@@ -383,6 +383,34 @@ class TicketRepository(Repository[Ticket]):
             .returning(*TICKETS.c)
         )
 
+    async def claim_due(self, now: datetime, limit: int) -> list[Record]:
+        """Up to `limit` live tickets whose next SLA deadline is at or before `now`,
+        earliest first, locked until the transaction ends. On PostgreSQL rows another
+        transaction holds are skipped, so concurrent workers claim disjoint batches and
+        an API write in progress is not waited for (its commit sets the next deadline)."""
+
+        def build() -> sa.Select[Any]:
+            statement = (
+                self.select_rows()
+                .where(T.sla_next_deadline <= sa.bindparam("now"))
+                .order_by(T.sla_next_deadline)
+                .limit(sa.bindparam("limit"))
+            )
+            skip_locked = self.dialect == "postgresql"
+            return statement.with_for_update(skip_locked=skip_locked)
+
+        return await self.rows(self.prebuilt("claim_due", build), {"now": now, "limit": limit})
+
+    async def defer_deadline(self, ticket_id: uuid.UUID, until: datetime) -> None:
+        """Move a ticket's due deadline to `until` (a timer that failed is retried then);
+        a deadline that is not due is left alone."""
+        statement = (
+            self.update()
+            .where(T.id == ticket_id, T.sla_next_deadline <= UtcNow())
+            .values(sla_next_deadline=until)
+        )
+        await self.session.execute(statement)
+
     # --- what a ticket's rules read of other tables -------------------------------------
 
     async def user_with_role(self, user_id: uuid.UUID, roles: frozenset[Role]) -> bool:
@@ -429,6 +457,74 @@ class TicketRepository(Repository[Ticket]):
         limit = await self.scalar(self.prebuilt("agent_limit", build_limit), arguments)
         count = self.prebuilt(("agent_count", active, exclude is not None), build_count)
         return limit, int(await self.scalar(count, arguments) or 0)
+
+    async def free_agent(
+        self,
+        department_id: uuid.UUID | None,
+        skills: Sequence[str],
+        active: frozenset[TicketStatus],
+        *,
+        exclude: uuid.UUID | None,
+    ) -> uuid.UUID | None:
+        """The department's online agent (other than `exclude`) who has every one of
+        `skills` and the fewest active tickets below their limit; locked, so a
+        concurrent assignment cannot take the same last slot. None when nobody is free."""
+        if department_id is None:
+            return None
+        agents = sa.select(U.id, U.skills, U.max_concurrent_tickets).where(
+            *self.scope(User),
+            U.department_id == department_id,
+            U.role == Role.AGENT,
+            U.availability_status == AvailabilityStatus.ONLINE,
+        )
+        needed = set(skills)
+        candidates = [
+            agent
+            for agent in await self.rows(scoped(agents))
+            if agent["id"] != exclude and needed <= set(agent["skills"])
+        ]
+        if not candidates:
+            return None
+        loads = (
+            self.select_rows(T.assigned_agent_id, sa.func.count().label("active"))
+            .where(
+                T.assigned_agent_id.in_([agent["id"] for agent in candidates]),
+                T.status.in_(sorted(active)),
+            )
+            .group_by(T.assigned_agent_id)
+        )
+        load = {row["assigned_agent_id"]: row["active"] for row in await self.rows(loads)}
+        candidates.sort(key=lambda agent: (load.get(agent["id"], 0), agent["id"]))
+        for agent in candidates:
+            if load.get(agent["id"], 0) >= agent["max_concurrent_tickets"]:
+                continue
+            limit, count = await self.agent_load(agent["id"], active, exclude=None)
+            if limit is not None and count < limit:
+                agent_id: uuid.UUID = agent["id"]
+                return agent_id
+        return None
+
+    async def escalation_recipients(
+        self, assignee_id: uuid.UUID | None, department_id: uuid.UUID | None
+    ) -> list[uuid.UUID]:
+        """Who hears of an escalation: the assignee, the department's manager and its
+        managers; when that is nobody, the organization's managers and admins."""
+        department_manager = (
+            sa.select(D.manager_id)
+            .where(*self.scope(Department), D.id == department_id)
+            .scalar_subquery()
+        )
+        concerned = sa.or_(
+            U.id == assignee_id,
+            U.id == department_manager,
+            sa.and_(U.department_id == department_id, U.role == Role.MANAGER),
+        )
+        staff = sa.select(U.id).where(*self.scope(User), U.role.in_(sorted(STAFF_ROLES)))
+        found = [row["id"] for row in await self.rows(scoped(staff.where(concerned)))]
+        if found:
+            return found
+        leads = staff.where(U.role.in_([Role.MANAGER, Role.ADMIN]))
+        return [row["id"] for row in await self.rows(scoped(leads.order_by(U.id)))]
 
     # --- comments and history -------------------------------------------------------------
 

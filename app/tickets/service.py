@@ -33,6 +33,7 @@ from app.kit.journal import Journal
 from app.kit.pagination import PageParams, PageResult
 from app.kit.records import field_error
 from app.kit.repository import Record
+from app.kit.schemas import instant_text
 from app.models.custom_field import EntityType
 from app.models.ticket import (
     ChangeKind,
@@ -44,7 +45,9 @@ from app.models.ticket import (
     TicketStatus,
 )
 from app.models.user import STAFF_ROLES, Role
+from app.notifications import service as notifications
 from app.sla import service as sla
+from app.sla.clock import EscalationAction, Event, EventKind, Policy
 from app.tickets.repository import Sort, TicketFilters, TicketRepository
 from app.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
 
@@ -384,17 +387,7 @@ async def _clocks_after(
     clocks alone and read nothing."""
     if "status" not in changes and "priority" not in changes:
         return sla.TicketClock(session, ticket["id"], None), {}
-    policy_id = ticket["sla_policy_id"]
-    if "priority" in changes:
-        rematched = await sla.match_policy(
-            session,
-            priority=str(changes["priority"][1]),
-            channel=str(ticket["channel"]),
-            customer_id=ticket["customer_id"],
-        )
-        if rematched != policy_id:
-            changes["sla_policy_id"] = (policy_id, rematched)
-            policy_id = rematched
+    policy_id = await _rematched(session, ticket, changes)
     clocks = await sla.TicketClock.load(session, ticket["id"], policy_id=policy_id)
     status = TicketStatus(ticket["status"])
     if "status" in changes:
@@ -404,6 +397,23 @@ async def _clocks_after(
         clocks.add([sla.recompute_event(now, "priority_changed")])
     values = await clocks.values(policy_id, status)
     return clocks, _differing(ticket, values)
+
+
+async def _rematched(session: AsyncSession, ticket: Record, changes: Changes) -> uuid.UUID | None:
+    """The policy measuring the ticket after `changes`: matched again when they change
+    the priority (and the policy change added to `changes`)."""
+    policy_id: uuid.UUID | None = ticket["sla_policy_id"]
+    if "priority" not in changes:
+        return policy_id
+    rematched = await sla.match_policy(
+        session,
+        priority=str(changes["priority"][1]),
+        channel=str(ticket["channel"]),
+        customer_id=ticket["customer_id"],
+    )
+    if rematched != policy_id:
+        changes["sla_policy_id"] = (policy_id, rematched)
+    return rematched
 
 
 def _differing(ticket: Record, values: dict[str, Any]) -> dict[str, Any]:
@@ -570,3 +580,146 @@ async def list_sla_events(
 ) -> PageResult[Record]:
     await get_ticket(session, actor, ticket_id)
     return await sla.list_events(session, ticket_id, page)
+
+
+# --- SLA deadlines (the timer workers) -----------------------------------------------------
+
+RAISED_PRIORITY = {
+    Priority.LOW: Priority.MEDIUM,
+    Priority.MEDIUM: Priority.HIGH,
+    Priority.HIGH: Priority.URGENT,
+}
+
+
+async def act_on_deadlines(
+    uow: UnitOfWork,
+    ticket: Record,
+    log: list[Event],
+    measures: sla.Measures,
+    now: datetime,
+) -> list[Event]:
+    """Flag the breaches and run the escalations of a ticket whose time has come, on a
+    ticket the caller claimed (locked, `log` read under the lock). Each is recorded in
+    the log with its `done_key`, unique per ticket, and a recorded one is no longer
+    pending: whoever acts second finds nothing to do. Then the due fields and the next
+    deadline follow. Returns what was recorded."""
+    policy_id: uuid.UUID | None = ticket["sla_policy_id"]
+    policy = await measures.get(policy_id) if policy_id is not None else None
+    clocks = sla.TicketClock(uow.session, ticket["id"], log, measures)
+    due = sla.due_deadlines(clocks.clock, policy, now) if policy is not None else []
+    journal = Journal(uow)
+    changes: Changes = {}
+    recorded = []
+    for deadline in due:
+        event = deadline.recorded(now)
+        clocks.add([event])
+        recorded.append(event)
+        if event.kind is EventKind.BREACH:
+            _record_breach(journal, ticket, event)
+        else:
+            assert policy is not None
+            outcome = await _escalate(uow, journal, ticket, event, policy, changes)
+            _record_escalation(journal, ticket, event, outcome)
+    if "priority" in changes:
+        policy_id = await _rematched(uow.session, ticket, changes)
+        clocks.add([sla.recompute_event(now, "priority_raised")])
+    values = {field: new for field, (_old, new) in changes.items()}
+    values |= _differing(ticket, await clocks.values(policy_id, TicketStatus(ticket["status"])))
+    if values:
+        written = await TicketRepository(uow.session).write(ticket["id"], ticket["version"], values)
+        record_changes(journal, written, None, changes)
+        if not changes:
+            feed(journal, written, ChangeKind.UPDATED)
+    clocks.journal(journal)
+    await journal.write()
+    return recorded
+
+
+def _deadline_payload(ticket: Record, event: Event) -> dict[str, Any]:
+    assert event.target is not None
+    assert event.flagged_at is not None
+    return {
+        "id": str(ticket["id"]),
+        "ticket_number": ticket["ticket_number"],
+        "target": event.target.value,
+        "cycle": event.cycle,
+        "due_at": instant_text(event.at),
+        "flagged_at": instant_text(event.flagged_at),
+        "late_seconds": sla.lateness(event),
+    }
+
+
+def _record_breach(journal: Journal, ticket: Record, event: Event) -> None:
+    assert event.target is not None
+    record_changes(journal, ticket, None, {"sla_breach": (None, event.target.value)}, event=None)
+    journal.event(
+        "ticket.sla_breached",
+        aggregate_type="ticket",
+        aggregate_id=ticket["id"],
+        payload=_deadline_payload(ticket, event),
+    )
+
+
+def _record_escalation(
+    journal: Journal, ticket: Record, event: Event, outcome: dict[str, Any]
+) -> None:
+    journal.event(
+        "ticket.sla_escalated",
+        aggregate_type="ticket",
+        aggregate_id=ticket["id"],
+        payload={**_escalation_payload(ticket, event), **outcome},
+    )
+
+
+def _escalation_payload(ticket: Record, event: Event) -> dict[str, Any]:
+    assert event.action is not None
+    return {
+        **_deadline_payload(ticket, event),
+        "at_percent": event.at_percent,
+        "action": event.action.value,
+    }
+
+
+async def _escalate(
+    uow: UnitOfWork,
+    journal: Journal,
+    ticket: Record,
+    event: Event,
+    policy: Policy,
+    changes: Changes,
+) -> dict[str, Any]:
+    """Run one escalation; what it changes of the ticket goes into `changes`. Returns
+    what it did, for its event."""
+    tickets = TicketRepository(uow.session)
+    if event.action is EscalationAction.RAISE_PRIORITY:
+        current = Priority(changes.get("priority", (None, ticket["priority"]))[1])
+        raised = RAISED_PRIORITY.get(current)
+        if raised is None:
+            return {"priority": current.value, "changed": False}
+        changes["priority"] = (ticket["priority"], raised)
+        return {"priority": raised.value, "changed": True}
+    if event.action is EscalationAction.REASSIGN:
+        skills = policy.skills_for(event)
+        agent_id = await tickets.free_agent(
+            ticket["department_id"],
+            skills,
+            ACTIVE_STATUSES,
+            exclude=changes.get("assigned_agent_id", (None, ticket["assigned_agent_id"]))[1],
+        )
+        if agent_id is None:
+            return {"assigned_agent_id": None, "changed": False}
+        changes["assigned_agent_id"] = (ticket["assigned_agent_id"], agent_id)
+        return {"assigned_agent_id": str(agent_id), "changed": True}
+    recipients = await tickets.escalation_recipients(
+        ticket["assigned_agent_id"], ticket["department_id"]
+    )
+    notifications.notify(
+        journal,
+        recipients,
+        kind="sla_escalation",
+        ticket_id=ticket["id"],
+        title=f"{ticket['ticket_number']}: {event.at_percent}% of the "
+        f"{event.target.value.replace('_', ' ') if event.target else ''} target used",
+        data=_escalation_payload(ticket, event),
+    )
+    return {"notified_user_ids": [str(user_id) for user_id in recipients]}

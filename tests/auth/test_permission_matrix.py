@@ -27,6 +27,7 @@ from app.models import (
     Customer,
     CustomField,
     Department,
+    Notification,
     Organization,
     SLAPolicy,
     User,
@@ -182,6 +183,18 @@ async def a_session(world: World, role: str, tenant: Tenant) -> Targets:
     return {"id": _session_id(await sign_in(world.database, "stranger", stranger))}
 
 
+async def a_notification(world: World, role: str, tenant: Tenant) -> Targets:
+    """Own organization: one of the caller's; other: one of a stranger's."""
+    user_id = world.actor(role).user_id if tenant is world.home else tenant["agent"].user_id
+    if user_id is None or role == "superuser":  # no notifications: any id will do
+        return {"id": str(uuid.uuid4())}
+    async with world.database.tenant_session(tenant.org.id) as session:
+        notification = Notification(user_id=user_id, kind="sla_escalation", title="TK-000001")
+        session.add(notification)
+        await session.commit()
+    return {"id": str(notification.id)}
+
+
 def _session_id(actor: Actor) -> str:
     assert actor.refresh_token is not None
     return actor.refresh_token.split(".")[0]
@@ -315,6 +328,9 @@ CASES = [
     Case("GET", "/sessions/{id}", PEOPLE, 200, a_session),
     Case("DELETE", "/sessions/{id}", PEOPLE, 204, a_session),
     Case("POST", "/auth/logout", PEOPLE, 204),
+    Case("GET", "/notifications", TENANT_PEOPLE, 200),
+    Case("POST", "/notifications/read", TENANT_PEOPLE, 200),
+    Case("POST", "/notifications/{id}/read", TENANT_PEOPLE, 200, a_notification),
     Case("POST", "/auth/totp/enroll", PEOPLE, 200, body=lambda _: {"password": PASSWORD}),
     # Allowed callers reach the rule: no enrolment yet / 2FA not on → 409.
     Case("POST", "/auth/totp/confirm", PEOPLE, 409, body=lambda _: {"code": "000000"}),
@@ -514,7 +530,7 @@ def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
     }
     named_ids = re.compile(
         r"\{(user|organization|department|customer|key|session|ticket|field|attachment"
-        r"|business_hours|sla_policy)_id\}"
+        r"|business_hours|sla_policy|notification)_id\}"
     )
     table = {case.id.replace("{grant}", "{grant_id}") for case in CASES}
     assert {named_ids.sub("{id}", r) for r in spec_routes} - UNAUTHENTICATED_ROUTES == table

@@ -5,54 +5,13 @@ their length, a priority change that matches another policy, the next-reply cycl
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
-from typing import Any
 
 import httpx
 
-from tests.support.api import pages
-from tests.support.identity import API, Tenant
+from tests.support.identity import Tenant
+from tests.support.sla import add_policy, comment, kinds, sla_events
 from tests.support.tickets import TICKETS, create, get_ticket, patched, ts
-
-POLICIES = f"{API}/sla-policies"
-
-
-async def add_policy(client: httpx.AsyncClient, tenant: Tenant, **fields: Any) -> str:
-    body = {
-        "name": f"Policy {uuid.uuid4().hex[:8]}",
-        "first_response_minutes": 60,
-        "resolution_minutes": 240,
-        **fields,
-    }
-    response = await client.post(POLICIES, json=body, headers=tenant["admin"].headers)
-    assert response.status_code == 201, response.text
-    policy_id: str = response.json()["id"]
-    return policy_id
-
-
-async def sla_events(
-    client: httpx.AsyncClient, tenant: Tenant, ticket_id: str
-) -> list[dict[str, Any]]:
-    found = await pages(
-        client, f"{TICKETS}/{ticket_id}/sla-events", tenant["agent"].headers, limit=2
-    )
-    return [event for page in found for event in page]
-
-
-def kinds(events: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
-    return [(e["kind"], e["target"]) for e in events]
-
-
-async def comment(
-    client: httpx.AsyncClient, tenant: Tenant, actor: str, ticket_id: str, kind: str = "public"
-) -> None:
-    response = await client.post(
-        f"{TICKETS}/{ticket_id}/comments",
-        json={"content": "Hello", "comment_type": kind},
-        headers=tenant[actor].headers,
-    )
-    assert response.status_code == 201, response.text
 
 
 async def test_a_ticket_without_a_matching_policy_has_no_due_times(

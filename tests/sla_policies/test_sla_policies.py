@@ -122,7 +122,7 @@ async def test_admins_create_a_policy(
     hours_id = await calendar(client, tenant_a["admin"])
     escalations = [
         {"at_percent": 75, "action": "notify", "target": "first_response"},
-        {"at_percent": 100, "action": "reassign", "target": "resolution"},
+        {"at_percent": 100, "action": "reassign", "target": "resolution", "skills": ["billing"]},
     ]
     conditions = {"priorities": ["urgent", "high"], "customer_tiers": ["enterprise"]}
     response = await client.post(
@@ -154,11 +154,12 @@ async def test_admins_create_a_policy(
         body["resolution_minutes"],
     ) == (60, 120, 480)
     assert body["business_hours_id"] == hours_id
-    assert body["escalations"] == escalations
+    stored = [{"skills": [], **e} for e in escalations]
+    assert body["escalations"] == stored
     row = await policy_row(database, tenant_a, body["id"])
     assert row is not None and row.organization_id == tenant_a.org.id
     assert row.conditions == {**conditions, "channels": []}
-    assert row.escalations == escalations
+    assert row.escalations == stored
     assert str(row.business_hours_id) == hours_id
     again = await client.get(f"{POLICIES}/{body['id']}", headers=tenant_a["agent"].headers)
     assert again.status_code == 200, again.text
@@ -324,7 +325,7 @@ async def test_same_escalation_at_other_percent_or_action_is_fine(
 ) -> None:
     escalations = [escalation(), escalation(at_percent=90), escalation(action="reassign")]
     body = await create(client, tenant_a["admin"], escalations=escalations)
-    assert body["escalations"] == escalations
+    assert body["escalations"] == [{"skills": [], **e} for e in escalations]
 
 
 async def test_business_hours_must_be_a_live_calendar_of_the_organization(

@@ -1,0 +1,249 @@
+"""SLA timers: the loop that flags breaches and runs escalations when they fall due.
+
+The database is the queue. Each open ticket's earliest pending deadline is
+`tickets.sla_next_deadline`, kept by every write of the ticket's clocks and indexed
+where it is set. A pass reads which organizations have a deadline due (system session,
+a bounded index range), then per organization runs `flag_due` in a job unit of work of
+that organization — row-level security on, as for a request — which claims due tickets
+`FOR UPDATE SKIP LOCKED`, acts through the tickets service and commits. Nothing lives
+in Redis: workers may die, Redis may be emptied or down, and the next pass still finds
+every deadline. Exactly once comes from the row lock and the log's unique `done_key`:
+a deadline recorded is no longer pending, and a transaction that dies records nothing.
+
+Waking up: a loop sleeps until the earliest known deadline, at most
+`SLA_TIMER_POLL_SECONDS` (0.5 s by default).
+Deadlines are known in advance (a clock sets its deadline when it starts or resumes),
+so a due one is usually met by a loop already awake for it; the short poll bounds the
+lag of a deadline written meanwhile that falls sooner than the one slept for.
+`helpdesk worker` runs one loop per process beside its arq jobs; in embedded mode the
+API process runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from prometheus_client import Counter, Histogram
+from sqlalchemy import exc as sa_exc
+
+from app.db.database import Database
+from app.db.unit_of_work import UnitOfWork
+from app.kit.jobs import run_job
+from app.sla.clock import Event, EventKind
+from app.sla.repository import SLARepository, TimerQueueRepository
+from app.sla.service import Measures
+from app.tickets.repository import TicketRepository
+from app.tickets.service import act_on_deadlines
+
+CLAIM_BATCH = 100
+# Due rows a pass looks at to find the organizations with work (a bounded read however
+# many are overdue; a pass that finds full batches runs again at once).
+SCAN_ROWS = 1000
+# A deadline due but held by another transaction (a worker's batch, an API write) is
+# not ours to take: the loop looks again this soon rather than spinning.
+MIN_SLEEP_SECONDS = 0.05
+# A ticket whose deadline fails to process for a reason other than the database's
+# availability is tried again this much later, so it cannot hold up the others.
+FAILED_RETRY_SECONDS = 60.0
+MAX_BACKOFF_SECONDS = 5.0
+GRACE_SECONDS = 10.0
+
+log = structlog.get_logger(__name__)
+
+TIMERS_CLAIMED = Counter("helpdesk_sla_timers_claimed_total", "Tickets claimed by SLA timers")
+BREACHES_FLAGGED = Counter(
+    "helpdesk_sla_breaches_flagged_total", "SLA breaches flagged", ["target"]
+)
+ESCALATIONS_RUN = Counter("helpdesk_sla_escalations_total", "SLA escalations run", ["action"])
+TIMER_FAILURES = Counter("helpdesk_sla_timer_failures_total", "Failed timer passes", ["kind"])
+BREACH_LAG = Histogram(
+    "helpdesk_sla_breach_lag_seconds",
+    "From a breach's due time to the commit that flagged it",
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60, 300),
+)
+
+
+class TimerFailed(Exception):
+    """Acting on one ticket's deadlines failed (the cause is chained)."""
+
+    def __init__(self, ticket_id: uuid.UUID) -> None:
+        super().__init__(f"SLA deadlines of ticket {ticket_id} failed")
+        self.ticket_id = ticket_id
+
+
+@dataclass(slots=True)
+class Batch:
+    claimed: int = 0
+    recorded: list[tuple[uuid.UUID, Event]] = field(default_factory=list)
+
+
+async def flag_due(uow: UnitOfWork, *, limit: int = CLAIM_BATCH) -> Batch:
+    """Claim up to `limit` of this organization's tickets with a deadline due and act
+    on each (the caller commits)."""
+    tickets = await TicketRepository(uow.session).claim_due(datetime.now(UTC), limit)
+    batch = Batch(claimed=len(tickets))
+    if not tickets:
+        return batch
+    logs = await SLARepository(uow.session).logs([ticket["id"] for ticket in tickets])
+    measures = Measures(uow.session)
+    for ticket in tickets:
+        try:
+            with structlog.contextvars.bound_contextvars(ticket_id=str(ticket["id"])):
+                events = await act_on_deadlines(
+                    uow, ticket, logs[ticket["id"]], measures, datetime.now(UTC)
+                )
+        except Exception as error:
+            if transient(error):
+                raise
+            raise TimerFailed(ticket["id"]) from error
+        batch.recorded.extend((ticket["id"], event) for event in events)
+    return batch
+
+
+async def defer_timer(uow: UnitOfWork, *, ticket_id: uuid.UUID, seconds: float) -> None:
+    await TicketRepository(uow.session).defer_deadline(
+        ticket_id, datetime.now(UTC) + timedelta(seconds=seconds)
+    )
+
+
+def transient(error: BaseException) -> bool:
+    """The database is unreachable or restarting: the work is retried as it was."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(
+        error, sa_exc.OperationalError | sa_exc.InterfaceError | OSError | TimeoutError
+    )
+
+
+class TimerLoop:
+    """One worker's timer loop: `run()` until `stop()`; a stop lets the batch under way
+    commit, a cancellation rolls it back (its tickets are claimed again by the next
+    pass of any worker)."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        batch: int = CLAIM_BATCH,
+        poll_seconds: float | None = None,
+    ) -> None:
+        self.database = database
+        self.batch = batch
+        self.poll_seconds = poll_seconds or database.settings.sla_timer_poll_seconds
+        self.stopping = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Run the loop as a task of the running event loop."""
+        self.task = asyncio.create_task(self.run(), name="sla-timers")
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def close(self, grace_seconds: float = GRACE_SECONDS) -> None:
+        """Stop: the batch under way may commit within `grace_seconds`; past that it
+        is cancelled, which rolls it back (its tickets are claimed again by any
+        worker's next pass)."""
+        self.stop()
+        if self.task is None:
+            return
+        try:
+            await asyncio.wait_for(self.task, timeout=grace_seconds)
+        except TimeoutError:
+            log.warning("sla_timers_cancelled", grace_seconds=grace_seconds)
+
+    async def run(self) -> None:
+        """Pass after pass until stopped. A failed pass is logged and retried with a
+        backoff (the database restarting, a bug in one pass): the loop itself never
+        dies of it."""
+        backoff = 0.0
+        while not self.stopping.is_set():
+            try:
+                more = await self.run_once()
+                backoff = 0.0
+            except Exception as error:
+                backoff = min(MAX_BACKOFF_SECONDS, max(0.1, backoff * 2))
+                if transient(error):
+                    TIMER_FAILURES.labels("database").inc()
+                    log.warning(
+                        "sla_timers_database_unavailable", error=str(error), retry_in=backoff
+                    )
+                else:
+                    TIMER_FAILURES.labels("pass").inc()
+                    log.exception("sla_timers_pass_failed", retry_in=backoff)
+                await self._sleep(backoff)
+                continue
+            if not more:
+                await self._sleep(await self._until_next_deadline())
+
+    async def run_once(self) -> bool:
+        """One pass over the organizations with a deadline due; True when some batch
+        came back full (more may be due at once)."""
+        async with self.database.system_session() as session:
+            organizations = await TimerQueueRepository(session).due_organizations(
+                datetime.now(UTC), SCAN_ROWS
+            )
+        more = False
+        for organization_id in organizations:
+            if self.stopping.is_set():
+                break
+            batch = await self._flag(organization_id)
+            more = more or batch.claimed >= self.batch
+        return more
+
+    async def _flag(self, organization_id: uuid.UUID) -> Batch:
+        try:
+            batch: Batch = await run_job(self.database, flag_due, organization_id, limit=self.batch)
+        except TimerFailed as failed:
+            TIMER_FAILURES.labels("ticket").inc()
+            log.error(
+                "sla_timer_ticket_failed",
+                organization_id=str(organization_id),
+                ticket_id=str(failed.ticket_id),
+                retry_in=FAILED_RETRY_SECONDS,
+                exc_info=failed.__cause__,
+            )
+            await run_job(
+                self.database,
+                defer_timer,
+                organization_id,
+                ticket_id=failed.ticket_id,
+                seconds=FAILED_RETRY_SECONDS,
+            )
+            return Batch(claimed=self.batch)  # the others are still due: go again
+        committed = datetime.now(UTC)
+        TIMERS_CLAIMED.inc(batch.claimed)
+        for ticket_id, event in batch.recorded:
+            assert event.target is not None
+            if event.kind is EventKind.BREACH:
+                BREACHES_FLAGGED.labels(event.target.value).inc()
+                BREACH_LAG.observe((committed - event.at).total_seconds())
+            elif event.action is not None:
+                ESCALATIONS_RUN.labels(event.action.value).inc()
+            log.info(
+                f"sla_{event.kind.value}",
+                organization_id=str(organization_id),
+                ticket_id=str(ticket_id),
+                target=event.target.value,
+                action=event.action.value if event.action else None,
+                due_at=event.at.isoformat(),
+                late_seconds=round((committed - event.at).total_seconds(), 3),
+            )
+        return batch
+
+    async def _until_next_deadline(self) -> float:
+        async with self.database.system_session() as session:
+            deadline = await TimerQueueRepository(session).next_deadline()
+        if deadline is None:
+            return self.poll_seconds
+        wait = (deadline - datetime.now(UTC)).total_seconds()
+        return min(self.poll_seconds, max(0.0, wait))
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=max(MIN_SLEEP_SECONDS, seconds))
