@@ -71,16 +71,10 @@ def _listening(host: str, port: int) -> str:
 
 @cli.command()
 def worker() -> None:
-    """Run an arq worker (needs REDIS_URL): outbox relay, deliveries, SLA timers."""
-    from arq import run_worker
+    """Run a worker (needs REDIS_URL): SLA timers, outbox relay, deliveries, sweeps."""
+    from app.worker import run
 
-    from app.worker import WorkerSettings, redis_settings
-
-    run_worker(
-        WorkerSettings,  # type: ignore[arg-type]
-        redis_settings=redis_settings(),
-        queue_name=get_settings().job_queue_name,
-    )
+    asyncio.run(run(get_settings()))
 
 
 @cli.command()

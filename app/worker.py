@@ -1,21 +1,31 @@
-"""arq worker: the job registry, cron sweeps, the per-job unit of work, and the SLA timer
-loop (`app.sla.timers`) beside them.
+"""`helpdesk worker`: the SLA timer loop and the arq job runner, side by side in one process.
 
-`helpdesk worker` runs this. In embedded mode (no REDIS_URL) the API process runs the
-same tasks through `InProcessJobQueue` instead.
+The timer loop (`app.sla.timers`) needs only the database. The job runner (the job
+registry below, run by arq on Redis) is restarted with a backoff whenever Redis is
+unreachable, so breaches are still flagged with Redis down; the events they write wait
+in the outbox for the relay. SIGTERM or SIGINT stops both: jobs under way are cancelled
+(arq runs them again; every job re-checks state), the timer batch under way commits.
+
+In embedded mode (no REDIS_URL) the API process runs the same tasks through
+`InProcessJobQueue` and the same timer loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import time
 import uuid
 from typing import Any
 
+import structlog
 from arq import cron
-from arq.connections import RedisSettings
-from arq.worker import Function, func
+from arq.connections import ArqRedis, RedisSettings
+from arq.worker import Function, Worker, func
 
 from app.attachments.service import ORPHAN_SWEEP_JOB, sweep_attachments
-from app.config import get_settings
+from app.config import Settings
 from app.db.database import Database
 from app.kit.idempotency import PURGE_JOB, purge_expired
 from app.kit.jobs import ArqJobQueue, Task, run_job
@@ -30,6 +40,9 @@ TASKS: dict[str, Task] = {
     ORPHAN_SWEEP_JOB: sweep_attachments,
 }
 PERIODIC_SECONDS: dict[str, float] = {SWEEP_JOB: 60.0, PURGE_JOB: 3600.0, ORPHAN_SWEEP_JOB: 3600.0}
+MAX_REDIS_BACKOFF_SECONDS = 10.0
+
+log = structlog.get_logger(__name__)
 
 
 def _arq_function(name: str, task: Task) -> Function:
@@ -55,37 +68,75 @@ async def _attachments_cron(ctx: dict[str, Any]) -> Any:
     return await run_job(ctx["database"], sweep_attachments, None)
 
 
-async def startup(ctx: dict[str, Any]) -> None:
-    settings = get_settings()
-    configure_logging(settings)
-    database = Database(settings)
-    database.jobs = ArqJobQueue(ctx["redis"], settings.job_queue_name)
-    ctx["database"] = database
-    timers = TimerLoop(database)
-    timers.start()
-    ctx["timers"] = timers
-
-
-async def shutdown(ctx: dict[str, Any]) -> None:
-    await ctx["timers"].close()
-    await ctx["database"].dispose()
-
-
-def redis_settings() -> RedisSettings:
-    url = get_settings().redis_url
-    if not url:
-        raise SystemExit("helpdesk worker needs REDIS_URL (embedded mode runs jobs in the API)")
-    return RedisSettings.from_dsn(url)
-
-
 class WorkerSettings:
+    """What arq runs: the job registry and the periodic sweeps."""
+
     functions = [_arq_function(name, task) for name, task in TASKS.items()]
     cron_jobs = [
         cron(_sweep_cron, name="outbox.sweep.cron", second=0, unique=True),
         cron(_purge_cron, name="idempotency.purge.cron", minute=17, second=0, unique=True),
         cron(_attachments_cron, name="attachments.sweep.cron", minute=41, second=0, unique=True),
     ]
-    on_startup = startup
-    on_shutdown = shutdown
     max_jobs = 20
     job_timeout = 300
+
+
+async def run(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    if not settings.redis_url:
+        raise SystemExit("helpdesk worker needs REDIS_URL (embedded mode runs jobs in the API)")
+    configure_logging(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    database = Database(settings)
+    # Connects on first use: a worker starts, and flags breaches, with Redis down.
+    redis = ArqRedis.from_url(settings.redis_url)
+    database.jobs = ArqJobQueue(redis, settings.job_queue_name)
+    timers = TimerLoop(database)
+    timers.start()
+    try:
+        await run_jobs(database, settings, stopping)
+    finally:
+        await timers.close()
+        await redis.aclose()
+        await database.dispose()
+
+
+async def run_jobs(database: Database, settings: Settings, stopping: asyncio.Event) -> None:
+    """arq's job runner until `stopping`, started again (with a backoff) each time it
+    ends because Redis went away."""
+    assert settings.redis_url is not None
+    backoff = 0.0
+    while not stopping.is_set():
+        worker = Worker(
+            functions=WorkerSettings.functions,
+            cron_jobs=WorkerSettings.cron_jobs,
+            max_jobs=WorkerSettings.max_jobs,
+            job_timeout=WorkerSettings.job_timeout,
+            redis_settings=RedisSettings.from_dsn(settings.redis_url),
+            queue_name=settings.job_queue_name,
+            ctx={"database": database},
+            handle_signals=False,
+        )
+        started = time.monotonic()
+        running = asyncio.create_task(worker.async_run(), name="arq")
+        stop = asyncio.create_task(stopping.wait())
+        await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        # Cancels the jobs under way; with Redis gone it cannot tidy its keys up.
+        with contextlib.suppress(Exception):
+            await worker.close()
+        running.cancel()
+        with contextlib.suppress(BaseException):
+            await running
+        if stopping.is_set():
+            return
+        error = running.exception() if not running.cancelled() else None
+        if time.monotonic() - started > MAX_REDIS_BACKOFF_SECONDS:
+            backoff = 0.0  # it ran for a while: this is a new outage
+        backoff = min(MAX_REDIS_BACKOFF_SECONDS, max(0.5, backoff * 2))
+        log.warning("job_runner_stopped", error=str(error), retry_in=backoff)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=backoff)
