@@ -31,10 +31,13 @@ from app.kit.idempotency import PURGE_JOB, purge_expired
 from app.kit.jobs import ArqJobQueue, Task, run_job
 from app.kit.outbox import RELAY_JOB, SWEEP_JOB, relay_outbox, sweep_outbox
 from app.observability import configure_logging
+from app.sla.recompute import RECOMPUTE_JOB
 from app.sla.timers import TimerLoop
+from app.tickets.service import recompute_clocks
 
 TASKS: dict[str, Task] = {
     RELAY_JOB: relay_outbox,
+    RECOMPUTE_JOB: recompute_clocks,
     SWEEP_JOB: sweep_outbox,
     PURGE_JOB: purge_expired,
     ORPHAN_SWEEP_JOB: sweep_attachments,

@@ -12,7 +12,7 @@ from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.business_hours import service as business_hours
 from app.business_hours.schemas import BusinessHoursCreate, BusinessHoursRead, BusinessHoursUpdate
-from app.db.dependencies import SessionDep
+from app.db.dependencies import SessionDep, UnitOfWorkDep
 from app.kit.pagination import Page, PageParamsDep
 from app.models.sla import BusinessHours
 
@@ -113,7 +113,7 @@ async def get_business_hours(
     summary="Update a business hours calendar",
 )
 async def update_business_hours(
-    business_hours_id: uuid.UUID, body: BusinessHoursUpdate, _: Writer, session: SessionDep
+    business_hours_id: uuid.UUID, body: BusinessHoursUpdate, _: Writer, uow: UnitOfWorkDep
 ) -> BusinessHours:
     """Changes the fields sent and keeps the others; `intervals` and `holidays` are
     replaced whole. `holiday_country` and `holiday_subdivision` may be cleared with
@@ -125,26 +125,31 @@ async def update_business_hours(
     by the change (the one sent, or the stored one) is not one of the holiday country's
     or has no country; 409 when another live calendar has the name (ignoring case); 404
     for another organization's calendar, a missing or a deleted one.
+
+    A change of `timezone`, `intervals`, `holidays` or the holiday country is applied to
+    the open tickets of every policy counting in the calendar right after the commit (a
+    job), each with a `recompute` SLA event (`calendar_changed`).
     """
-    return await business_hours.update_business_hours(session, business_hours_id, body)
+    return await business_hours.update_business_hours(uow, business_hours_id, body)
 
 
 @router.delete(
     "/{business_hours_id}", status_code=204, summary="Delete a business hours calendar (soft)"
 )
 async def delete_business_hours(
-    business_hours_id: uuid.UUID, _: Writer, session: SessionDep
+    business_hours_id: uuid.UUID, _: Writer, uow: UnitOfWorkDep
 ) -> None:
     """Soft-deletes the calendar: it leaves lists and reads until it is restored
     (`POST /business-hours/{business_hours_id}/restore`); SLA policies that name it keep
-    their `business_hours_id`.
+    their `business_hours_id` and count 24/7 meanwhile, and their open tickets are
+    recomputed after the commit (and again on restore).
 
     **Who:** admins (`sla:manage`).
 
     **Errors:** 404 for another organization's calendar, a missing or an already deleted
     one.
     """
-    await business_hours.delete_business_hours(session, business_hours_id)
+    await business_hours.delete_business_hours(uow, business_hours_id)
 
 
 @router.post(
@@ -153,7 +158,7 @@ async def delete_business_hours(
     summary="Restore a business hours calendar",
 )
 async def restore_business_hours(
-    business_hours_id: uuid.UUID, _: Writer, session: SessionDep
+    business_hours_id: uuid.UUID, _: Writer, uow: UnitOfWorkDep
 ) -> BusinessHours:
     """Undoes a soft delete; a live calendar is returned unchanged.
 
@@ -162,4 +167,4 @@ async def restore_business_hours(
     **Errors:** 409 when a live calendar took its name meanwhile; 404 for another
     organization's calendar or a missing one.
     """
-    return await business_hours.restore_business_hours(session, business_hours_id)
+    return await business_hours.restore_business_hours(uow, business_hours_id)

@@ -21,12 +21,14 @@ from app.business_hours.schemas import (
     minutes_of,
     subdivision_problem,
 )
+from app.db.unit_of_work import UnitOfWork
 from app.kit.errors import ValidationFailed
 from app.kit.pagination import PageParams, PageResult
 from app.kit.records import apply_changes, field_error
 from app.kit.repository import Record
 from app.models.sla import BusinessHours
 from app.sla.business_time import Calendar, Interval
+from app.sla.recompute import CALENDAR_MEASURE_FIELDS, calendar_changed
 
 CALENDAR_FIELDS = ("timezone", "intervals", "holidays", "holiday_country", "holiday_subdivision")
 
@@ -55,9 +57,11 @@ async def create_business_hours(session: AsyncSession, data: BusinessHoursCreate
 
 
 async def update_business_hours(
-    session: AsyncSession, hours_id: uuid.UUID, data: BusinessHoursUpdate
+    uow: UnitOfWork, hours_id: uuid.UUID, data: BusinessHoursUpdate
 ) -> BusinessHours:
-    calendars = BusinessHoursRepository(session)
+    """A change of the hours (zone, intervals, holidays) is applied to the open tickets
+    of every policy counting in the calendar, after the commit."""
+    calendars = BusinessHoursRepository(uow.session)
     hours = await calendars.get(hours_id)
     changes = data.changes()
     if {"holiday_country", "holiday_subdivision"} & changes.keys():
@@ -67,24 +71,30 @@ async def update_business_hours(
         )
     if "name" in changes:
         await calendars.check_name_free(changes["name"], exclude=hours.id)
+    measured = {name: getattr(hours, name) for name in CALENDAR_MEASURE_FIELDS}
     apply_changes(hours, changes)
-    await session.flush()
+    await uow.session.flush()
+    if any(getattr(hours, name) != value for name, value in measured.items()):
+        await calendar_changed(uow, hours.id, "calendar_changed")
     return hours
 
 
-async def delete_business_hours(session: AsyncSession, hours_id: uuid.UUID) -> None:
-    """Soft: SLA policies that name the calendar keep their `business_hours_id`."""
-    (await get_business_hours(session, hours_id)).soft_delete()
-    await session.flush()
+async def delete_business_hours(uow: UnitOfWork, hours_id: uuid.UUID) -> None:
+    """Soft: SLA policies that name the calendar keep their `business_hours_id` and
+    count 24/7 until it is restored (their open tickets are recomputed either way)."""
+    (await get_business_hours(uow.session, hours_id)).soft_delete()
+    await uow.session.flush()
+    await calendar_changed(uow, hours_id, "calendar_deleted")
 
 
-async def restore_business_hours(session: AsyncSession, hours_id: uuid.UUID) -> BusinessHours:
-    calendars = BusinessHoursRepository(session)
+async def restore_business_hours(uow: UnitOfWork, hours_id: uuid.UUID) -> BusinessHours:
+    calendars = BusinessHoursRepository(uow.session)
     hours = await calendars.get(hours_id, include_deleted=True)
     if hours.is_deleted:
         await calendars.check_name_free(hours.name, exclude=hours.id)
         hours.restore()
-        await session.flush()
+        await uow.session.flush()
+        await calendar_changed(uow, hours.id, "calendar_restored")
     return hours
 
 

@@ -89,6 +89,15 @@ class SLARepository(Repository[TicketSLAEvent]):
         row = await self.row(scoped(statement))
         return row["customer_tier"] if row is not None else None
 
+    async def policies_on_calendar(self, hours_id: uuid.UUID) -> list[uuid.UUID]:
+        """The policies counting in a calendar, deleted ones too (a ticket keeps the
+        policy it got)."""
+        statement = sa.select(POLICIES.c.id).where(
+            *self.scope(SLAPolicy, include_deleted=True), POLICIES.c.business_hours_id == hours_id
+        )
+        rows = await self.rows(scoped(statement, include_deleted=True))
+        return [row["id"] for row in rows]
+
     async def policy_with_calendar(self, policy_id: uuid.UUID) -> tuple[Record, Record | None]:
         """A policy (deleted or inactive ones too: a ticket keeps the policy it got) and
         its live business-hours calendar, if any; KeyError when it no longer exists."""

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from app.auth.dependencies import IdempotencyKey, IncludeDeletedDep, claim_idempotency, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
-from app.db.dependencies import SessionDep
+from app.db.dependencies import SessionDep, UnitOfWorkDep
 from app.kit.pagination import Page, PageParamsDep
 from app.kit.schemas import Instant
 from app.models.sla import SLAPolicy
@@ -102,7 +102,7 @@ async def get_sla_policy(sla_policy_id: uuid.UUID, _: Reader, session: SessionDe
 
 @router.patch("/{sla_policy_id}", response_model=SLAPolicyRead, summary="Update an SLA policy")
 async def update_sla_policy(
-    sla_policy_id: uuid.UUID, body: SLAPolicyUpdate, _: Writer, session: SessionDep
+    sla_policy_id: uuid.UUID, body: SLAPolicyUpdate, _: Writer, uow: UnitOfWorkDep
 ) -> SLAPolicy:
     """Changes the fields sent and keeps the others; `conditions` and `escalations` are
     replaced whole. `next_reply_minutes` and `business_hours_id` may be cleared with
@@ -113,8 +113,13 @@ async def update_sla_policy(
     **Errors:** 422 for a field the create would refuse, and for a `business_hours_id`
     that names no live calendar of the organization; 404 for another organization's
     policy, a missing or a deleted one.
+
+    A change of `*_minutes`, `business_hours_id` or `escalations` is applied to the open
+    tickets the policy measures right after the commit (a job): their due times move,
+    and each ticket's SLA events gain a `recompute` event with the reason
+    `policy_changed`.
     """
-    return await sla_policies.update_sla_policy(session, sla_policy_id, body)
+    return await sla_policies.update_sla_policy(uow, sla_policy_id, body)
 
 
 @router.delete("/{sla_policy_id}", status_code=204, summary="Delete an SLA policy (soft)")

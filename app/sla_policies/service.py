@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.business_hours.service import calendar_of
+from app.db.unit_of_work import UnitOfWork
 from app.kit.errors import ValidationFailed
 from app.kit.pagination import PageParams, PageResult
 from app.kit.records import apply_changes, field_error
@@ -21,6 +22,7 @@ from app.models.ticket import Priority
 from app.sla.business_time import Calendar, NeverOpen, add_business_time
 from app.sla.clock import Target as SLATarget
 from app.sla.clock import escalation_minutes
+from app.sla.recompute import POLICY_MEASURE_FIELDS, policies_changed
 from app.sla_policies.repository import SLAPolicyRepository
 from app.sla_policies.schemas import (
     EscalationPreview,
@@ -60,9 +62,11 @@ async def create_sla_policy(session: AsyncSession, data: SLAPolicyCreate) -> SLA
 
 
 async def update_sla_policy(
-    session: AsyncSession, policy_id: uuid.UUID, data: SLAPolicyUpdate
+    uow: UnitOfWork, policy_id: uuid.UUID, data: SLAPolicyUpdate
 ) -> SLAPolicy:
-    policies = SLAPolicyRepository(session)
+    """A change of what the policy measures (targets, calendar, escalations) is applied
+    to its open tickets after the commit."""
+    policies = SLAPolicyRepository(uow.session)
     policy = await policies.get(policy_id)
     changes = data.changes()
     hours_id = changes.get("business_hours_id")
@@ -70,8 +74,11 @@ async def update_sla_policy(
     # keeps it (and counts 24/7) until it is pointed elsewhere.
     if hours_id is not None and hours_id != policy.business_hours_id:
         await _check_business_hours(policies, hours_id)
+    measured = {name: getattr(policy, name) for name in POLICY_MEASURE_FIELDS}
     apply_changes(policy, changes)
-    await session.flush()
+    await uow.session.flush()
+    if any(getattr(policy, name) != value for name, value in measured.items()):
+        policies_changed(uow, [policy.id], "policy_changed")
     return policy
 
 

@@ -401,6 +401,23 @@ class TicketRepository(Repository[Ticket]):
 
         return await self.rows(self.prebuilt("claim_due", build), {"now": now, "limit": limit})
 
+    async def measured_by(
+        self,
+        policy_ids: Sequence[uuid.UUID],
+        statuses: frozenset[TicketStatus],
+        *,
+        after: uuid.UUID | None,
+        limit: int,
+    ) -> list[Record]:
+        """The next `limit` live tickets in `statuses` that the policies measure, by id
+        after `after`, locked until the transaction ends."""
+        statement = self.select_rows().where(
+            T.sla_policy_id.in_(list(policy_ids)), T.status.in_(sorted(statuses))
+        )
+        if after is not None:
+            statement = statement.where(T.id > after)
+        return await self.rows(statement.order_by(T.id).limit(limit).with_for_update())
+
     async def defer_deadline(self, ticket_id: uuid.UUID, until: datetime) -> None:
         """Move a ticket's due deadline to `until` (a timer that failed is retried then);
         a deadline that is not due is left alone."""

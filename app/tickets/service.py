@@ -48,6 +48,8 @@ from app.models.user import STAFF_ROLES, Role
 from app.notifications import service as notifications
 from app.sla import service as sla
 from app.sla.clock import EscalationAction, Event, EventKind, Policy
+from app.sla.recompute import RECOMPUTE_JOB
+from app.sla.repository import SLARepository
 from app.tickets.repository import Sort, TicketFilters, TicketRepository
 from app.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
 
@@ -723,3 +725,44 @@ async def _escalate(
         data=_escalation_payload(ticket, event),
     )
     return {"notified_user_ids": [str(user_id) for user_id in recipients]}
+
+
+# --- a changed measure (the recompute job) --------------------------------------------------
+
+RECOMPUTE_BATCH = 200
+# Tickets whose clocks a new measure may still move: final ones keep what they showed.
+MEASURED_STATUSES = frozenset({S.NEW, S.OPEN, S.PENDING, S.RESOLVED})
+
+
+async def recompute_clocks(
+    uow: UnitOfWork, *, policy_ids: list[str], reason: str, after: str | None = None
+) -> int:
+    """Replay the logs of the open tickets the policies measure with their measure as it
+    is now (another target, calendar or escalation), each with a `recompute` event that
+    says why; one batch per run, the next queued after the commit. Returns how many."""
+    tickets = TicketRepository(uow.session)
+    batch = await tickets.measured_by(
+        [uuid.UUID(p) for p in policy_ids],
+        MEASURED_STATUSES,
+        after=uuid.UUID(after) if after else None,
+        limit=RECOMPUTE_BATCH,
+    )
+    if not batch:
+        return 0
+    logs = await SLARepository(uow.session).logs([ticket["id"] for ticket in batch])
+    measures = sla.Measures(uow.session)
+    now = datetime.now(UTC)
+    for ticket in batch:
+        clocks = sla.TicketClock(uow.session, ticket["id"], logs[ticket["id"]], measures)
+        clocks.add([sla.recompute_event(now, reason)])
+        values = await clocks.values(ticket["sla_policy_id"], TicketStatus(ticket["status"]))
+        journal = Journal(uow)
+        changed = _differing(ticket, values)
+        if changed:
+            written = await tickets.write(ticket["id"], ticket["version"], changed)
+            feed(journal, written, ChangeKind.UPDATED)
+        clocks.journal(journal)
+        await journal.write()
+    if len(batch) == RECOMPUTE_BATCH:
+        uow.enqueue(RECOMPUTE_JOB, policy_ids=policy_ids, reason=reason, after=str(batch[-1]["id"]))
+    return len(batch)
