@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Container
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -123,6 +124,14 @@ class ClosedDates:
         return day in self.explicit or day in self.public
 
 
+@lru_cache(maxsize=512)
+def public_holidays(country: str, subdivision: str | None) -> holidays.HolidayBase:
+    """A country's public holidays, one table per process: the package works a year out
+    on its first look-up there, which costs more than the rest of a request, and keeps
+    it for the next."""
+    return holidays.country_holidays(country, subdiv=subdivision)
+
+
 def calendar_of(hours: BusinessHours | Record) -> Calendar:
     """The `Calendar` of a stored calendar, an ORM object or a row dict alike."""
     if isinstance(hours, dict):
@@ -138,8 +147,6 @@ def calendar_of(hours: BusinessHours | Record) -> Calendar:
     if fields["holiday_country"] is not None:
         # Observed days included (the default): a holiday moved off a weekend closes the
         # day the country takes off instead.
-        public = holidays.country_holidays(
-            fields["holiday_country"], subdiv=fields["holiday_subdivision"]
-        )
+        public = public_holidays(fields["holiday_country"], fields["holiday_subdivision"])
         closed = ClosedDates(explicit, public)
     return Calendar(ZoneInfo(fields["timezone"]), intervals, closed)

@@ -1,17 +1,29 @@
-"""The demo organization `make run` serves: staff of every role, customers, tickets."""
+"""The demo organization `make run` serves: staff of every role, customers, SLA policies
+and tickets opened over the last days, written through the same services as the API so
+their SLA clocks are real: some answered, some pending, some resolved, some overdue (the
+timer loop of `helpdesk serve` flags those as breached within a second of starting)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.passwords import hash_password
+from app.auth.principal import Principal, PrincipalKind
+from app.business_hours.schemas import BusinessHoursCreate
+from app.business_hours.service import create_business_hours
 from app.db.unit_of_work import UnitOfWork
-from app.models.ticket import CommentType, Priority, TicketChannel, TicketComment, TicketStatus
+from app.models.ticket import CommentType, Priority, TicketChannel, TicketStatus
 from app.models.user import Customer, CustomerTier, Department, Role, User
 from app.organizations.schemas import OrganizationCreate
-from app.tickets.service import ACTIVE_STATUSES, open_ticket
+from app.sla_policies.schemas import SLAPolicyCreate
+from app.sla_policies.service import create_sla_policy
+from app.tickets.schemas import CommentCreate, TicketUpdate
+from app.tickets.service import ACTIVE_STATUSES, add_comment, open_ticket, update_ticket
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo Company"
@@ -20,6 +32,8 @@ DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - a published demo login, loca
 # Active tickets (ACTIVE_STATUSES) the seed leaves each staff member below their
 # `max_concurrent_tickets`, so assigning a ticket right away succeeds.
 DEMO_FREE_SLOTS = 3
+# Tickets are opened up to this long before the seed runs.
+DEMO_HISTORY = timedelta(days=4)
 
 SUBJECTS = [
     "Cannot log in after password reset",
@@ -109,12 +123,15 @@ async def seed_demo_content(
     session.add_all([*agents, *customers])
     await session.flush()
 
+    await _sla_policies(session)
+
     statuses = [TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING]
+    now = datetime.now(UTC)
     # The seed keeps the rule the API enforces: an agent's active tickets stay within
     # `max_concurrent_tickets`, with DEMO_FREE_SLOTS left free; once everyone is at that
     # mark, new tickets wait unassigned in the queue.
     room = {agent.id: agent.max_concurrent_tickets - DEMO_FREE_SLOTS for agent in agents}
-    for n in range(tickets):
+    for _ in range(tickets):
         customer = rng.choice(customers)
         status = rng.choice(statuses)
         agent = rng.choice([*agents, None])
@@ -135,23 +152,77 @@ async def seed_demo_content(
             assigned_agent_id=agent.id if agent else None,
             department_id=rng.choice(departments).id,
             tags=rng.sample(["billing", "login", "hardware", "vip", "mobile"], k=rng.randint(0, 2)),
+            # Most tickets are recent, some days old: a helpdesk keeps up, mostly.
+            opened_at=now - DEMO_HISTORY * rng.random() ** 3,
         )
-        session.add(
-            TicketComment(
-                ticket_id=ticket["id"], author_id=customer.id, content="Any news on this?"
-            )
+        await add_comment(
+            uow,
+            _as(customer, uow),
+            ticket["id"],
+            CommentCreate(content="Any news on this?"),
+            may_write_internal=False,
         )
         if agent is not None:
-            session.add(
-                TicketComment(
-                    ticket_id=ticket["id"],
-                    author_id=agent.id,
-                    content="Looking into it.",
-                    comment_type=rng.choice(list(CommentType)),
-                )
+            kind = rng.choice(list(CommentType))
+            await add_comment(
+                uow,
+                _as(agent, uow),
+                ticket["id"],
+                CommentCreate(content="Looking into it.", comment_type=kind),
+                may_write_internal=True,
             )
-        if n % 50 == 49:
-            await session.flush()
+            if kind is CommentType.PUBLIC and status is not TicketStatus.PENDING:
+                if rng.random() < 0.3:
+                    resolved = TicketUpdate(status=TicketStatus.RESOLVED)
+                    await update_ticket(uow, _as(agent, uow), ticket["id"], resolved)
+                    room[agent.id] += 1
+                elif rng.random() < 0.3:
+                    follow_up = CommentCreate(content="Thanks, one more question.")
+                    await add_comment(
+                        uow, _as(customer, uow), ticket["id"], follow_up, may_write_internal=False
+                    )
         progress(1)
-    await session.flush()
     return DemoSummary(users=1 + len(agents) + len(customers), tickets=tickets)
+
+
+def _as(user: User, uow: UnitOfWork) -> Principal:
+    return Principal(
+        kind=PrincipalKind.USER, id=user.id, organization_id=uow.organization_id, role=user.role
+    )
+
+
+async def _sla_policies(session: AsyncSession) -> None:
+    """Urgent and high tickets around the clock, medium ones in office hours; low ones
+    are not measured."""
+    office = await create_business_hours(
+        session,
+        BusinessHoursCreate.model_validate(
+            {
+                "name": "Office hours",
+                "timezone": "Europe/Berlin",
+                "intervals": [{"weekday": d, "start": "09:00", "end": "17:00"} for d in range(5)],
+                "holiday_country": "DE",
+            }
+        ),
+    )
+    for policy in (
+        {
+            "name": "Urgent, around the clock",
+            "position": 10,
+            "conditions": {"priorities": ["urgent", "high"]},
+            "first_response_minutes": 60,
+            "next_reply_minutes": 120,
+            "resolution_minutes": 8 * 60,
+            "escalations": [{"target": "first_response", "at_percent": 75, "action": "notify"}],
+        },
+        {
+            "name": "Standard, office hours",
+            "position": 20,
+            "conditions": {"priorities": ["medium"]},
+            "first_response_minutes": 4 * 60,
+            "next_reply_minutes": 8 * 60,
+            "resolution_minutes": 5 * 8 * 60,
+            "business_hours_id": str(office.id),
+        },
+    ):
+        await create_sla_policy(session, SLAPolicyCreate.model_validate(policy))

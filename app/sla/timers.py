@@ -41,6 +41,10 @@ from app.tickets.repository import TicketRepository
 from app.tickets.service import act_on_deadlines
 
 CLAIM_BATCH = 100
+# Embedded SQLite has one writer for the whole database, API requests included: its loop
+# takes a few tickets a transaction and leaves the lock free a moment between them.
+EMBEDDED_CLAIM_BATCH = 10
+EMBEDDED_PAUSE_SECONDS = 0.05
 # Due rows a pass looks at to find the organizations with work (a bounded read however
 # many are overdue; a pass that finds full batches runs again at once).
 SCAN_ROWS = 1000
@@ -129,11 +133,13 @@ class TimerLoop:
         self,
         database: Database,
         *,
-        batch: int = CLAIM_BATCH,
+        batch: int | None = None,
         poll_seconds: float | None = None,
     ) -> None:
         self.database = database
-        self.batch = batch
+        postgres = database.dialect == "postgresql"
+        self.batch = batch or (CLAIM_BATCH if postgres else EMBEDDED_CLAIM_BATCH)
+        self.pause = 0.0 if postgres else EMBEDDED_PAUSE_SECONDS
         self.poll_seconds = poll_seconds or database.settings.sla_timer_poll_seconds
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -178,7 +184,9 @@ class TimerLoop:
                     log.exception("sla_timers_pass_failed", retry_in=backoff)
                 await self._sleep(backoff)
                 continue
-            if not more:
+            if more:
+                await self._sleep(self.pause)
+            else:
                 await self._sleep(await self._until_next_deadline())
 
     async def run_once(self) -> bool:
@@ -242,8 +250,10 @@ class TimerLoop:
         if deadline is None:
             return self.poll_seconds
         wait = (deadline - datetime.now(UTC)).total_seconds()
-        return min(self.poll_seconds, max(0.0, wait))
+        return min(self.poll_seconds, max(MIN_SLEEP_SECONDS, wait))
 
     async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=max(MIN_SLEEP_SECONDS, seconds))
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)

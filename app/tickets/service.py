@@ -148,11 +148,13 @@ async def open_ticket(
     department_id: uuid.UUID | None = None,
     tags: list[str] | None = None,
     custom_fields: dict[str, Any] | None = None,
+    opened_at: datetime | None = None,
 ) -> Record:
     """Insert a ticket with the next number, its history row, `ticket.created` and its
     SLA clocks started (measured by the first matching policy). Callers have validated
-    references (the API does in `create_ticket`)."""
-    now = datetime.now(UTC)
+    references (the API does in `create_ticket`). `opened_at`: when the ticket was
+    opened, if not now (an import of past tickets; the demo's)."""
+    now = opened_at or datetime.now(UTC)
     ticket_id = new_id()
     policy_id = await sla.match_policy(
         uow.session, priority=priority.value, channel=channel.value, customer_id=customer_id
@@ -730,6 +732,8 @@ async def _escalate(
 # --- a changed measure (the recompute job) --------------------------------------------------
 
 RECOMPUTE_BATCH = 200
+# Embedded SQLite locks the whole database for a write: short transactions there.
+EMBEDDED_RECOMPUTE_BATCH = 20
 # Tickets whose clocks a new measure may still move: final ones keep what they showed.
 MEASURED_STATUSES = frozenset({S.NEW, S.OPEN, S.PENDING, S.RESOLVED})
 
@@ -741,11 +745,12 @@ async def recompute_clocks(
     is now (another target, calendar or escalation), each with a `recompute` event that
     says why; one batch per run, the next queued after the commit. Returns how many."""
     tickets = TicketRepository(uow.session)
+    limit = RECOMPUTE_BATCH if uow.dialect == "postgresql" else EMBEDDED_RECOMPUTE_BATCH
     batch = await tickets.measured_by(
         [uuid.UUID(p) for p in policy_ids],
         MEASURED_STATUSES,
         after=uuid.UUID(after) if after else None,
-        limit=RECOMPUTE_BATCH,
+        limit=limit,
     )
     if not batch:
         return 0
@@ -763,6 +768,6 @@ async def recompute_clocks(
             feed(journal, written, ChangeKind.UPDATED)
         clocks.journal(journal)
         await journal.write()
-    if len(batch) == RECOMPUTE_BATCH:
+    if len(batch) == limit:
         uow.enqueue(RECOMPUTE_JOB, policy_ids=policy_ids, reason=reason, after=str(batch[-1]["id"]))
     return len(batch)
