@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         default=True,
         description="Without REDIS_URL, run the SLA timer loop in the API process.",
     )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Where `helpdesk worker` serves its Prometheus metrics (none: not served).",
+    )
     sla_timer_poll_seconds: float = Field(
         default=0.5,
         ge=0.05,

@@ -20,6 +20,7 @@ import uuid
 from typing import Any
 
 import structlog
+from prometheus_client import start_http_server
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Function, Worker, func
@@ -89,6 +90,8 @@ async def run(settings: Settings) -> None:
     if not settings.redis_url:
         raise SystemExit("helpdesk worker needs REDIS_URL (embedded mode runs jobs in the API)")
     configure_logging(settings)
+    if settings.worker_metrics_port is not None:
+        start_http_server(settings.worker_metrics_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -55,6 +55,9 @@ MIN_SLEEP_SECONDS = 0.05
 # availability is tried again this much later, so it cannot hold up the others.
 FAILED_RETRY_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 5.0
+# A batch that takes longer is cancelled (rolled back, its tickets claimable again): a
+# hung connection must not hold its tickets' locks for good.
+BATCH_TIMEOUT_SECONDS = 60.0
 GRACE_SECONDS = 10.0
 
 log = structlog.get_logger(__name__)

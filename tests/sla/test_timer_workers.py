@@ -38,6 +38,7 @@ class Worker:
     """`helpdesk worker` in its own process, as production runs it."""
 
     def __init__(self, settings: Settings, redis_url: str, log: Path) -> None:
+        self.metrics_port = free_port()
         environment = {
             **os.environ,
             "DATABASE_URL": settings.database_url,
@@ -45,6 +46,7 @@ class Worker:
             "JOB_QUEUE_NAME": settings.job_queue_name,
             "ENVIRONMENT": "test",
             "SLA_TIMER_POLL_SECONDS": "0.1",
+            "WORKER_METRICS_PORT": str(self.metrics_port),
         }
         self.log = log
         with log.open("ab") as output:
@@ -54,6 +56,16 @@ class Worker:
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
+
+    async def metric(self, name: str) -> float:
+        """The sum of a metric's samples (every label) on the worker's /metrics."""
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{self.metrics_port}/metrics")).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((f"{name} ", f"{name}{{"))
+        )
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -157,8 +169,15 @@ async def test_two_workers_racing_on_a_thousand_overdue_tickets_flag_each_once(
     tmp_path: Path,
 ) -> None:
     ids = await overdue(client, database, tenant_a, 1000)
-    with workers(settings, test_redis_url, tmp_path, WORKERS):
+    with workers(settings, test_redis_url, tmp_path, WORKERS) as racing:
         await wait_until_breached(database, ids, seconds=90)
+        # Counted where Prometheus scrapes them (tickets other tests left due, too).
+        for name in (
+            "helpdesk_sla_timers_claimed_total",
+            "helpdesk_sla_breaches_flagged_total",
+            "helpdesk_sla_breach_lag_seconds_count",
+        ):
+            assert sum([await worker.metric(name) for worker in racing]) >= len(ids), name
     await assert_flagged_once(database, ids)
 
 
@@ -212,6 +231,13 @@ async def test_breaches_land_with_redis_emptied_and_with_redis_gone(
 # --- helpers -------------------------------------------------------------------------------
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 async def wait_for_open_write(database: Database, settings: Settings) -> None:
     """Until a transaction of the app role in the test database has written (it holds a
     transaction id) and not committed: a worker in the middle of a batch."""
@@ -236,9 +262,7 @@ def private_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]
     """A Redis server of this test's own, which it may stop."""
     executable = shutil.which("redis-server")
     assert executable is not None, "redis-server (Debian's redis-server package) is needed"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     server = subprocess.Popen(  # noqa: S603 - a fixed local binary
         [*command, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
