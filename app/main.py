@@ -32,6 +32,7 @@ from app.kit.security_headers import SecurityHeadersMiddleware
 from app.notifications.router import router as notifications_router
 from app.observability import RequestContextMiddleware, configure_logging
 from app.organizations.router import router as organizations_router
+from app.reports.router import router as reports_router
 from app.sla.timers import TimerLoop
 from app.sla_policies.router import router as sla_policies_router
 from app.tickets.router import router as tickets_router
@@ -48,6 +49,7 @@ API_ROUTERS = (
     departments_router,
     business_hours_router,
     sla_policies_router,
+    reports_router,
     notifications_router,
     organizations_router,
     api_keys_router,

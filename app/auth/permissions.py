@@ -47,6 +47,7 @@ class Permission(enum.StrEnum):
     FIELD_SERVICE_WRITE = "field_service:write"
     RETENTION_MANAGE = "retention:manage"
     CHANGES_READ = "changes:read"
+    REPORTS_READ = "reports:read"  # figures over all of the organization's tickets (SLA)
 
 
 P = Permission
@@ -72,6 +73,7 @@ _MANAGER = _AGENT | {
     P.TICKETS_FORCE_ASSIGN,
     P.AUTOMATION_MANAGE,
     P.FIELD_SERVICE_WRITE,
+    P.REPORTS_READ,
 }
 _ADMIN = _MANAGER | {
     P.ORGANIZATION_WRITE,

@@ -450,6 +450,14 @@ CASES = [
     Case("POST", "/custom-fields/{id}/restore", ADMINS, 200, a_deleted_custom_field),
     # the change feed
     Case("GET", "/changes", STAFF_READERS, 200),
+    # reports: managers and admins
+    Case(
+        "GET",
+        "/reports/sla",
+        WRITERS,
+        200,
+        params={"from": "2025-01-01T00:00:00Z", "to": "2025-02-01T00:00:00Z"},
+    ),
 ]
 UNAUTHENTICATED_ROUTES = {"POST /auth/token", "POST /auth/refresh"}
 

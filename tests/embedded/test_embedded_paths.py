@@ -1,18 +1,22 @@
 """What `make run` serves, walked end to end on SQLite: every list to its last page in
-every order (each row once), and the ticket write paths, alone and concurrently."""
+every order (each row once), the ticket write paths, alone and concurrently, and the SLA
+report's statement."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
 
+from app.models.ticket import Ticket
 from app.tickets.repository import Sort
 from tests.support.identity import API
 
@@ -228,3 +232,66 @@ async def _a_customer(client: httpx.AsyncClient, headers: dict[str, str]) -> str
     customers = [u for u in response.json()["items"] if u["role"] == "customer"]
     assert customers
     return str(uuid.UUID(customers[0]["id"]))
+
+
+async def test_the_sla_report_ranks_the_same_on_sqlite(
+    embedded: httpx.AsyncClient, embedded_app: FastAPI, admin_headers: dict[str, str]
+) -> None:
+    """SQLite sorts nulls first where PostgreSQL sorts them last: the report's ranks must
+    not move. The tickets are dated in a range nothing else writes to, under a policy
+    that matches no new ticket (inactive)."""
+    created = await embedded.post(
+        f"{API}/sla-policies",
+        json={
+            "name": "Reported",
+            "first_response_minutes": 60,
+            "resolution_minutes": 480,
+            "is_active": False,
+        },
+        headers=admin_headers,
+    )
+    assert created.status_code == 201, created.text
+    policy = uuid.UUID(created.json()["id"])
+    customer = await _a_customer(embedded, admin_headers)
+    start = datetime(2001, 2, 3, tzinfo=UTC)
+    answered = [7, None, 3, 10, 1, None, 5, 9, 2, 8, 4, 6]
+    for n, first in enumerate(answered):
+        ticket = await embedded.post(
+            f"{API}/tickets",
+            json={"subject": f"Reported {n}", "customer_id": customer},
+            headers=admin_headers,
+        )
+        assert ticket.status_code == 201, ticket.text
+        async with embedded_app.state.database.system_session() as session:
+            await session.execute(
+                sa.update(Ticket)
+                .where(Ticket.id == uuid.UUID(ticket.json()["id"]))
+                .values(
+                    created_at=start + timedelta(minutes=n),
+                    sla_policy_id=policy,
+                    sla_breach=n < 3,
+                    time_to_first_response=first,
+                    # Every other ticket resolved: 200, 400, … 1200 s.
+                    time_to_resolution=100 * (n + 1) if n % 2 else None,
+                )
+            )
+            await session.commit()
+    expected = {
+        "tickets": 12,
+        "breached": 3,
+        "compliance_percent": 75.0,
+        "first_response_seconds": {"median": 5, "p90": 9},
+        "resolution_seconds": {"median": 600, "p90": 1200},
+    }
+    day = {"from": "2001-02-03T00:00:00Z", "to": "2001-02-04T00:00:00Z"}
+    for group_by, key, label in (
+        ("policy", str(policy), "Reported"),
+        ("channel", "web", "web"),
+    ):
+        response = await embedded.get(
+            f"{API}/reports/sla", params={**day, "group_by": group_by}, headers=admin_headers
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["groups"] == [{"key": key, "label": label, **expected}]
+        assert body["total"] == expected
