@@ -20,16 +20,16 @@ import uuid
 from typing import Any
 
 import structlog
-from prometheus_client import start_http_server
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings
-from arq.worker import Function, Worker, func
+from arq.worker import Function, Retry, Worker, func
+from prometheus_client import start_http_server
 
 from app.attachments.service import ORPHAN_SWEEP_JOB, sweep_attachments
 from app.config import Settings
 from app.db.database import Database
 from app.kit.idempotency import PURGE_JOB, purge_expired
-from app.kit.jobs import ArqJobQueue, Task, run_job
+from app.kit.jobs import ArqJobQueue, Task, run_job, transient
 from app.kit.outbox import RELAY_JOB, SWEEP_JOB, relay_outbox, sweep_outbox
 from app.observability import configure_logging
 from app.sla.recompute import RECOMPUTE_JOB
@@ -45,14 +45,24 @@ TASKS: dict[str, Task] = {
 }
 PERIODIC_SECONDS: dict[str, float] = {SWEEP_JOB: 60.0, PURGE_JOB: 3600.0, ORPHAN_SWEEP_JOB: 3600.0}
 MAX_REDIS_BACKOFF_SECONDS = 10.0
+JOB_RETRY_MAX_SECONDS = 60
 
 log = structlog.get_logger(__name__)
 
 
-def _arq_function(name: str, task: Task) -> Function:
+def arq_job(name: str, task: Task) -> Function:
     async def job(ctx: dict[str, Any], organization_id: str | None, **kwargs: Any) -> Any:
         org = uuid.UUID(organization_id) if organization_id else None
-        return await run_job(ctx["database"], task, org, **kwargs)
+        try:
+            return await run_job(ctx["database"], task, org, **kwargs)
+        except Exception as error:
+            if not transient(error):
+                raise
+            # The database is restarting or unreachable: the job runs again later, up to
+            # max_tries, waiting longer each time.
+            delay = min(JOB_RETRY_MAX_SECONDS, 2 ** ctx.get("job_try", 1))
+            log.warning("job_retried", job=name, error=str(error), retry_in=delay)
+            raise Retry(defer=delay) from error
 
     job.__qualname__ = job.__name__ = name.replace(".", "_")
     # keep_result=0: arq refuses to enqueue a job id whose result it still holds, which
@@ -75,7 +85,7 @@ async def _attachments_cron(ctx: dict[str, Any]) -> Any:
 class WorkerSettings:
     """What arq runs: the job registry and the periodic sweeps."""
 
-    functions = [_arq_function(name, task) for name, task in TASKS.items()]
+    functions = [arq_job(name, task) for name, task in TASKS.items()]
     cron_jobs = [
         cron(_sweep_cron, name="outbox.sweep.cron", second=0, unique=True),
         cron(_purge_cron, name="idempotency.purge.cron", minute=17, second=0, unique=True),

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import exc as sa_exc
 
 from app.db.database import Database
 
@@ -45,6 +46,15 @@ async def run_job(
         return result
     finally:
         await uow.close()
+
+
+def transient(error: BaseException) -> bool:
+    """The database is unreachable or restarting: the work is retried as it was."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(
+        error, sa_exc.OperationalError | sa_exc.InterfaceError | OSError | TimeoutError
+    )
 
 
 class InProcessJobQueue:

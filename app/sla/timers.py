@@ -29,11 +29,10 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy import exc as sa_exc
 
 from app.db.database import Database
 from app.db.unit_of_work import UnitOfWork
-from app.kit.jobs import run_job
+from app.kit.jobs import run_job, transient
 from app.sla.clock import Event, EventKind
 from app.sla.repository import SLARepository, TimerQueueRepository
 from app.sla.service import Measures
@@ -115,15 +114,6 @@ async def flag_due(uow: UnitOfWork, *, limit: int = CLAIM_BATCH) -> Batch:
 async def defer_timer(uow: UnitOfWork, *, ticket_id: uuid.UUID, seconds: float) -> None:
     await TicketRepository(uow.session).defer_deadline(
         ticket_id, datetime.now(UTC) + timedelta(seconds=seconds)
-    )
-
-
-def transient(error: BaseException) -> bool:
-    """The database is unreachable or restarting: the work is retried as it was."""
-    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(
-        error, sa_exc.OperationalError | sa_exc.InterfaceError | OSError | TimeoutError
     )
 
 

@@ -717,13 +717,14 @@ async def _escalate(
     recipients = await tickets.escalation_recipients(
         ticket["assigned_agent_id"], ticket["department_id"]
     )
+    assert event.target is not None
+    target = event.target.value.replace("_", " ")
     notifications.notify(
         journal,
         recipients,
         kind="sla_escalation",
         ticket_id=ticket["id"],
-        title=f"{ticket['ticket_number']}: {event.at_percent}% of the "
-        f"{event.target.value.replace('_', ' ') if event.target else ''} target used",
+        title=f"{ticket['ticket_number']}: {event.at_percent}% of the {target} target used",
         data=_escalation_payload(ticket, event),
     )
     return {"notified_user_ids": [str(user_id) for user_id in recipients]}

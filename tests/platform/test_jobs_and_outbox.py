@@ -12,16 +12,17 @@ import pytest
 import sqlalchemy as sa
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
-from arq.worker import Worker
+from arq.worker import Retry, Worker
+from sqlalchemy.exc import OperationalError
 
 from app.config import Settings
 from app.db.database import Database
-from app.db.unit_of_work import coalesced
+from app.db.unit_of_work import UnitOfWork, coalesced
 from app.kit import outbox
 from app.kit.jobs import ArqJobQueue, InProcessJobQueue
 from app.kit.journal import Journal
 from app.models import Organization, OutboxEvent
-from app.worker import PERIODIC_SECONDS, TASKS, WorkerSettings
+from app.worker import PERIODIC_SECONDS, TASKS, WorkerSettings, arq_job
 
 
 async def _record(database: Database, org: Organization, *, then_commit: bool) -> uuid.UUID:
@@ -257,3 +258,20 @@ async def test_a_replica_asks_redis_once_per_slot(
     assert sent == [job_id, job_id]  # one per replica
     queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
     assert [job.job_id for job in queued] == [job_id]
+
+
+async def test_a_job_the_database_fails_is_retried_later_and_a_bug_is_not(
+    database: Database,
+) -> None:
+    async def unreachable(_uow: UnitOfWork) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database restarting"))
+
+    async def broken(_uow: UnitOfWork) -> None:
+        raise ValueError("a bug")
+
+    ctx = {"database": database, "job_try": 3}
+    with pytest.raises(Retry) as retried:
+        await arq_job("test.unreachable", unreachable).coroutine(ctx, None)
+    assert retried.value.defer_score == 8_000  # milliseconds: 2 ** job_try seconds
+    with pytest.raises(ValueError, match="a bug"):
+        await arq_job("test.broken", broken).coroutine(ctx, None)
