@@ -6,6 +6,7 @@ timer loop of `helpdesk serve` flags those as breached within a second of starti
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -131,7 +132,11 @@ async def seed_demo_content(
     # `max_concurrent_tickets`, with DEMO_FREE_SLOTS left free; once everyone is at that
     # mark, new tickets wait unassigned in the queue.
     room = {agent.id: agent.max_concurrent_tickets - DEMO_FREE_SLOTS for agent in agents}
-    for _ in range(tickets):
+    showcase = SHOWCASE[:tickets]
+    for case in showcase:
+        await _showcase(uow, case, customers[0], agents[0], departments[0].id, now)
+        progress(1)
+    for _ in range(tickets - len(showcase)):
         customer = rng.choice(customers)
         status = rng.choice(statuses)
         agent = rng.choice([*agents, None])
@@ -183,6 +188,68 @@ async def seed_demo_content(
                     )
         progress(1)
     return DemoSummary(users=1 + len(agents) + len(customers), tickets=tickets)
+
+
+@dataclass(frozen=True)
+class Showcase:
+    """A ticket the demo opens whatever the time of day, to show one `sla_status`."""
+
+    subject: str
+    priority: Priority
+    minutes_ago: int
+    answered: bool
+    then: TicketStatus | None = None
+
+
+# Under the around-the-clock policy (first response within an hour), so the status does
+# not depend on when the seed runs: due, answered, pending, overdue (the timer loop
+# flags it), resolved; and a low-priority ticket no policy measures.
+SHOWCASE = [
+    Showcase("Checkout returns errors for every customer", Priority.URGENT, 5, answered=False),
+    Showcase("Payment gateway times out", Priority.URGENT, 20, answered=True),
+    Showcase(
+        "Waiting for the customer's server logs",
+        Priority.HIGH,
+        15,
+        answered=True,
+        then=TicketStatus.PENDING,
+    ),
+    Showcase("Outage report nobody answered", Priority.URGENT, 180, answered=False),
+    Showcase(
+        "Password reset link expired",
+        Priority.HIGH,
+        30,
+        answered=True,
+        then=TicketStatus.RESOLVED,
+    ),
+    Showcase("Typo in the newsletter footer", Priority.LOW, 60, answered=False),
+]
+
+
+async def _showcase(
+    uow: UnitOfWork,
+    case: Showcase,
+    customer: User,
+    agent: User,
+    department_id: uuid.UUID,
+    now: datetime,
+) -> None:
+    ticket = await open_ticket(
+        uow,
+        subject=case.subject,
+        description="Reported through the demo seed.",
+        customer_id=customer.id,
+        created_by_id=customer.id,
+        priority=case.priority,
+        department_id=department_id,
+        opened_at=now - timedelta(minutes=case.minutes_ago),
+    )
+    if case.answered:
+        reply = CommentCreate(content="We are on it.")
+        await add_comment(uow, _as(agent, uow), ticket["id"], reply, may_write_internal=True)
+    if case.then is not None:
+        move = TicketUpdate(status=case.then)
+        await update_ticket(uow, _as(agent, uow), ticket["id"], move)
 
 
 def _as(user: User, uow: UnitOfWork) -> Principal:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,17 +16,26 @@ from app.main import create_app
 from tests.support.identity import API
 
 
+def embedded_settings(url: str, storage: Path, *, timers: bool) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=url,
+        redis_url=None,
+        login_ip_max_attempts=1_000_000,
+        storage_dir=storage,
+        sla_timers_in_process=timers,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
 @pytest.fixture(scope="session")
 async def embedded_app(
     embedded_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[FastAPI]:
-    settings = Settings(
-        environment="test",
-        database_url=embedded_url,
-        redis_url=None,
-        login_ip_max_attempts=1_000_000,
-        storage_dir=tmp_path_factory.mktemp("embedded-storage"),
-        _env_file=None,  # type: ignore[call-arg]
+    """`make run`'s app, but for the SLA timer loop: the walks of every list need rows
+    that hold still (`test_embedded_sla.py` runs the loop)."""
+    settings = embedded_settings(
+        embedded_url, tmp_path_factory.mktemp("embedded-storage"), timers=False
     )
     application = create_app(settings)
     async with application.router.lifespan_context(application):
