@@ -1,7 +1,11 @@
 """`make bench`: seed PostgreSQL, start the API the production way and the ceiling app
-the same way, drive both with wrk, and report our / ceiling per scenario.
+the same way, drive both with wrk, and report our / ceiling per scenario; measure some
+of them again beside idle SLA timer workers; then the SLA timer scenario
+(`bench.sla_timers`).
 
     python -m bench.run [--organizations 100] [--tickets 10000] [--duration 15]
+    python -m bench.run --only sla_timers     # the timers alone (~12 minutes here)
+    python -m bench.run --only api            # the API scenarios, with and without timers
 
 Results go to bench/results/<UTC time>.json and .md, and bench/results/latest.md."""
 
@@ -13,12 +17,12 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,10 +36,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench import common, sla_timers
 from bench import seed as seeding
+from bench.common import (
+    RESULTS,
+    RUN_DIR,
+    create_database,
+    drop_database,
+    forget_jobs,
+    redis_url,
+    start,
+    stop,
+)
 
 ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
 SCENARIOS = [
     "create",
     "create_contended",
@@ -48,6 +62,7 @@ SCENARIOS = [
 ]
 # create_contended is judged by latency: our create's p99 against the ceiling's bare
 # create (take the number, insert the row, commit), 32 clients in one organization.
+ONLY = ("all", "api", "sla_timers")
 console = Console()
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -59,14 +74,6 @@ class Measurement:
     p99_ms: float
     requests: int
     errors: int
-
-
-def admin_dsn() -> str:
-    url = os.environ.get(
-        "BENCH_DATABASE_URL",
-        os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
-    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def ensure_wrk() -> str:
@@ -86,25 +93,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def create_database() -> str:
-    name = f"helpdesk_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin_dsn())
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return sa.make_url(admin_dsn()).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_database(dsn: str) -> None:
-    name = sa.make_url(dsn).database
-    conn = await asyncpg.connect(admin_dsn())
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def mint_token(async_url: str, secret: str, organization: uuid.UUID) -> tuple[str, str]:
@@ -137,32 +125,6 @@ async def mint_token(async_url: str, secret: str, organization: uuid.UUID) -> tu
         await database.dispose()
 
 
-async def forget_jobs(queue: str) -> None:
-    """Nothing runs the API's queued jobs in the bench (no arq worker): drop them."""
-    from redis.asyncio import Redis
-
-    redis = Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
-    try:
-        await redis.delete(queue)
-        async for key in redis.scan_iter(match="arq:job:*"):
-            await redis.delete(key)
-    finally:
-        await redis.aclose()
-
-
-def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """The server's output goes to `log`, a file: a pipe nobody reads fills up (a few
-    tracebacks of clients that hung up when wrk stopped) and then blocks the server."""
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            command,
-            env={**os.environ, **env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -175,15 +137,6 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
             pass
         time.sleep(0.3)
     raise SystemExit(f"server at {url} did not become ready")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 _LATENCY = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
@@ -315,30 +268,214 @@ def report(rows: dict[str, dict[str, Measurement]], meta: dict[str, Any]) -> tup
     return table, f"Setup: {setup}\n\n" + "\n".join(lines) + "\n"
 
 
-@cli.command()
-def main(
-    organizations: Annotated[int, typer.Option(min=1)] = 100,
-    tickets: Annotated[int, typer.Option(min=10, help="Tickets per organization.")] = 10_000,
-    duration: Annotated[
-        int, typer.Option(min=1, help="Seconds per server and scenario, split over the rounds.")
-    ] = 15,
-    connections: Annotated[int, typer.Option(min=1)] = 32,
-    workers: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
-    scenarios: Annotated[str, typer.Option(help="Comma-separated subset.")] = ",".join(SCENARIOS),
-    rounds: Annotated[
-        int, typer.Option(min=1, help="Alternating ours/ceiling rounds per scenario.")
-    ] = 3,
-    keep_database: bool = False,
+def measure(
+    chosen: list[str],
+    servers_by_name: tuple[tuple[str, int], ...],
+    wrk: str,
+    load_env: dict[str, str],
+    *,
+    duration: int,
+    rounds: int,
+    connections: int,
+    retried: list[str],
+) -> dict[str, dict[str, Measurement]]:
+    """Each scenario: a 2 s warm-up of each server, then alternating rounds."""
+    rows: dict[str, dict[str, Measurement]] = {}
+    for scenario in chosen:
+        for _name, port in servers_by_name:
+            url = f"http://127.0.0.1:{port}"
+            run_wrk(wrk, url, scenario, load_env, duration=2, connections=connections, threads=2)
+        # The machine's speed drifts (shared cores): alternate short rounds so both
+        # servers see the same conditions, instead of one long run each.
+        rounds_of: dict[str, list[Measurement]] = {name: [] for name, _ in servers_by_name}
+        for _round in range(rounds):
+            for name, port in servers_by_name:
+                measured = run_wrk(
+                    wrk,
+                    f"http://127.0.0.1:{port}",
+                    scenario,
+                    load_env,
+                    duration=max(1, duration // rounds),
+                    connections=connections,
+                    threads=2,
+                    retried=retried,
+                )
+                if measured.requests == 0:
+                    raise SystemExit(f"{name}: no request completed in {scenario}; is it up?")
+                rounds_of[name].append(measured)
+        rows[scenario] = {name: combine(rounds_of[name]) for name, _ in servers_by_name}
+        for name, measured in rows[scenario].items():
+            console.print(
+                f"{scenario:>14} {name:>8}: {measured.requests_per_second:,.0f} req/s, "
+                f"p99 {measured.p99_ms:.1f} ms, errors {measured.errors}"
+            )
+    return rows
+
+
+async def _quiet_outbox(dsn: str) -> tuple[int, set[int]]:
+    """Before idle workers start: stamp the events the API scenarios left undispatched
+    (nothing relays them in the bench), or the workers' minute sweep would relay that
+    backlog in the middle of a round. Returns how many, and the connections open now."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        status = await conn.execute(
+            "UPDATE outbox_events SET dispatched_at = now() WHERE dispatched_at IS NULL"
+        )
+        return int(status.split()[-1]), await sla_timers.backends(conn, sla_timers.sa_database(dsn))
+    finally:
+        await conn.close()
+
+
+async def _workers_connected(
+    dsn: str, processes: list[subprocess.Popen[bytes]], logs: list[Path], before: set[int]
 ) -> None:
-    wrk = ensure_wrk()
-    chosen = [s.strip() for s in scenarios.split(",") if s.strip()]
-    unknown = set(chosen) - set(SCENARIOS)
-    if unknown:
-        raise typer.BadParameter(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    dsn = asyncio.run(create_database())
-    async_url = (
-        sa.make_url(dsn).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await sla_timers.wait_connected(
+            conn, sla_timers.sa_database(dsn), processes, logs, before=before
+        )
+    finally:
+        await conn.close()
+
+
+async def _relayed_since(dsn: str, since: datetime) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM outbox_events WHERE dispatched_at > $1", since
+            )
+        )
+    finally:
+        await conn.close()
+
+
+def measure_with_timers(
+    dsn: str,
+    async_url: str,
+    secret: str,
+    timer_workers: int,
+    run: Callable[[], dict[str, dict[str, Measurement]]],
+) -> tuple[dict[str, dict[str, Measurement]], dict[str, Any]]:
+    """`run` again while `timer_workers` `helpdesk worker` processes run their SLA timer
+    loops on the API's database, idle (nothing seeded has a deadline; the API's tickets
+    match no policy). The workers take jobs from a queue of their own, so that what
+    changes is the timer loop, not who relays the API's outbox; their minute sweep still
+    relays the events the rounds commit (counted in the result)."""
+    stamped, before = asyncio.run(_quiet_outbox(dsn))
+    queue = f"arq:bench-timers:{uuid.uuid4().hex}"
+    processes, logs = sla_timers.start_workers(
+        timer_workers, sla_timers.worker_env(async_url, secret, queue), "api-timers"
     )
+    try:
+        asyncio.run(_workers_connected(dsn, processes, logs, before))
+        began = datetime.now(UTC)
+        ready = [sla_timers.cpu_seconds(p.pid) for p in processes]
+        rows = run()
+        cpu = [
+            round(sla_timers.cpu_seconds(p.pid) - c, 1)
+            for p, c in zip(processes, ready, strict=True)
+        ]
+        relayed = asyncio.run(_relayed_since(dsn, began))
+        for process, log in zip(processes, logs, strict=True):
+            if process.poll() is not None:
+                raise SystemExit(f"a worker exited: {log.read_text(errors='replace')[-3000:]}")
+    finally:
+        for process in processes:
+            stop(process, timeout=30)
+        asyncio.run(forget_jobs(queue))
+    warnings = sla_timers.WorkerLogs(logs)
+    warnings.read()
+    return rows, {
+        "timer_workers": timer_workers,
+        "worker_cpu_s": cpu,
+        "measured_s": round((datetime.now(UTC) - began).total_seconds(), 1),
+        "outbox_stamped_before": stamped,
+        "outbox_relayed_by_workers": relayed,
+        "worker_warnings": len(warnings.warnings),
+    }
+
+
+def ratio(m: dict[str, Measurement]) -> float:
+    ceiling = m["ceiling"].requests_per_second
+    return m["ours"].requests_per_second / ceiling if ceiling else 0.0
+
+
+def with_timers_markdown(
+    without: dict[str, dict[str, Measurement]],
+    with_: dict[str, dict[str, Measurement]],
+    meta: dict[str, Any],
+) -> str:
+    header = [
+        "scenario",
+        "ours / ceiling without timers",
+        "with timers",
+        "ours req/s without",
+        "with",
+        "ours p99 ms without",
+        "with",
+        "ceiling req/s without",
+        "with",
+        "errors with (ours / ceiling)",
+    ]
+    lines = [
+        f"### With the SLA timer loop running ({meta['timer_workers']} idle "
+        "`helpdesk worker` processes)",
+        "",
+        "The same scenarios once more while the workers run their timer loops on the API's "
+        'database with nothing due ("without": the run above, no worker). Worker CPU over '
+        f"the {meta['measured_s']:.0f} s of measurement: "
+        f"{' + '.join(str(c) for c in meta['worker_cpu_s'])} s; outbox "
+        f"events their minute sweep relayed meanwhile: {meta['outbox_relayed_by_workers']:,} "
+        f"({meta['outbox_stamped_before']:,} left by the earlier scenarios were stamped "
+        "dispatched before they started).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for scenario, result in with_.items():
+        before = without.get(scenario)
+        cells = [
+            scenario,
+            f"{ratio(before):.2f}" if before else "-",
+            f"{ratio(result):.2f}",
+            f"{before['ours'].requests_per_second:,.0f}" if before else "-",
+            f"{result['ours'].requests_per_second:,.0f}",
+            f"{before['ours'].p99_ms:.1f}" if before else "-",
+            f"{result['ours'].p99_ms:.1f}",
+            f"{before['ceiling'].requests_per_second:,.0f}" if before else "-",
+            f"{result['ceiling'].requests_per_second:,.0f}",
+            f"{result['ours'].errors} / {result['ceiling'].errors}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_api(
+    *,
+    wrk: str,
+    chosen: list[str],
+    timer_scenarios: list[str],
+    timer_workers: int,
+    organizations: int,
+    tickets: int,
+    duration: int,
+    connections: int,
+    workers: int,
+    rounds: int,
+    keep_database: bool,
+) -> tuple[dict[str, Any], str, Table]:
+    """The API scenarios, then `timer_scenarios` again with idle SLA timer workers."""
+    allowed, in_use = asyncio.run(common.connection_headroom())
+    # Both apps' pools (20 per uvicorn worker) and the idle timer workers' few.
+    needed = 2 * workers * 20 + 4 * timer_workers
+    if allowed - in_use < needed:
+        console.print(
+            f"[yellow]PostgreSQL has {allowed - in_use} connections free ({in_use} in use by "
+            f"others); the bench's pools take up to {needed}: expect errors[/yellow]"
+        )
+    dsn = asyncio.run(create_database())
+    async_url = common.async_url(dsn)
     secret = secrets.token_urlsafe(48)
     servers: list[subprocess.Popen[bytes]] = []
     redis_queue = f"arq:bench:{uuid.uuid4().hex}"
@@ -369,7 +506,7 @@ def main(
             )
         target = orgs[0]
         token, customer = asyncio.run(mint_token(async_url, secret, target.id))
-        run_dir = RESULTS / ".run"
+        run_dir = RUN_DIR
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "ids.txt").write_text("\n".join(str(i) for i in target.ticket_ids))
         (run_dir / "open_ids.txt").write_text("\n".join(str(i) for i in target.open_ticket_ids))
@@ -410,7 +547,7 @@ def main(
                     # stay below PostgreSQL's default 100 connections).
                     "DATABASE_POOL_SIZE": "20",
                     "DATABASE_MAX_OVERFLOW": "0",
-                    "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+                    "REDIS_URL": redis_url(),
                     "JOB_QUEUE_NAME": redis_queue,
                 },
                 logs["ours"],
@@ -432,39 +569,33 @@ def main(
         )
         wait_ready(f"http://127.0.0.1:{ours_port}/readyz", servers[0], logs["ours"])
         wait_ready(f"http://127.0.0.1:{ceiling_port}/api/v1/tickets", servers[1], logs["ceiling"])
-        rows: dict[str, dict[str, Measurement]] = {}
         retried: list[str] = []  # rounds run again (reported, never hidden)
         servers_by_name = (("ours", ours_port), ("ceiling", ceiling_port))
-        for scenario in chosen:
-            for _name, port in servers_by_name:
-                url = f"http://127.0.0.1:{port}"
-                run_wrk(
-                    wrk, url, scenario, load_env, duration=2, connections=connections, threads=2
-                )
-            # The machine's speed drifts (shared cores): alternate short rounds so both
-            # servers see the same conditions, instead of one long run each.
-            rounds_of: dict[str, list[Measurement]] = {name: [] for name, _ in servers_by_name}
-            for _round in range(rounds):
-                for name, port in servers_by_name:
-                    measured = run_wrk(
-                        wrk,
-                        f"http://127.0.0.1:{port}",
-                        scenario,
-                        load_env,
-                        duration=max(1, duration // rounds),
-                        connections=connections,
-                        threads=2,
-                        retried=retried,
-                    )
-                    if measured.requests == 0:
-                        raise SystemExit(f"{name}: no request completed in {scenario}; is it up?")
-                    rounds_of[name].append(measured)
-            rows[scenario] = {name: combine(rounds_of[name]) for name, _ in servers_by_name}
-            for name, measured in rows[scenario].items():
-                console.print(
-                    f"{scenario:>14} {name:>8}: {measured.requests_per_second:,.0f} req/s, "
-                    f"p99 {measured.p99_ms:.1f} ms, errors {measured.errors}"
-                )
+
+        def measured(names: list[str]) -> dict[str, dict[str, Measurement]]:
+            return measure(
+                names,
+                servers_by_name,
+                wrk,
+                load_env,
+                duration=duration,
+                rounds=rounds,
+                connections=connections,
+                retried=retried,
+            )
+
+        rows = measured(chosen)
+        with_rows: dict[str, dict[str, Measurement]] = {}
+        with_meta: dict[str, Any] = {}
+        if timer_scenarios:
+            console.print(f"again with {timer_workers} SLA timer workers running")
+            with_rows, with_meta = measure_with_timers(
+                dsn,
+                async_url,
+                secret,
+                timer_workers,
+                lambda: measured(timer_scenarios),
+            )
         meta = {
             "organizations": organizations,
             "tickets_per_org": tickets,
@@ -475,19 +606,24 @@ def main(
             "rounds": rounds,
             "cpus": os.cpu_count(),
             "retried_rounds": retried,
+            "connections_in_use_by_others_at_start": in_use,
         }
         table, markdown = report(rows, meta)
-        console.print(table)
-        RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        payload = {
+        payload: dict[str, Any] = {
             "meta": meta,
             "results": {s: {k: asdict(v) for k, v in r.items()} for s, r in rows.items()},
         }
-        (RESULTS / f"{stamp}.json").write_text(json.dumps(payload, indent=2))
-        (RESULTS / f"{stamp}.md").write_text(markdown)
-        (RESULTS / "latest.md").write_text(markdown)
-        console.print(f"results: bench/results/{stamp}.json, .md")
+        if with_rows:
+            payload["with_timers"] = {
+                "meta": with_meta,
+                "results": {s: {k: asdict(v) for k, v in r.items()} for s, r in with_rows.items()},
+                "ratios": {
+                    s: {"without": ratio(rows[s]) if s in rows else None, "with": ratio(r)}
+                    for s, r in with_rows.items()
+                },
+            }
+            markdown += "\n" + with_timers_markdown(rows, with_rows, with_meta)
+        return payload, markdown, table
     finally:
         for server in servers:
             stop(server)
@@ -496,6 +632,113 @@ def main(
             asyncio.run(drop_database(dsn))
         else:
             console.print(f"database kept: {dsn}")
+
+
+def _names(text: str, known: list[str], what: str) -> list[str]:
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = set(chosen) - set(known)
+    if unknown:
+        raise typer.BadParameter(f"unknown {what}: {', '.join(sorted(unknown))}")
+    return chosen
+
+
+@cli.command()
+def main(
+    organizations: Annotated[int, typer.Option(min=1)] = 100,
+    tickets: Annotated[int, typer.Option(min=10, help="Tickets per organization.")] = 10_000,
+    duration: Annotated[
+        int, typer.Option(min=1, help="Seconds per server and scenario, split over the rounds.")
+    ] = 15,
+    connections: Annotated[int, typer.Option(min=1)] = 32,
+    workers: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
+    scenarios: Annotated[str, typer.Option(help="Comma-separated subset.")] = ",".join(SCENARIOS),
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Alternating ours/ceiling rounds per scenario.")
+    ] = 3,
+    keep_database: bool = False,
+    only: Annotated[
+        str,
+        typer.Option(
+            help="all | api (the API scenarios, then --with-timers again beside idle SLA "
+            "timer workers) | sla_timers (the timer scenario alone)."
+        ),
+    ] = "all",
+    with_timers: Annotated[
+        str,
+        typer.Option(
+            help="API scenarios measured once more while --timer-workers idle SLA timer "
+            "workers run (empty: skip)."
+        ),
+    ] = "get,comment,create",
+    timer_workers: Annotated[
+        int, typer.Option(min=1, help="`helpdesk worker` processes (timers, and beside the API).")
+    ] = 2,
+    timer_tickets: Annotated[
+        int, typer.Option(min=100, help="Tickets per sla_timers phase.")
+    ] = 100_000,
+    timer_organizations: Annotated[int, typer.Option(min=1)] = 100,
+    timer_window: Annotated[
+        float, typer.Option(min=1, help="Seconds the window phase's deadlines spread over.")
+    ] = 120.0,
+    timer_lead: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds from the start of seeding to the workers' start (default: "
+            "20 + tickets / 4000)."
+        ),
+    ] = None,
+    timer_timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds a phase may take past its last deadline.")
+    ] = 600.0,
+    timer_phases: Annotated[str, typer.Option(help="window, overdue or both.")] = (
+        "window,overdue"
+    ),
+) -> None:
+    if only not in ONLY:
+        raise typer.BadParameter(f"--only is one of {', '.join(ONLY)}")
+    chosen = _names(scenarios, SCENARIOS, "scenarios")
+    timer_scenarios = _names(with_timers, SCENARIOS, "scenarios")
+    phases = tuple(_names(timer_phases, list(sla_timers.PHASES), "timer phases"))
+    payload: dict[str, Any] = {}
+    markdown = ""
+    if only in ("all", "api"):
+        wrk = ensure_wrk()
+        payload, markdown, table = run_api(
+            wrk=wrk,
+            chosen=chosen,
+            timer_scenarios=timer_scenarios,
+            timer_workers=timer_workers,
+            organizations=organizations,
+            tickets=tickets,
+            duration=duration,
+            connections=connections,
+            workers=workers,
+            rounds=rounds,
+            keep_database=keep_database,
+        )
+        console.print(table)
+    if only in ("all", "sla_timers"):
+        timers = asyncio.run(
+            sla_timers.scenario(
+                organizations=timer_organizations,
+                tickets=timer_tickets,
+                workers=timer_workers,
+                window=timer_window,
+                lead=timer_lead,
+                patience=timer_timeout,
+                phases=phases,
+                keep_database=keep_database,
+            )
+        )
+        payload["sla_timers"] = timers
+        markdown += ("\n" if markdown else "") + sla_timers.markdown(timers)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(payload, indent=2))
+    (RESULTS / f"{stamp}.md").write_text(markdown)
+    (RESULTS / "latest.md").write_text(markdown)
+    console.print(markdown, markup=False, highlight=False)
+    console.print(f"results: bench/results/{stamp}.json, .md")
 
 
 if __name__ == "__main__":

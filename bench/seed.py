@@ -230,3 +230,223 @@ async def _tickets(
         org.id,
         count,
     )
+
+
+# --- SLA timers (`bench.sla_timers`) -------------------------------------------------------
+
+
+@dataclass
+class SLAOrg:
+    """An organization of the SLA timer scenario: its customers and its one policy."""
+
+    id: uuid.UUID
+    customers: list[uuid.UUID]
+    policy_id: uuid.UUID
+
+
+async def seed_sla_organizations(
+    conn: asyncpg.Connection,
+    count: int,
+    *,
+    password_hash: str,
+    first_response_minutes: int,
+    resolution_minutes: int,
+) -> list[SLAOrg]:
+    """`count` organizations (users as `seed` makes them) with one active 24/7 policy
+    each (no calendar, no conditions, no escalations): every ticket matches it."""
+    orgs = await _organizations(conn, count, password_hash)
+    now = datetime.now(UTC)
+    policies = [
+        (
+            uuid7(),
+            org.id,
+            "Bench 24/7",
+            0,
+            True,
+            first_response_minutes,
+            resolution_minutes,
+            "[]",
+            now,
+            now,
+        )
+        for org in orgs
+    ]
+    await conn.copy_records_to_table(
+        "sla_policies",
+        records=policies,
+        columns=[
+            "id",
+            "organization_id",
+            "name",
+            "position",
+            "is_active",
+            "first_response_minutes",
+            "resolution_minutes",
+            "escalations",
+            "created_at",
+            "updated_at",
+        ],
+    )
+    return [
+        SLAOrg(org.id, org.customers, policy[0]) for org, policy in zip(orgs, policies, strict=True)
+    ]
+
+
+async def seed_sla_tickets(
+    conn: asyncpg.Connection,
+    orgs: list[SLAOrg],
+    due: list[datetime],
+    *,
+    first_response_minutes: int,
+    resolution_minutes: int,
+    subject: str,
+    rng: random.Random,
+    chunk: int = 20_000,
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """One open ticket per instant of `due` (its first-response breach), organization
+    by organization in turn, as `app.tickets.service.open_ticket` writes a ticket that a
+    customer opened on the portal `first_response_minutes` before it: the row with its
+    SLA fields, the two clock starts of its log, its history row, its change-feed row
+    and its `ticket.created` event (relayed long ago). The numbers continue each
+    organization's counter. Returns (organization, ticket) per ticket, in `due` order."""
+    counters = dict(
+        await conn.fetch(
+            "SELECT organization_id, value FROM sequence_counters WHERE name = 'ticket'"
+        )
+    )
+    numbers = {org.id: int(counters.get(org.id, 0)) for org in orgs}
+    first_response = timedelta(minutes=first_response_minutes)
+    resolution = timedelta(minutes=resolution_minutes)
+    made: list[tuple[uuid.UUID, uuid.UUID]] = []
+    for begin in range(0, len(due), chunk):
+        tickets, events, history, changes, outbox = [], [], [], [], []
+        for i in range(begin, min(begin + chunk, len(due))):
+            org = orgs[i % len(orgs)]
+            numbers[org.id] += 1
+            number = f"TK-{numbers[org.id]:06d}"
+            ticket_id = uuid7()
+            created = due[i] - first_response
+            customer = rng.choice(org.customers)
+            made.append((org.id, ticket_id))
+            tickets.append(
+                (
+                    ticket_id,
+                    org.id,
+                    number,
+                    f"{subject} {i}",
+                    "Reported by the customer through the portal.",
+                    "new",
+                    "medium",
+                    "web",
+                    customer,
+                    customer,
+                    "[]",
+                    "{}",
+                    org.policy_id,
+                    "first_response_due",
+                    False,
+                    due[i],
+                    created + resolution,
+                    due[i],
+                    created,
+                    created,
+                )
+            )
+            events += [
+                (uuid7(), org.id, ticket_id, "start", target, 0, created, created)
+                for target in ("first_response", "resolution")
+            ]
+            history.append((uuid7(), org.id, ticket_id, customer, "ticket", None, number, created))
+            changes.append((uuid7(), org.id, ticket_id, "created", 1, created))
+            outbox.append(
+                (
+                    uuid7(),
+                    org.id,
+                    "ticket.created",
+                    "ticket",
+                    ticket_id,
+                    json.dumps({"id": str(ticket_id), "ticket_number": number}),
+                    created + timedelta(seconds=1),
+                    created,
+                )
+            )
+        await conn.copy_records_to_table(
+            "tickets",
+            records=tickets,
+            columns=[
+                "id",
+                "organization_id",
+                "ticket_number",
+                "subject",
+                "description",
+                "status",
+                "priority",
+                "channel",
+                "customer_id",
+                "created_by_id",
+                "tags",
+                "custom_fields",
+                "sla_policy_id",
+                "sla_status",
+                "sla_breach",
+                "first_response_due_at",
+                "resolution_due_at",
+                "sla_next_deadline",
+                "created_at",
+                "updated_at",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "ticket_sla_events",
+            records=events,
+            columns=[
+                "id",
+                "organization_id",
+                "ticket_id",
+                "kind",
+                "target",
+                "cycle",
+                "at",
+                "created_at",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "ticket_history",
+            records=history,
+            columns=[
+                "id",
+                "organization_id",
+                "ticket_id",
+                "user_id",
+                "field",
+                "old_value",
+                "new_value",
+                "created_at",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "ticket_changes",
+            records=changes,
+            columns=["id", "organization_id", "ticket_id", "change", "xact_id", "created_at"],
+        )
+        await conn.copy_records_to_table(
+            "outbox_events",
+            records=outbox,
+            columns=[
+                "id",
+                "organization_id",
+                "event_type",
+                "aggregate_type",
+                "aggregate_id",
+                "payload",
+                "dispatched_at",
+                "created_at",
+            ],
+        )
+    await conn.executemany(
+        "INSERT INTO sequence_counters (id, organization_id, name, value) "
+        "VALUES ($1, $2, 'ticket', $3) "
+        "ON CONFLICT (organization_id, name) DO UPDATE SET value = excluded.value",
+        [(uuid7(), org_id, value) for org_id, value in numbers.items()],
+    )
+    return made
