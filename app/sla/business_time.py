@@ -55,6 +55,9 @@ class Calendar:
     # (a `holidays` country calendar, which computes its years on demand).
     closed: Container[date] = frozenset()
     _by_weekday: tuple[tuple[Interval, ...], ...] = field(init=False, repr=False)
+    # Every local day open from midnight to midnight and no date closed: business time
+    # is wall-clock time (the days' spans meet end to start, DST days included).
+    around_the_clock: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         by_weekday: list[list[Interval]] = [[] for _ in range(7)]
@@ -66,6 +69,13 @@ class Calendar:
                 if later.start < earlier.end:
                     raise ValueError("intervals of one day must not overlap")
         object.__setattr__(self, "_by_weekday", tuple(tuple(day) for day in by_weekday))
+        whole_days = all(
+            [(i.start, i.end) for i in day] == [(0, MINUTES_PER_DAY)] for day in by_weekday
+        )
+        # A `holidays` calendar reads as empty until a year is asked for: only a plain
+        # set is known to close nothing.
+        nothing_closed = isinstance(self.closed, frozenset | set) and not self.closed
+        object.__setattr__(self, "around_the_clock", whole_days and nothing_closed)
 
     @classmethod
     def always(cls) -> Calendar:
@@ -109,6 +119,8 @@ def add_business_time(calendar: Calendar, start: datetime, target: timedelta) ->
     if target <= timedelta(0):
         raise ValueError("the target must be positive")
     start = start.astimezone(UTC)
+    if calendar.around_the_clock:
+        return start + target
     remaining = target
     # A span of the day before can reach past midnight only at `24:00`, which ends at
     # midnight; starting one day early is still the simple, safe choice across zones.
@@ -135,6 +147,8 @@ def business_time_between(calendar: Calendar, start: datetime, end: datetime) ->
     total = timedelta(0)
     if end <= start:
         return total
+    if calendar.around_the_clock:
+        return end - start
     day = calendar.local_date(start) - timedelta(days=1)
     last = calendar.local_date(end) + timedelta(days=1)
     counted_until = start

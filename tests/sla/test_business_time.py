@@ -223,6 +223,17 @@ def test_24_7_is_wall_clock_time() -> None:
     )
 
 
+def test_whole_days_with_a_countrys_holidays_are_not_wall_clock_time() -> None:
+    every_day = {d: [("00:00", "24:00")] for d in range(7)}
+    assert weekly("Europe/Berlin", every_day).around_the_clock
+    closed = weekly("Europe/Berlin", every_day, closed=holidays.country_holidays("DE"))
+    assert not closed.around_the_clock
+    christmas_eve = local("Europe/Berlin", 2026, 12, 24, 12, 0)
+    # 12 hours of the 24th, then the 25th and 26th are closed.
+    due = add_business_time(closed, christmas_eve, timedelta(hours=13))
+    assert due == local("Europe/Berlin", 2026, 12, 27, 1, 0)
+
+
 def test_a_calendar_that_never_opens_has_no_due_time() -> None:
     with pytest.raises(NeverOpen):
         add_business_time(weekly("UTC", {}), datetime(2026, 1, 1, tzinfo=UTC), timedelta(minutes=1))
