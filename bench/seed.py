@@ -44,6 +44,20 @@ class SeededOrg:
     open_ticket_ids: list[uuid.UUID] = field(default_factory=list)
 
 
+# The journal rows a ticket's creation writes, as both seeders copy them.
+HISTORY_COLUMNS = [
+    "id",
+    "organization_id",
+    "ticket_id",
+    "user_id",
+    "field",
+    "old_value",
+    "new_value",
+    "created_at",
+]
+CHANGE_COLUMNS = ["id", "organization_id", "ticket_id", "change", "xact_id", "created_at"]
+
+
 async def seed(
     dsn: str,
     *,
@@ -207,21 +221,12 @@ async def _tickets(
     await conn.copy_records_to_table(
         "ticket_history",
         records=history,
-        columns=[
-            "id",
-            "organization_id",
-            "ticket_id",
-            "user_id",
-            "field",
-            "old_value",
-            "new_value",
-            "created_at",
-        ],
+        columns=HISTORY_COLUMNS,
     )
     await conn.copy_records_to_table(
         "ticket_changes",
         records=changes,
-        columns=["id", "organization_id", "ticket_id", "change", "xact_id", "created_at"],
+        columns=CHANGE_COLUMNS,
     )
     await conn.execute(
         "INSERT INTO sequence_counters (id, organization_id, name, value) "
@@ -413,21 +418,12 @@ async def seed_sla_tickets(
         await conn.copy_records_to_table(
             "ticket_history",
             records=history,
-            columns=[
-                "id",
-                "organization_id",
-                "ticket_id",
-                "user_id",
-                "field",
-                "old_value",
-                "new_value",
-                "created_at",
-            ],
+            columns=HISTORY_COLUMNS,
         )
         await conn.copy_records_to_table(
             "ticket_changes",
             records=changes,
-            columns=["id", "organization_id", "ticket_id", "change", "xact_id", "created_at"],
+            columns=CHANGE_COLUMNS,
         )
         await conn.copy_records_to_table(
             "outbox_events",
