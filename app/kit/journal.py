@@ -4,16 +4,19 @@ outbox events — collected while a service makes the change and written by its 
 
 Nothing reads, updates or deletes these rows in the unit of work that writes them, so
 they are not ORM objects (an identity map and per-object flush bookkeeping would buy
-nothing): each row is a single-row `INSERT`, and on PostgreSQL those are chained as
-data-modifying CTEs of one statement — one round trip for the whole journal. Single-row
-VALUES, because SQLAlchemy caches the compiled form of those (never of a multi-row
-VALUES): a write path's journal compiles once. Every row is stamped with the unit's
-organization.
+nothing): each row is a single-row `INSERT`. A request's journal (a few rows) is one
+statement on PostgreSQL, its INSERTs chained as data-modifying CTEs — one round trip. A
+batch's journal (a worker acting on many tickets) is one executemany per table and
+shape of row — a few round trips for hundreds of rows, where chaining would build a new
+statement for every batch size. Single-row VALUES either way, because SQLAlchemy caches
+the compiled form of those (never of a multi-row VALUES): each shape compiles once.
+Every row is stamped with the unit's organization.
 """
 
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -24,6 +27,12 @@ from app.db.unit_of_work import UnitOfWork
 from app.kit.outbox import RELAY_COALESCE_SECONDS, RELAY_JOB
 from app.kit.repository import prebuilt, scoped
 from app.models.outbox import OutboxEvent
+
+# Up to this many rows a journal is one chained statement; beyond, one executemany per
+# table and shape (see the module docstring).
+CHAINED_ROWS = 12
+
+Shape = tuple[type[Base], tuple[tuple[str, Any], ...]]
 
 
 class Journal:
@@ -70,37 +79,34 @@ class Journal:
                 job_id=f"{RELAY_JOB}:{self.organization_id}",
                 coalesce_seconds=RELAY_COALESCE_SECONDS,
             )
-        # Values are parameters `r<row>_<column>`; SQL values (a function of the
-        # transaction) and the tenant are part of the statement, built once per shape.
-        shape = tuple(
-            (
-                model,
-                tuple((c, v if isinstance(v, sa.ClauseElement) else None) for c, v in row.items()),
-            )
-            for model, row in rows
-        )
-        params = {
-            f"r{i}_{column}": value
-            for i, (_model, row) in enumerate(rows)
-            for column, value in row.items()
-            if column != "organization_id" and not isinstance(value, sa.ClauseElement)
-        }
         postgres = self.uow.dialect == "postgresql"
-        key = ("journal", self.organization_id, postgres, shape)
-        statements = prebuilt(key, lambda: self._statements(shape, chained=postgres))
-        for statement in statements:
+        if postgres and len(rows) <= CHAINED_ROWS:
+            await self._write_chained(rows)
+            return
+        groups: dict[Shape, list[dict[str, Any]]] = {}
+        for model, row in rows:
+            groups.setdefault((model, _columns(row)), []).append(_params(0, row))
+        for shape, params in groups.items():
+            key = ("journal-rows", self.organization_id, shape)
+            statement = prebuilt(key, partial(self._insert, 0, *shape))
             await self.uow.session.execute(statement, params)
 
-    def _statements(
-        self, shape: tuple[tuple[type[Base], tuple[tuple[str, Any], ...]], ...], *, chained: bool
-    ) -> tuple[sa.Insert, ...]:
-        """One single-row INSERT per row; on PostgreSQL chained as CTEs of one statement
-        (SQLite has no data-modifying CTEs: one statement each there)."""
+    async def _write_chained(self, rows: list[tuple[type[Base], dict[str, Any]]]) -> None:
+        # Values are parameters `r<row>_<column>`; SQL values (a function of the
+        # transaction) and the tenant are part of the statement, built once per shape.
+        shape = tuple((model, _columns(row)) for model, row in rows)
+        params: dict[str, Any] = {}
+        for i, (_model, row) in enumerate(rows):
+            params |= _params(i, row)
+        key = ("journal", self.organization_id, shape)
+        statement = prebuilt(key, lambda: self._chained(shape))
+        await self.uow.session.execute(statement, params)
+
+    def _chained(self, shape: tuple[Shape, ...]) -> sa.Insert:
+        """One single-row INSERT per row, chained as CTEs of one statement."""
         inserts = [self._insert(i, model, columns) for i, (model, columns) in enumerate(shape)]
-        if not chained:
-            return tuple(inserts)
         *earlier, last = inserts
-        return (last.add_cte(*(insert.cte(f"journal_{i}") for i, insert in enumerate(earlier))),)
+        return last.add_cte(*(insert.cte(f"journal_{i}") for i, insert in enumerate(earlier)))
 
     def _insert(self, i: int, model: type[Base], columns: tuple[tuple[str, Any], ...]) -> sa.Insert:
         """Row `i`: the tenant and SQL values in the statement, the rest `r<i>_<column>`."""
@@ -114,3 +120,17 @@ class Journal:
             else:
                 values[column] = sa.bindparam(f"r{i}_{column}", type_=table.c[column].type)
         return scoped(sa.insert(table).values(values))
+
+
+def _columns(row: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A row's shape: its columns, with the SQL values (part of the statement) named."""
+    return tuple((c, v if isinstance(v, sa.ClauseElement) else None) for c, v in row.items())
+
+
+def _params(i: int, row: dict[str, Any]) -> dict[str, Any]:
+    """Row `i`'s bound values (the tenant and SQL values are in the statement)."""
+    return {
+        f"r{i}_{column}": value
+        for column, value in row.items()
+        if column != "organization_id" and not isinstance(value, sa.ClauseElement)
+    }

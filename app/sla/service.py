@@ -259,6 +259,7 @@ class TicketClock:
         self.log = log  # None: not read, as no policy measures the ticket
         self.measures = measures or Measures(session)
         self.added: list[Event] = []
+        self._clock: Clock | None = None
 
     @classmethod
     def new(cls, session: AsyncSession, ticket_id: uuid.UUID) -> TicketClock:
@@ -274,7 +275,9 @@ class TicketClock:
 
     @property
     def clock(self) -> Clock:
-        return Clock([*(self.log or []), *self.added])
+        if self._clock is None:
+            self._clock = Clock([*(self.log or []), *self.added])
+        return self._clock
 
     @property
     def known_clock(self) -> Clock | None:
@@ -284,6 +287,7 @@ class TicketClock:
     def add(self, events: Sequence[Event]) -> None:
         for event in events:
             self.added.extend(resolve_cycles(self.clock, [event]))
+            self._clock = None
 
     def journal(self, journal: Journal) -> None:
         for event in self.added:

@@ -33,10 +33,11 @@ from prometheus_client import Counter, Histogram
 from app.db.database import Database
 from app.db.unit_of_work import UnitOfWork
 from app.kit.jobs import run_job, transient
+from app.kit.journal import Journal
 from app.sla.clock import Event, EventKind
 from app.sla.repository import SLARepository, TimerQueueRepository
 from app.sla.service import Measures
-from app.tickets.repository import TicketRepository
+from app.tickets.repository import TicketRepository, TicketWrite
 from app.tickets.service import act_on_deadlines
 
 CLAIM_BATCH = 100
@@ -82,6 +83,15 @@ class TimerFailed(Exception):
         self.ticket_id = ticket_id
 
 
+class BatchFailed(Exception):
+    """Writing a batch failed and no single ticket can be named (the cause is chained):
+    its tickets are taken again one per transaction."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"an SLA timer batch of {size} tickets failed")
+        self.size = size
+
+
 @dataclass(slots=True)
 class Batch:
     claimed: int = 0
@@ -90,24 +100,37 @@ class Batch:
 
 async def flag_due(uow: UnitOfWork, *, limit: int = CLAIM_BATCH) -> Batch:
     """Claim up to `limit` of this organization's tickets with a deadline due and act
-    on each (the caller commits)."""
-    tickets = await TicketRepository(uow.session).claim_due(datetime.now(UTC), limit)
-    batch = Batch(claimed=len(tickets))
-    if not tickets:
+    on each; their writes and journal rows go out together at the end, a few statements
+    for the whole batch (the caller commits)."""
+    tickets = TicketRepository(uow.session)
+    claimed = await tickets.claim_due(datetime.now(UTC), limit)
+    batch = Batch(claimed=len(claimed))
+    if not claimed:
         return batch
-    logs = await SLARepository(uow.session).logs([ticket["id"] for ticket in tickets])
+    logs = await SLARepository(uow.session).logs([ticket["id"] for ticket in claimed])
     measures = Measures(uow.session)
-    for ticket in tickets:
+    journal = Journal(uow)
+    writes: list[TicketWrite] = []
+    for ticket in claimed:
         try:
             with structlog.contextvars.bound_contextvars(ticket_id=str(ticket["id"])):
                 events = await act_on_deadlines(
-                    uow, ticket, logs[ticket["id"]], measures, datetime.now(UTC)
+                    uow, journal, writes, ticket, logs[ticket["id"]], measures, datetime.now(UTC)
                 )
         except Exception as error:
             if transient(error):
                 raise
             raise TimerFailed(ticket["id"]) from error
         batch.recorded.extend((ticket["id"], event) for event in events)
+    try:
+        await tickets.write_many(writes)
+        await journal.write()
+    except Exception as error:
+        if transient(error):
+            raise
+        if len(claimed) == 1:
+            raise TimerFailed(claimed[0]["id"]) from error
+        raise BatchFailed(len(claimed)) from error
     return batch
 
 
@@ -199,7 +222,26 @@ class TimerLoop:
 
     async def _flag(self, organization_id: uuid.UUID) -> Batch:
         try:
-            batch: Batch = await run_job(self.database, flag_due, organization_id, limit=self.batch)
+            return await self._flag_batch(organization_id, self.batch)
+        except BatchFailed as failed:
+            TIMER_FAILURES.labels("batch").inc()
+            log.warning(
+                "sla_timer_batch_failed",
+                organization_id=str(organization_id),
+                size=failed.size,
+                exc_info=failed.__cause__,
+            )
+            size = failed.size
+        # One ticket per transaction: a failure names its ticket, which is put aside,
+        # and the rest of the batch is flagged in this pass all the same.
+        for _ in range(size):
+            if (await self._flag_batch(organization_id, 1)).claimed == 0:
+                break
+        return Batch(claimed=self.batch)  # go again at once, in batches
+
+    async def _flag_batch(self, organization_id: uuid.UUID, limit: int) -> Batch:
+        try:
+            batch: Batch = await run_job(self.database, flag_due, organization_id, limit=limit)
         except TimerFailed as failed:
             TIMER_FAILURES.labels("ticket").inc()
             log.error(
@@ -216,7 +258,7 @@ class TimerLoop:
                 ticket_id=failed.ticket_id,
                 seconds=FAILED_RETRY_SECONDS,
             )
-            return Batch(claimed=self.batch)  # the others are still due: go again
+            return Batch(claimed=limit)  # the others are still due: go again
         committed = datetime.now(UTC)
         TIMERS_CLAIMED.inc(batch.claimed)
         for ticket_id, event in batch.recorded:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal, cast
 
 import sqlalchemy as sa
@@ -34,6 +35,9 @@ from app.models.ticket import (
     TicketStatus,
 )
 from app.models.user import STAFF_ROLES, AvailabilityStatus, Department, Role, User
+
+# (ticket id, the version it is locked at, the columns to set)
+TicketWrite = tuple[uuid.UUID, int, dict[str, Any]]
 
 TICKET_SEQUENCE = "ticket"
 TICKET_PREFIX = "TK-"
@@ -370,7 +374,26 @@ class TicketRepository(Repository[Ticket]):
             raise LookupError("the ticket was not locked at that version")
         return row
 
+    async def write_many(self, writes: Sequence[TicketWrite]) -> None:
+        """`write` for many tickets, nothing returned: one executemany per set of columns
+        (a worker's batch; the caller has the rows it claimed). The rows are locked, so
+        each version still holds, as `write` would have checked."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for ticket_id, version, values in writes:
+            if not values or not WRITABLE.issuperset(values):
+                raise ValueError(f"not writable ticket columns: {sorted(set(values) - WRITABLE)}")
+            params = {f"new_{name}": value for name, value in values.items()}
+            groups.setdefault(tuple(sorted(values)), []).append(
+                {**params, "ticket_id": ticket_id, "locked_version": version}
+            )
+        for columns, rows in groups.items():
+            statement = self.prebuilt(("write_many", columns), partial(self._update, columns))
+            await self.session.execute(statement, rows)
+
     def _write(self, columns: tuple[str, ...]) -> sa.Update:
+        return self._update(columns).returning(*TICKETS.c)
+
+    def _update(self, columns: tuple[str, ...]) -> sa.Update:
         return (
             self.update(include_deleted=True)
             # Not named after a column: an UPDATE's parameter named so would join its SET.
@@ -380,7 +403,6 @@ class TicketRepository(Repository[Ticket]):
                 updated_at=UtcNow(),
                 **{name: sa.bindparam(f"new_{name}", type_=T[name].type) for name in columns},
             )
-            .returning(*TICKETS.c)
         )
 
     async def claim_due(self, now: datetime, limit: int) -> list[Record]:

@@ -50,7 +50,7 @@ from app.sla import service as sla
 from app.sla.clock import EscalationAction, Event, EventKind, Policy
 from app.sla.recompute import RECOMPUTE_JOB
 from app.sla.repository import SLARepository
-from app.tickets.repository import Sort, TicketFilters, TicketRepository
+from app.tickets.repository import Sort, TicketFilters, TicketRepository, TicketWrite
 from app.tickets.schemas import CommentCreate, TicketCreate, TicketUpdate
 
 S = TicketStatus
@@ -597,6 +597,8 @@ RAISED_PRIORITY = {
 
 async def act_on_deadlines(
     uow: UnitOfWork,
+    journal: Journal,
+    writes: list[TicketWrite],
     ticket: Record,
     log: list[Event],
     measures: sla.Measures,
@@ -606,12 +608,16 @@ async def act_on_deadlines(
     ticket the caller claimed (locked, `log` read under the lock). Each is recorded in
     the log with its `done_key`, unique per ticket, and a recorded one is no longer
     pending: whoever acts second finds nothing to do. Then the due fields and the next
-    deadline follow. Returns what was recorded."""
+    deadline follow. Returns what was recorded.
+
+    A worker acts on a batch of tickets: the journal rows go into `journal` and a write
+    of the clock's columns alone into `writes`, both written by the caller with the
+    batch's. An escalation that changes the ticket itself (priority, assignee) writes at
+    once: the next ticket's reassignment counts the agents' open tickets."""
     policy_id: uuid.UUID | None = ticket["sla_policy_id"]
     policy = await measures.get(policy_id) if policy_id is not None else None
     clocks = sla.TicketClock(uow.session, ticket["id"], log, measures)
     due = sla.due_deadlines(clocks.clock, policy, now) if policy is not None else []
-    journal = Journal(uow)
     changes: Changes = {}
     recorded = []
     for deadline in due:
@@ -629,13 +635,13 @@ async def act_on_deadlines(
         clocks.add([sla.recompute_event(now, "priority_raised")])
     values = {field: new for field, (_old, new) in changes.items()}
     values |= _differing(ticket, await clocks.values(policy_id, TicketStatus(ticket["status"])))
-    if values:
+    if changes:
         written = await TicketRepository(uow.session).write(ticket["id"], ticket["version"], values)
         record_changes(journal, written, None, changes)
-        if not changes:
-            feed(journal, written, ChangeKind.UPDATED)
+    elif values:
+        writes.append((ticket["id"], ticket["version"], values))
+        feed(journal, ticket, ChangeKind.UPDATED)
     clocks.journal(journal)
-    await journal.write()
     return recorded
 
 
@@ -758,17 +764,19 @@ async def recompute_clocks(
     logs = await SLARepository(uow.session).logs([ticket["id"] for ticket in batch])
     measures = sla.Measures(uow.session)
     now = datetime.now(UTC)
+    journal = Journal(uow)
+    writes: list[TicketWrite] = []
     for ticket in batch:
         clocks = sla.TicketClock(uow.session, ticket["id"], logs[ticket["id"]], measures)
         clocks.add([sla.recompute_event(now, reason)])
         values = await clocks.values(ticket["sla_policy_id"], TicketStatus(ticket["status"]))
-        journal = Journal(uow)
         changed = _differing(ticket, values)
         if changed:
-            written = await tickets.write(ticket["id"], ticket["version"], changed)
-            feed(journal, written, ChangeKind.UPDATED)
+            writes.append((ticket["id"], ticket["version"], changed))
+            feed(journal, ticket, ChangeKind.UPDATED)
         clocks.journal(journal)
-        await journal.write()
+    await tickets.write_many(writes)
+    await journal.write()
     if len(batch) == limit:
         uow.enqueue(RECOMPUTE_JOB, policy_ids=policy_ids, reason=reason, after=str(batch[-1]["id"]))
     return len(batch)
