@@ -22,6 +22,7 @@ from app.models import Notification
 from app.models.ticket import Ticket, TicketSLAEvent
 from app.models.user import AvailabilityStatus, Role
 from app.sla.clock import EventKind
+from app.sla.repository import SLARepository
 from app.sla.timers import Batch, TimerLoop, flag_due
 from app.tickets.repository import TicketRepository
 from tests.support.api import pages
@@ -264,6 +265,65 @@ async def test_a_ticket_that_fails_is_retried_later_and_holds_up_nobody(
     row = await ticket_row(database, broken["id"])
     assert row.sla_next_deadline is not None
     assert row.sla_next_deadline > datetime.now(UTC) + timedelta(seconds=30)
+
+
+async def test_a_batch_writes_what_one_ticket_at_a_time_writes(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant
+) -> None:
+    # Twenty tickets: the batch's journal goes out by table (executemany), one ticket's
+    # as one chained statement; the rows must be the same.
+    await add_policy(client, tenant_a, first_response_minutes=5)
+    tickets = [await create(client, tenant_a) for _ in range(21)]
+    await age(database, [t["id"] for t in tickets], minutes=6)
+    alone = await run_job(database, flag_due, tenant_a.org.id, limit=1)
+    batch = await flag(database, tenant_a)
+    assert (alone.claimed, batch.claimed) == (1, 20)
+    for ticket in tickets:
+        row = await ticket_row(database, ticket["id"])
+        assert (row.sla_breach, row.sla_status, row.version) == (
+            True,
+            "breached",
+            ticket["version"] + 1,
+        )
+        assert row.sla_next_deadline == ts(ticket["resolution_due_at"]) - timedelta(minutes=6)
+        history = await history_rows(database, tenant_a, row.id)
+        assert [(h.field, h.new_value) for h in history] == [("sla_breach", "first_response")]
+        [event] = await event_rows(database, tenant_a, row.id, "ticket.sla_breached")
+        assert event.payload["id"] == ticket["id"]
+        events = kinds(await sla_events(client, tenant_a, ticket["id"]))
+        assert events[-1] == ("breach", "first_response")
+
+
+async def test_one_worker_at_a_time_visits_an_organization(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant
+) -> None:
+    await add_policy(client, tenant_a, first_response_minutes=5)
+    ticket = await create(client, tenant_a)
+    await age(database, [ticket["id"]], minutes=6)
+    visiting = database.tenant_unit(tenant_a.org.id)
+    try:
+        assert await SLARepository(visiting.session).visit_timers() is True
+        # Another worker moves on without claiming: nothing of the tenant is locked yet,
+        # but both would claim the same due rows.
+        assert (await flag(database, tenant_a)).claimed == 0
+    finally:
+        await visiting.close()
+    assert (await flag(database, tenant_a)).claimed == 1
+
+
+async def test_a_pass_visits_every_organization_with_work_due(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    due = []
+    for tenant in (tenant_a, tenant_b):
+        await add_policy(client, tenant, first_response_minutes=5)
+        due += [await create(client, tenant) for _ in range(3)]
+    await age(database, [t["id"] for t in due], minutes=6)
+    loop = TimerLoop(database)
+    assert loop.lanes > 1  # both tenants at once
+    assert await loop.run_once() is False  # no batch came back full
+    for ticket in due:
+        assert (await ticket_row(database, ticket["id"])).sla_breach is True
 
 
 async def test_the_loop_flags_breaches_with_redis_down(
