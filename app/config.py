@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     webhook_allow_private_targets: bool = False
     max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_attachment_bytes: int = Field(default=25 * 1_048_576, ge=1024)
+    max_inbound_message_bytes: int = Field(
+        default=30 * 1_048_576,
+        ge=1024,
+        description="Largest message an inbound channel accepts (mail with attachments "
+        "outgrows MAX_REQUEST_BODY_BYTES); larger ones answer 413 and are not stored.",
+    )
     storage_dir: Path = Path("var/storage")
     cors_origins: list[str] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

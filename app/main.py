@@ -17,6 +17,9 @@ from app.auth.router import router as auth_router
 from app.auth.router import sessions_router
 from app.business_hours.router import router as business_hours_router
 from app.changes.router import router as changes_router
+from app.channels.limits import BodySizeLimits
+from app.channels.router import inbound_router
+from app.channels.router import router as channels_router
 from app.config import API_PREFIX, Settings, get_settings
 from app.custom_fields.router import router as custom_fields_router
 from app.customers.router import router as customers_router
@@ -26,7 +29,6 @@ from app.health.router import router as health_router
 from app.kit.errors import PROBLEM_RESPONSES, document_problems, install_error_handlers
 from app.kit.idempotency import IdempotentReplay, replay_response
 from app.kit.jobs import ArqJobQueue, InProcessJobQueue
-from app.kit.limits import BodySizeLimitMiddleware
 from app.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from app.kit.security_headers import SecurityHeadersMiddleware
 from app.notifications.router import router as notifications_router
@@ -51,6 +53,8 @@ API_ROUTERS = (
     sla_policies_router,
     reports_router,
     notifications_router,
+    channels_router,
+    inbound_router,
     organizations_router,
     api_keys_router,
     sessions_router,
@@ -116,9 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_exception_handler(IdempotentReplay, replay_response)
     app.add_middleware(
-        BodySizeLimitMiddleware,
+        BodySizeLimits,
         max_bytes=settings.max_request_body_bytes,
         multipart_max_bytes=settings.max_attachment_bytes + 64 * 1024,
+        inbound_max_bytes=settings.max_inbound_message_bytes,
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -35,6 +35,7 @@ from app.models import (
     TicketChange,
     TicketComment,
     TicketHistory,
+    TicketMessageId,
     TicketSLAEvent,
     User,
     UserPermission,
@@ -47,7 +48,7 @@ from app.models import (
     WorkOrder,
 )
 from app.models.automation import TriggerType
-from app.models.channel import ChannelType
+from app.models.channel import ChannelType, MessageDirection
 from app.models.custom_field import FieldType
 from app.models.retention import RetentionType
 from app.models.user import Role
@@ -119,6 +120,11 @@ async def seed_every_model(session: AsyncSession) -> dict[type[Base], Base]:
             sha256="0" * 64,
         ),
         TicketHistory(ticket_id=ticket.id, user_id=agent.id, field="status", new_value="new"),
+        TicketMessageId(
+            message_id=f"{uid()}@mail.example.com",
+            ticket_id=ticket.id,
+            direction=MessageDirection.INBOUND,
+        ),
         TicketSLAEvent(
             ticket_id=ticket.id,
             kind=SLAEventKind.START,

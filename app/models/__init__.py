@@ -1,7 +1,7 @@
 """Every mapped class, imported once so metadata and string relationships are complete."""
 
 from app.models.automation import AutomationRule, VisualWorkflow, VisualWorkflowVersion
-from app.models.channel import Channel, InboundMessage
+from app.models.channel import Channel, InboundMessage, TicketMessageId
 from app.models.custom_field import CustomField
 from app.models.field_service import Technician, WorkOrder
 from app.models.idempotency import IdempotencyKey
@@ -46,6 +46,7 @@ __all__ = [
     "TicketChange",
     "TicketComment",
     "TicketHistory",
+    "TicketMessageId",
     "TicketSLAEvent",
     "User",
     "UserPermission",

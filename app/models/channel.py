@@ -1,4 +1,5 @@
-"""Inbound channels (email, chat) and the inbox of raw payloads they receive."""
+"""Inbound channels (email, chat), the inbox of raw payloads they receive, and the
+message ids that thread mail into tickets."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, TimestampMixin
+from app.db.base import Base, CreatedAtMixin, TimestampMixin
 from app.db.tenancy import SoftDeleteMixin, TenantMixin, tenant_fk
 from app.db.types import str_enum
+from app.models.ticket import Priority
 
 
 class ChannelType(enum.StrEnum):
@@ -21,17 +23,35 @@ class ChannelType(enum.StrEnum):
 
 
 class InboundStatus(enum.StrEnum):
-    RECEIVED = "received"
+    RECEIVED = "received"  # stored and committed, not processed yet (or being processed)
     CREATED = "created"
     THREADED = "threaded"
+    DUPLICATE = "duplicate"  # the same message reached the organization another way
     IGNORED = "ignored"
     FAILED = "failed"
+
+
+class ThreadReason(enum.StrEnum):
+    """Which rule placed a message, in the order the rules are tried."""
+
+    IN_REPLY_TO = "in_reply_to"
+    REFERENCES = "references"
+    SUBJECT_NUMBER = "subject_number"
+    CONVERSATION = "conversation"
+    NEW = "new"
+
+
+class MessageDirection(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
 
 
 class Channel(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
     """An inbound endpoint. `secret` verifies Standard Webhooks signatures, so it must be
     kept readable (an HMAC key cannot be hashed); `previous_secret` stays valid until
-    `previous_secret_expires_at` so senders can rotate without downtime."""
+    `previous_secret_expires_at` so senders can rotate without downtime. New tickets get
+    `default_department_id` and `default_priority`; a deleted department leaves the
+    channel without one (SET NULL on a hard delete)."""
 
     __tablename__ = "channels"
     __table_args__ = (
@@ -44,6 +64,11 @@ class Channel(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
             postgresql_where=sa.text("channels.deleted_at IS NULL AND address IS NOT NULL"),
             sqlite_where=sa.text("channels.deleted_at IS NULL AND address IS NOT NULL"),
         ),
+        sa.CheckConstraint(
+            "new_tickets_per_sender_per_hour BETWEEN 1 AND 10000",
+            name="new_tickets_per_sender_per_hour_range",
+        ),
+        tenant_fk("default_department_id", "departments", ondelete="SET NULL"),
     )
 
     type: Mapped[ChannelType] = mapped_column(str_enum(ChannelType, "channel_type"))
@@ -54,12 +79,25 @@ class Channel(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
     previous_secret_expires_at: Mapped[datetime | None]
     is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    default_department_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    default_priority: Mapped[Priority] = mapped_column(
+        str_enum(Priority, "channel_priority"),
+        default=Priority.MEDIUM,
+        server_default=Priority.MEDIUM.value,
+    )
+    # Where a chat ticket's public replies will be POSTed (the outbound half).
+    reply_url: Mapped[str | None] = mapped_column(sa.String(2048))
+    accept_unknown_senders: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    new_tickets_per_sender_per_hour: Mapped[int] = mapped_column(default=20, server_default="20")
 
 
 class InboundMessage(TenantMixin, TimestampMixin, Base):
     """The inbox: every accepted payload, stored and committed before it is processed,
-    so nothing accepted is ever lost. `external_id` (email Message-ID, chat event id)
-    makes redelivery a no-op; the message ids also thread replies into tickets."""
+    so nothing accepted is ever lost; `created_at` is when it was received. The unique
+    `external_id` (email Message-ID, or one derived from the message; chat event id)
+    makes redelivery a no-op. `raw_body` is the payload exactly as signed; what
+    processing made of it is `status`, `reason`, `thread_reason` and the ticket and
+    comment (a follow-up of a closed ticket names it in `follow_up_of_ticket_id`)."""
 
     __tablename__ = "inbound_messages"
     __table_args__ = (
@@ -78,10 +116,30 @@ class InboundMessage(TenantMixin, TimestampMixin, Base):
             postgresql_where=sa.text("status = 'failed'"),
             sqlite_where=sa.text("status = 'failed'"),
         ),
+        # The admin's inbox list, newest first, optionally by status.
+        sa.Index("ix_inbound_messages_channel", "organization_id", "channel_id", "id"),
+        sa.Index(
+            "ix_inbound_messages_channel_status",
+            "organization_id",
+            "channel_id",
+            "status",
+            "id",
+        ),
+        # New tickets per sender and hour (the channel's limit).
+        sa.Index(
+            "ix_inbound_messages_sender_created",
+            "organization_id",
+            "channel_id",
+            "sender_email",
+            "created_at",
+            postgresql_where=sa.text("status = 'created'"),
+            sqlite_where=sa.text("status = 'created'"),
+        ),
         sa.CheckConstraint("attempts >= 0", name="attempts_nonneg"),
         tenant_fk("channel_id", "channels"),
         tenant_fk("ticket_id", "tickets", ondelete="SET NULL"),
         tenant_fk("comment_id", "ticket_comments", ondelete="SET NULL"),
+        tenant_fk("follow_up_of_ticket_id", "tickets", ondelete="SET NULL"),
     )
 
     channel_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
@@ -94,8 +152,43 @@ class InboundMessage(TenantMixin, TimestampMixin, Base):
         default=InboundStatus.RECEIVED,
         server_default=InboundStatus.RECEIVED.value,
     )
-    error: Mapped[str | None] = mapped_column(sa.Text)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     ticket_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     comment_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     processed_at: Mapped[datetime | None]
+    thread_reason: Mapped[ThreadReason | None] = mapped_column(
+        str_enum(ThreadReason, "inbound_thread_reason")
+    )
+    follow_up_of_ticket_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    sender_email: Mapped[str | None] = mapped_column(sa.String(320))
+    subject: Mapped[str | None] = mapped_column(sa.Text)
+    # The threading headers as received (ids without angle brackets).
+    message_id: Mapped[str | None] = mapped_column(sa.String(998))
+    in_reply_to: Mapped[str | None] = mapped_column(sa.String(998))
+    reference_ids: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+
+
+class TicketMessageId(TenantMixin, CreatedAtMixin, Base):
+    """Which ticket a mail Message-ID belongs to: every message an inbound channel put
+    on a ticket (`inbound`), and the outgoing mail of agents' replies (`outbound`), so
+    a reply naming either in In-Reply-To or References threads into that ticket, and
+    our own mail coming back is recognised. One ticket per id and organization. Goes
+    with its ticket on a hard delete."""
+
+    __tablename__ = "ticket_message_ids"
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "message_id"),
+        sa.Index("ix_ticket_message_ids_ticket", "organization_id", "ticket_id"),
+        tenant_fk("ticket_id", "tickets"),
+        tenant_fk("comment_id", "ticket_comments", ondelete="SET NULL"),
+        tenant_fk("inbound_message_id", "inbound_messages", ondelete="SET NULL"),
+    )
+
+    message_id: Mapped[str] = mapped_column(sa.String(998))
+    ticket_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    comment_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    inbound_message_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    direction: Mapped[MessageDirection] = mapped_column(
+        str_enum(MessageDirection, "message_direction")
+    )

@@ -24,6 +24,7 @@ from app.db.database import Database
 from app.models import (
     ApiKey,
     BusinessHours,
+    Channel,
     Customer,
     CustomField,
     Department,
@@ -33,6 +34,7 @@ from app.models import (
     User,
     UserPermission,
 )
+from app.models.channel import ChannelType, InboundMessage, InboundStatus
 from app.models.custom_field import FieldType
 from app.models.ticket import Ticket
 from app.models.user import Role
@@ -263,6 +265,31 @@ async def an_attachment(world: World, role: str, tenant: Tenant) -> Targets:
     return {"id": response.json()["id"]}
 
 
+def _channel() -> Channel:
+    return Channel(type=ChannelType.CHAT, name=unique("chat"), secret="whsec_" + "A" * 43)
+
+
+async def a_channel(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, _channel())}
+
+
+async def a_deleted_channel(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, _channel(), deleted=True)}
+
+
+async def a_failed_message(world: World, role: str, tenant: Tenant) -> Targets:
+    """A stored chat event that failed (no author): its retry fails again, a 202."""
+    channel = (await a_channel(world, role, tenant))["id"]
+    message = InboundMessage(
+        channel_id=uuid.UUID(channel),
+        external_id=unique("evt"),
+        content_type="application/json",
+        raw_body=b'{"event_id": "e"}',
+        status=InboundStatus.FAILED,
+    )
+    return {"id": channel, "inbox": await _row(world, tenant, message)}
+
+
 def new_org(_: World) -> dict[str, Any]:
     slug = unique("new")
     return {
@@ -397,6 +424,16 @@ CASES = [
         a_policy,
         params={"start": "2025-03-07T14:00:00Z"},
     ),
+    # inbound channels: admins (`channels:manage`); the webhooks themselves are signed
+    Case("GET", "/channels", ADMINS, 200),
+    Case("POST", "/channels", ADMINS, 201, body=lambda _: {"type": "chat", "name": unique("c")}),
+    Case("GET", "/channels/{id}", ADMINS, 200, a_channel),
+    Case("PATCH", "/channels/{id}", ADMINS, 200, a_channel, body=lambda _: {"name": "Renamed"}),
+    Case("DELETE", "/channels/{id}", ADMINS, 204, a_channel),
+    Case("POST", "/channels/{id}/restore", ADMINS, 200, a_deleted_channel),
+    Case("POST", "/channels/{id}/rotate-secret", ADMINS, 200, a_channel),
+    Case("GET", "/channels/{id}/inbox", ADMINS, 200, a_channel),
+    Case("POST", "/channels/{id}/inbox/{inbox}/retry", ADMINS, 202, a_failed_message),
     # API keys: admins (users) only
     Case("GET", "/api-keys", ONLY_ADMIN_USER, 200),
     Case("POST", "/api-keys", ONLY_ADMIN_USER, 201, body=lambda _: {"name": "k"}),
@@ -459,7 +496,13 @@ CASES = [
         params={"from": "2025-01-01T00:00:00Z", "to": "2025-02-01T00:00:00Z"},
     ),
 ]
-UNAUTHENTICATED_ROUTES = {"POST /auth/token", "POST /auth/refresh"}
+UNAUTHENTICATED_ROUTES = {
+    "POST /auth/token",
+    "POST /auth/refresh",
+    # Signed by the channel's secret instead (tests/channels).
+    "POST /inbound/email/{id}",
+    "POST /inbound/chat/{id}",
+}
 
 
 def expected(case: Case, role: str, scope: str) -> int:
@@ -509,7 +552,7 @@ async def test_route_by_role_and_organization(
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 async def test_route_without_credentials_is_401(case: Case, client: httpx.AsyncClient) -> None:
-    targets = {"id": str(uuid.uuid4()), "grant": str(uuid.uuid4())}
+    targets = {"id": str(uuid.uuid4()), "grant": str(uuid.uuid4()), "inbox": str(uuid.uuid4())}
     response = await _call(client, case, targets, {})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
@@ -538,7 +581,9 @@ def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
     }
     named_ids = re.compile(
         r"\{(user|organization|department|customer|key|session|ticket|field|attachment"
-        r"|business_hours|sla_policy|notification)_id\}"
+        r"|business_hours|sla_policy|notification|channel)_id\}"
     )
-    table = {case.id.replace("{grant}", "{grant_id}") for case in CASES}
+    table = {
+        case.id.replace("{grant}", "{grant_id}").replace("{inbox}", "{inbox_id}") for case in CASES
+    }
     assert {named_ids.sub("{id}", r) for r in spec_routes} - UNAUTHENTICATED_ROUTES == table

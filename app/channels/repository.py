@@ -1,0 +1,256 @@
+"""Every statement of the channels domain: the channels, their inbox, and the look-ups
+inbound processing makes of tickets, users and departments to place a message.
+
+One statement runs before the organization is known: which organization a channel
+belongs to (`ChannelLookupRepository`, the system session), the way an API key is
+found by its prefix. It reads that id and nothing else; the channel itself, its secrets
+included, is read afterwards in the organization's own session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.kit.pagination import PageParams, PageResult, SortKey
+from app.kit.repository import PlatformRepository, Record, Repository, scoped
+from app.models.channel import (
+    Channel,
+    ChannelType,
+    InboundMessage,
+    InboundStatus,
+    TicketMessageId,
+)
+from app.models.organization import Organization
+from app.models.ticket import Ticket
+from app.models.user import Department, User
+
+CHANNELS = cast(sa.Table, Channel.__table__)
+INBOX = cast(sa.Table, InboundMessage.__table__)
+MESSAGE_IDS = cast(sa.Table, TicketMessageId.__table__)
+TICKETS = cast(sa.Table, Ticket.__table__)
+USERS = cast(sa.Table, User.__table__)
+DEPARTMENTS = cast(sa.Table, Department.__table__)
+
+CHANNEL_ORDER = [SortKey(CHANNELS.c.id)]
+# Newest first: ids are time-ordered, so this is the order messages arrived in.
+INBOX_ORDER = [SortKey(INBOX.c.id, descending=True)]
+LABEL = "channel"
+
+
+class ChannelRepository(Repository[Channel]):
+    model = Channel
+
+    async def list_page(
+        self, page: PageParams, *, include_deleted: bool = False
+    ) -> PageResult[Record]:
+        return await self.page_rows(
+            self.select_rows(include_deleted=include_deleted), page, CHANNEL_ORDER
+        )
+
+    async def get(self, channel_id: uuid.UUID, *, include_deleted: bool = False) -> Channel:
+        return await self.get_or_404(channel_id, include_deleted=include_deleted, label=LABEL)
+
+    async def lock(self, channel_id: uuid.UUID) -> Channel | None:
+        """The live channel, its row held until the transaction ends: two rotations of
+        one secret queue rather than lose one."""
+        statement = (
+            self.select()
+            .where(Channel.id == channel_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return await self.one_or_none(statement)
+
+    async def inbound(self, channel_id: uuid.UUID, kind: ChannelType) -> Channel | None:
+        """The live channel of this type that a webhook caller names."""
+        statement = self.select().where(Channel.id == channel_id, Channel.type == kind)
+        return await self.one_or_none(statement)
+
+    async def check_address_free(
+        self, kind: ChannelType, address: str, *, exclude: uuid.UUID | None = None
+    ) -> None:
+        """One live channel per type and address, ignoring case (`uq_channels_address`)."""
+        await self.check_unique(
+            Channel.type == kind,
+            sa.func.lower(Channel.address) == address.lower(),
+            exclude=exclude,
+            detail=f"A live {kind.value} channel already has the address '{address}'.",
+        )
+
+    async def department_is_live(self, department_id: uuid.UUID) -> bool:
+        statement = sa.select(DEPARTMENTS.c.id).where(
+            *self.scope(Department), DEPARTMENTS.c.id == department_id
+        )
+        return await self.row(scoped(statement)) is not None
+
+
+class ChannelLookupRepository(PlatformRepository[Channel]):
+    model = Channel
+
+    async def organization_of(self, channel_id: uuid.UUID, kind: ChannelType) -> uuid.UUID | None:
+        """The organization of a live channel of this type, in a live organization."""
+        statement = (
+            sa.select(Channel.organization_id)
+            .join(
+                Organization,
+                sa.and_(
+                    Organization.id == Channel.organization_id, Organization.deleted_at.is_(None)
+                ),
+            )
+            .where(Channel.id == channel_id, Channel.type == kind, Channel.deleted_at.is_(None))
+        )
+        found: uuid.UUID | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return found
+
+
+# The inbox list's columns: everything but the payload itself, and the payload's size.
+INBOX_COLUMNS = (
+    *(column for column in INBOX.c if column.name not in {"raw_body", "organization_id"}),
+    sa.func.length(INBOX.c.raw_body).label("size"),
+)
+
+
+class InboxRepository(Repository[InboundMessage]):
+    model = InboundMessage
+
+    async def insert_new(self, values: dict[str, Any]) -> uuid.UUID | None:
+        """Store a payload unless the channel holds its external id already (then None):
+        of concurrent deliveries of one message exactly one inserts, none fails."""
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        statement = (
+            insert(INBOX)
+            .values({**values, "organization_id": self.organization_id})
+            .on_conflict_do_nothing(index_elements=["organization_id", "channel_id", "external_id"])
+            .returning(INBOX.c.id)
+        )
+        found = await self.scalar(scoped(statement))
+        return cast(uuid.UUID | None, found)
+
+    async def by_external_id(self, channel_id: uuid.UUID, external_id: str) -> Record | None:
+        statement = self.select_rows(
+            INBOX.c.id, INBOX.c.status, INBOX.c.ticket_id, INBOX.c.comment_id, INBOX.c.reason
+        ).where(INBOX.c.channel_id == channel_id, INBOX.c.external_id == external_id)
+        return await self.row(statement)
+
+    async def lock(self, inbox_id: uuid.UUID) -> InboundMessage | None:
+        """The row, held until the transaction ends: whoever holds it is the one
+        processing the message; everyone else waits and then finds it done."""
+        statement = (
+            self.select()
+            .where(InboundMessage.id == inbox_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return await self.one_or_none(statement)
+
+    async def status_of(self, channel_id: uuid.UUID, inbox_id: uuid.UUID) -> Record | None:
+        statement = self.select_rows(INBOX.c.id, INBOX.c.status).where(
+            INBOX.c.channel_id == channel_id, INBOX.c.id == inbox_id
+        )
+        return await self.row(statement)
+
+    async def page_of(
+        self,
+        channel_id: uuid.UUID,
+        page: PageParams,
+        *,
+        status: InboundStatus | None = None,
+        since: datetime | None = None,
+    ) -> PageResult[Record]:
+        statement = self.select_rows(*INBOX_COLUMNS).where(INBOX.c.channel_id == channel_id)
+        if status is not None:
+            statement = statement.where(INBOX.c.status == status)
+        if since is not None:
+            statement = statement.where(INBOX.c.created_at >= since)
+        return await self.page_rows(statement, page, INBOX_ORDER)
+
+    async def tickets_opened_since(
+        self, channel_id: uuid.UUID, sender_email: str, since: datetime
+    ) -> int:
+        """New tickets this channel opened for the sender since `since`."""
+        statement = self.select_rows(sa.func.count()).where(
+            INBOX.c.channel_id == channel_id,
+            INBOX.c.sender_email == sender_email,
+            INBOX.c.status == InboundStatus.CREATED,
+            INBOX.c.created_at >= since,
+        )
+        return int(await self.scalar(statement) or 0)
+
+    async def conversation_ticket(
+        self, channel_id: uuid.UUID, conversation_id: str
+    ) -> uuid.UUID | None:
+        """The ticket the conversation's latest placed message went to."""
+        statement = (
+            self.select_rows(INBOX.c.ticket_id)
+            .where(
+                INBOX.c.channel_id == channel_id,
+                INBOX.c.conversation_id == conversation_id,
+                INBOX.c.ticket_id.is_not(None),
+                INBOX.c.status.in_([InboundStatus.CREATED, InboundStatus.THREADED]),
+            )
+            .order_by(INBOX.c.id.desc())
+            .limit(1)
+        )
+        return cast(uuid.UUID | None, await self.scalar(statement))
+
+
+TICKET_COLUMNS = (
+    TICKETS.c.id,
+    TICKETS.c.ticket_number,
+    TICKETS.c.status,
+    TICKETS.c.customer_id,
+)
+
+
+class ThreadingRepository(Repository[TicketMessageId]):
+    """What placing a message reads: tickets by id, number or message id, users by
+    email; and the message ids it registers."""
+
+    model = TicketMessageId
+
+    async def owners_of(self, message_ids: Sequence[str]) -> list[Record]:
+        """The registered ids among `message_ids`, with their ticket and direction."""
+        if not message_ids:
+            return []
+        statement = self.select_rows(
+            MESSAGE_IDS.c.message_id,
+            MESSAGE_IDS.c.ticket_id,
+            MESSAGE_IDS.c.comment_id,
+            MESSAGE_IDS.c.direction,
+        ).where(MESSAGE_IDS.c.message_id.in_(list(dict.fromkeys(message_ids))))
+        return await self.rows(statement)
+
+    async def register(self, values: dict[str, Any]) -> None:
+        """Remember which ticket a message id went to; the first registration of an id
+        stands."""
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        statement = (
+            insert(MESSAGE_IDS)
+            .values({**values, "organization_id": self.organization_id})
+            .on_conflict_do_nothing(index_elements=["organization_id", "message_id"])
+        )
+        await self.session.execute(scoped(statement))
+
+    async def ticket(self, ticket_id: uuid.UUID) -> Record | None:
+        statement = sa.select(*TICKET_COLUMNS).where(*self.scope(Ticket), TICKETS.c.id == ticket_id)
+        return await self.row(scoped(statement))
+
+    async def ticket_by_number(self, ticket_number: str) -> Record | None:
+        statement = sa.select(*TICKET_COLUMNS).where(
+            *self.scope(Ticket), TICKETS.c.ticket_number == ticket_number
+        )
+        return await self.row(scoped(statement))
+
+    async def user_by_email(self, email: str) -> Record | None:
+        """The live user with this address, ignoring case (`uq_users_email`)."""
+        statement = sa.select(USERS.c.id, USERS.c.role).where(
+            *self.scope(User), sa.func.lower(USERS.c.email) == email.lower()
+        )
+        return await self.row(scoped(statement))

@@ -1,0 +1,165 @@
+"""What `app.channels.parsing` makes of real-world-shaped messages: the ids, bodies,
+charsets, attachments, quotes and the noise rules, as pure functions of the bytes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.channels import parsing
+from app.channels.parsing import BadPayload, Unprocessable
+from app.models.channel import ChannelType
+
+EMAIL = ChannelType.EMAIL
+
+QUOTED_PRINTABLE = (
+    b"From: =?utf-8?q?Ren=C3=A9e_M=C3=BCller?= <renee@example.org>\r\n"
+    b"Message-ID: <qp-1@mail.example.org>\r\n"
+    b"Subject: =?iso-8859-1?q?Pr=FCfung?= [TK-000042]\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/alternative; boundary="alt"\r\n\r\n'
+    b"--alt\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"Gr=C3=BC=C3=9Fe, the scanner jams.=\r\nStill.\r\n"
+    b"--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>ignored</p>\r\n"
+    b"--alt--\r\n"
+)
+
+OUTLOOK_REPLY = """The printer is still on fire.
+
+Jane
+
+From: Support <support@example.com>
+Sent: Tuesday, March 4, 2025 9:02 AM
+To: Jane Doe <jane@example.org>
+Subject: RE: [TK-000042] Printer
+
+Please restart the printer.
+"""
+
+
+def test_a_raw_message_is_identified_by_its_message_id() -> None:
+    identity = parsing.identify(EMAIL, parsing.RFC822, QUOTED_PRINTABLE)
+    assert identity.external_id == identity.message_id == "qp-1@mail.example.org"
+
+
+def test_quoted_printable_multipart_alternative_and_encoded_headers() -> None:
+    message = parsing.parse(EMAIL, parsing.RFC822, QUOTED_PRINTABLE)
+    assert message.sender_email == "renee@example.org"
+    assert message.sender_name == "Renée Müller"
+    assert message.subject == "Prüfung [TK-000042]"
+    assert message.subject_number == "TK-000042"
+    assert message.text == "Grüße, the scanner jams.Still."
+    assert message.attachments == []
+
+
+def test_inline_images_calendar_invites_and_forwarded_mail_are_attachments() -> None:
+    raw = (
+        b"From: jane@example.org\r\nMessage-ID: <rel@x>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n'
+        b'--m\r\nContent-Type: multipart/related; boundary="r"\r\n\r\n'
+        b'--r\r\nContent-Type: text/html\r\n\r\n<p>See <img src="cid:logo"></p>\r\n'
+        b"--r\r\nContent-Type: image/png\r\nContent-ID: <logo>\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--r--\r\n"
+        b"--m\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\nBEGIN:VCALENDAR\r\n"
+        b"--m\r\nContent-Type: message/rfc822\r\n\r\n"
+        b"From: a@example.org\r\nSubject: fw\r\n\r\nold\r\n"
+        b"--m--\r\n"
+    )
+    message = parsing.parse(EMAIL, parsing.RFC822, raw)
+    assert message.text == "See"
+    names = [a.file_name for a in message.attachments]
+    assert names == ["attachment.png", "attachment.ics", "attachment.eml"]
+    assert message.attachments[0].data == b"\x89PNG\r\n\x1a\n"
+    assert b"Subject: fw" in message.attachments[2].data
+
+
+def test_outlook_and_gmail_quotes_and_signatures_are_trimmed() -> None:
+    assert parsing.trimmed_reply(OUTLOOK_REPLY) == "The printer is still on fire.\n\nJane"
+    gmail = (
+        "Thanks!\n\nBest regards,\nJane\n\n"
+        "On Tue, Mar 4, 2025 at 9:02 AM Support <support@example.com> wrote:\n> old text\n"
+    )
+    assert parsing.trimmed_reply(gmail) == "Thanks!"
+    only_quote = "> everything is quoted\n> here"
+    assert parsing.trimmed_reply(only_quote) == only_quote
+
+
+def test_html_is_sanitized_before_it_becomes_text() -> None:
+    markup = (
+        '<p onclick="x()">A&nbsp;&lt;b&gt;</p><script>steal()</script>'
+        "<ul><li>one</li><li>two</li></ul>"
+    )
+    assert parsing.html_to_text(markup) == "A\xa0<b>\none\ntwo"
+    assert "script" not in parsing.sanitize_html(markup)
+    assert "onclick" not in parsing.sanitize_html(markup)
+
+
+def test_a_missing_message_id_is_derived_from_sender_date_and_body() -> None:
+    raw = b"From: jane@example.org\r\nDate: Tue, 4 Mar 2025 09:00:00 +0000\r\n\r\nHello\r\n"
+    first = parsing.identify(EMAIL, parsing.RFC822, raw)
+    relayed = parsing.identify(EMAIL, parsing.RFC822, b"Received: by relay\r\n" + raw)
+    other = parsing.identify(EMAIL, parsing.RFC822, raw.replace(b"Hello", b"Hullo"))
+    assert first.message_id is None
+    assert first.external_id == relayed.external_id != other.external_id
+    envelope = {"from": "jane@example.org", "text": "Hello"}
+    derived = parsing.identify(EMAIL, parsing.JSON_MEDIA, json.dumps(envelope).encode())
+    assert derived.external_id.startswith("sha256-")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("<abc@host>", "abc@host"),
+        ("  <abc@host> (comment)", "abc@host"),
+        ("abc@host", "abc@host"),
+        ("", None),
+        ("two words", None),
+        (42, None),
+    ],
+)
+def test_message_ids_are_normalised(value: object, expected: str | None) -> None:
+    assert parsing.normalize_message_id(value) == expected
+
+
+def test_references_are_read_from_headers_and_lists() -> None:
+    assert parsing.message_ids("<a@x> <b@y>\r\n <c@z>") == ["a@x", "b@y", "c@z"]
+    assert parsing.message_ids(["<a@x>", "b@y"]) == ["a@x", "b@y"]
+    assert parsing.message_ids(None) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"{", b"[]", b'{"subject": "x"}', b'{"message_id": 5}'],
+)
+def test_an_envelope_nothing_identifies_cannot_be_stored(body: bytes) -> None:
+    with pytest.raises(BadPayload):
+        parsing.identify(EMAIL, parsing.JSON_MEDIA, body)
+
+
+def test_a_stored_envelope_with_wrong_fields_is_unprocessable() -> None:
+    with pytest.raises(Unprocessable, match="from"):
+        parsing.parse(EMAIL, parsing.JSON_MEDIA, b'{"message_id": "<a@b>", "text": "x"}')
+    with pytest.raises(Unprocessable, match="author"):
+        parsing.parse(
+            ChannelType.CHAT, parsing.JSON_MEDIA, b'{"event_id": "e", "conversation_id": "c"}'
+        )
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender", "expected"),
+    [
+        ({}, "jane@example.org", None),
+        ({"auto-submitted": "no"}, "jane@example.org", None),
+        ({"auto-submitted": "auto-replied"}, "jane@example.org", "auto_submitted"),
+        ({"x-autorespond": "1"}, "jane@example.org", "auto_reply"),
+        ({"precedence": "Bulk"}, "jane@example.org", "bulk_mail"),
+        ({"precedence": "first-class"}, "jane@example.org", None),
+        ({}, "mailer-daemon@mx.example.org", "bounce"),
+        ({}, "postmaster@example.org", "bounce"),
+    ],
+)
+def test_noise(headers: dict[str, str], sender: str, expected: str | None) -> None:
+    message = parsing.Message(kind=EMAIL, sender_email=sender, headers=headers)
+    assert parsing.noise(message) == expected
