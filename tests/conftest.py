@@ -149,13 +149,25 @@ def helpdesk(database_url: str, *args: str) -> None:
     subprocess.run(command, env=environment, check=True)  # noqa: S603 - our own CLI
 
 
-@pytest.fixture(scope="session")
-def embedded_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def embedded_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file as `make run` leaves it: migrated, with the demo organization."""
     path = tmp_path_factory.mktemp("embedded") / "var" / "helpdesk.db"
     url = f"sqlite+aiosqlite:///{path}"
     helpdesk(url, "migrate")
     helpdesk(url, "demo", "--tickets", str(DEMO_TICKETS))
     return url
+
+
+@pytest.fixture(scope="session")
+def embedded_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return embedded_database(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def fuzzed_embedded_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A demo database of its own for contract fuzzing, which leaves whatever it generated
+    behind (a required custom field, say, that every later create would have to fill)."""
+    return embedded_database(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

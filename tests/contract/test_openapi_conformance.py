@@ -157,9 +157,9 @@ def test_the_api_conforms_to_its_document_on_postgresql(
 
 
 def test_the_api_conforms_to_its_document_on_sqlite(
-    embedded_url: str, serve: object, tmp_path: Path
+    fuzzed_embedded_url: str, serve: object, tmp_path: Path
 ) -> None:
-    base = serve(embedded_url)  # type: ignore[operator]
+    base = serve(fuzzed_embedded_url)  # type: ignore[operator]
     login = httpx.post(
         f"{base}/api/v1/auth/token",
         data={"username": DEMO_ADMIN_EMAIL, "password": DEMO_PASSWORD, "client_id": DEMO_SLUG},
