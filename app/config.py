@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,10 +17,64 @@ DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/helpdesk.db"
 DEV_SECRET_KEY = "dev-insecure-change-me-" + "0" * 24
 
 
+@dataclass(frozen=True, slots=True)
+class SmtpServer:
+    """Where replies are mailed: `SMTP_URL` read."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    # smtps://: TLS from the first byte; smtp://…?starttls=true: upgraded after EHLO.
+    implicit_tls: bool
+    starttls: bool
+
+
+def smtp_server(url: str) -> SmtpServer:
+    """`smtp://user:pass@host:port[?starttls=true]` or `smtps://user:pass@host:port`;
+    ValueError saying what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("SMTP_URL must start with smtp:// or smtps://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("SMTP_URL has a port that is not a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ValueError("SMTP_URL names no host (smtp://host:port)")
+    if parts.path not in ("", "/") or parts.fragment:
+        raise ValueError("SMTP_URL takes no path: smtp://user:pass@host:port?starttls=true")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = set(options) - {"starttls"}
+    if unknown:
+        raise ValueError(f"SMTP_URL knows only the option starttls, not {sorted(unknown)}")
+    starttls_value = options.get("starttls", "false").lower()
+    if starttls_value not in ("true", "false"):
+        raise ValueError("SMTP_URL: starttls is true or false")
+    implicit_tls = parts.scheme == "smtps"
+    starttls = starttls_value == "true"
+    if implicit_tls and starttls:
+        raise ValueError("SMTP_URL: smtps:// is TLS already; starttls=true goes with smtp://")
+    if parts.password is not None and not parts.username:
+        raise ValueError("SMTP_URL has a password but no user name")
+    return SmtpServer(
+        host=parts.hostname,
+        port=port or (465 if implicit_tls else 587 if starttls else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        implicit_tls=implicit_tls,
+        starttls=starttls,
+    )
+
+
 class Settings(BaseSettings):
     """Every knob of the service. Read once per process through `get_settings()`."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # Errors name the setting, never echo its value: SMTP_URL and the database URLs hold
+    # passwords, and a start-up error goes to the log.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = Field(
@@ -81,6 +137,23 @@ class Settings(BaseSettings):
         "outgrows MAX_REQUEST_BODY_BYTES); larger ones answer 413 and are not stored.",
     )
     storage_dir: Path = Path("var/storage")
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="Where replies to email tickets are mailed: smtp://user:pass@host:port "
+        "(?starttls=true to upgrade the connection) or smtps://… (TLS from the start). "
+        "Unset: each mail is written to MAIL_DIR as an .eml file instead.",
+    )
+    mail_dir: Path = Field(
+        default=Path("var/mail"),
+        description="Without SMTP_URL, where outgoing mail is written (one .eml per message).",
+    )
+    reply_send_delay_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="How long after an agent's reply its first sending attempt waits, so the "
+        "files uploaded to the reply right after it go out with it.",
+    )
     cors_origins: list[str] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool | None = Field(
@@ -126,6 +199,14 @@ class Settings(BaseSettings):
             return "sqlite+aiosqlite://" + url.split("://", 1)[1]
         return url
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _readable_smtp_url(cls, url: SecretStr | None) -> SecretStr | None:
+        # Caught at start-up rather than at the first reply a worker tries to mail.
+        if url is not None:
+            smtp_server(url.get_secret_value())
+        return url
+
     @model_validator(mode="after")
     def _real_secret_in_production(self) -> Settings:
         if self.environment == "production" and (
@@ -147,6 +228,11 @@ class Settings(BaseSettings):
             return self.database_app_url or self.database_url
         url = make_url(self.database_url).set(username=self.database_app_role)
         return url.render_as_string(hide_password=False)
+
+    @property
+    def smtp(self) -> SmtpServer | None:
+        """The SMTP server replies are mailed through; None: they are written to MAIL_DIR."""
+        return smtp_server(self.smtp_url.get_secret_value()) if self.smtp_url else None
 
     @property
     def is_sqlite(self) -> bool:

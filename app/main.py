@@ -39,6 +39,7 @@ from app.sla.timers import TimerLoop
 from app.sla_policies.router import router as sla_policies_router
 from app.tickets.router import router as tickets_router
 from app.users.router import router as users_router
+from app.webhooks.router import router as webhooks_router
 
 # FastAPI tries routes one by one, several microseconds each: the busiest come first.
 API_ROUTERS = (
@@ -55,6 +56,7 @@ API_ROUTERS = (
     notifications_router,
     channels_router,
     inbound_router,
+    webhooks_router,
     organizations_router,
     api_keys_router,
     sessions_router,

@@ -26,6 +26,7 @@ from arq.worker import Function, Retry, Worker, func
 from prometheus_client import start_http_server
 
 from app.attachments.service import ORPHAN_SWEEP_JOB, sweep_attachments
+from app.channels import outgoing
 from app.config import Settings
 from app.db.database import Database
 from app.kit.idempotency import PURGE_JOB, purge_expired
@@ -35,6 +36,10 @@ from app.observability import configure_logging
 from app.sla.recompute import RECOMPUTE_JOB
 from app.sla.timers import TimerLoop
 from app.tickets.service import recompute_clocks
+from app.webhooks.service import DELIVER_JOB
+from app.webhooks.tasks import SWEEP_EVERY_SECONDS as WEBHOOK_SWEEP_SECONDS
+from app.webhooks.tasks import SWEEP_JOB as WEBHOOK_SWEEP_JOB
+from app.webhooks.tasks import deliver_subscription, sweep_deliveries
 
 TASKS: dict[str, Task] = {
     RELAY_JOB: relay_outbox,
@@ -42,8 +47,18 @@ TASKS: dict[str, Task] = {
     SWEEP_JOB: sweep_outbox,
     PURGE_JOB: purge_expired,
     ORPHAN_SWEEP_JOB: sweep_attachments,
+    DELIVER_JOB: deliver_subscription,
+    WEBHOOK_SWEEP_JOB: sweep_deliveries,
+    outgoing.SEND_JOB: outgoing.send_reply,
+    outgoing.SWEEP_JOB: outgoing.sweep_replies,
 }
-PERIODIC_SECONDS: dict[str, float] = {SWEEP_JOB: 60.0, PURGE_JOB: 3600.0, ORPHAN_SWEEP_JOB: 3600.0}
+PERIODIC_SECONDS: dict[str, float] = {
+    SWEEP_JOB: 60.0,
+    PURGE_JOB: 3600.0,
+    ORPHAN_SWEEP_JOB: 3600.0,
+    WEBHOOK_SWEEP_JOB: WEBHOOK_SWEEP_SECONDS,
+    outgoing.SWEEP_JOB: outgoing.SWEEP_EVERY_SECONDS,
+}
 MAX_REDIS_BACKOFF_SECONDS = 10.0
 JOB_RETRY_MAX_SECONDS = 60
 
@@ -82,6 +97,14 @@ async def _attachments_cron(ctx: dict[str, Any]) -> Any:
     return await run_job(ctx["database"], sweep_attachments, None)
 
 
+async def _webhooks_cron(ctx: dict[str, Any]) -> Any:
+    return await run_job(ctx["database"], sweep_deliveries, None)
+
+
+async def _replies_cron(ctx: dict[str, Any]) -> Any:
+    return await run_job(ctx["database"], outgoing.sweep_replies, None)
+
+
 class WorkerSettings:
     """What arq runs: the job registry and the periodic sweeps."""
 
@@ -90,6 +113,20 @@ class WorkerSettings:
         cron(_sweep_cron, name="outbox.sweep.cron", second=0, unique=True),
         cron(_purge_cron, name="idempotency.purge.cron", minute=17, second=0, unique=True),
         cron(_attachments_cron, name="attachments.sweep.cron", minute=41, second=0, unique=True),
+        # Webhook retries wait in the database; this finds them when they are due.
+        cron(
+            _webhooks_cron,
+            name="webhooks.sweep.cron",
+            second=set(range(0, 60, int(WEBHOOK_SWEEP_SECONDS))),
+            unique=True,
+        ),
+        # Replies waiting for a retry (or a lost enqueue) are found here when due.
+        cron(
+            _replies_cron,
+            name="channels.sweep_replies.cron",
+            second=set(range(0, 60, int(outgoing.SWEEP_EVERY_SECONDS))),
+            unique=True,
+        ),
     ]
     max_jobs = 20
     job_timeout = 300

@@ -1,5 +1,6 @@
-"""Every statement of the channels domain: the channels, their inbox, and the look-ups
-inbound processing makes of tickets, users and departments to place a message.
+"""Every statement of the channels domain: the channels, their inbox, the look-ups
+inbound processing makes of tickets, users and departments to place a message, and what
+sending a staff reply back out reads and locks (`ReplyRepository`, `DueReplyRepository`).
 
 One statement runs before the organization is known: which organization a channel
 belongs to (`ChannelLookupRepository`, the system session), the way an API key is
@@ -25,10 +26,11 @@ from app.models.channel import (
     ChannelType,
     InboundMessage,
     InboundStatus,
+    MessageDirection,
     TicketMessageId,
 )
 from app.models.organization import Organization
-from app.models.ticket import Ticket
+from app.models.ticket import ReplyDelivery, Ticket, TicketAttachment, TicketComment
 from app.models.user import Department, User
 
 CHANNELS = cast(sa.Table, Channel.__table__)
@@ -37,6 +39,8 @@ MESSAGE_IDS = cast(sa.Table, TicketMessageId.__table__)
 TICKETS = cast(sa.Table, Ticket.__table__)
 USERS = cast(sa.Table, User.__table__)
 DEPARTMENTS = cast(sa.Table, Department.__table__)
+COMMENTS = cast(sa.Table, TicketComment.__table__)
+ATTACHMENTS = cast(sa.Table, TicketAttachment.__table__)
 
 CHANNEL_ORDER = [SortKey(CHANNELS.c.id)]
 # Newest first: ids are time-ordered, so this is the order messages arrived in.
@@ -254,3 +258,140 @@ class ThreadingRepository(Repository[TicketMessageId]):
             *self.scope(User), sa.func.lower(USERS.c.email) == email.lower()
         )
         return await self.row(scoped(statement))
+
+
+# --- replies going out -------------------------------------------------------------------
+
+PLACED = (InboundStatus.CREATED, InboundStatus.THREADED)
+
+
+class ReplyRepository(Repository[TicketComment]):
+    """What sending a staff reply reads and locks: the reply, its ticket and people, the
+    channel and conversation it answers through, the thread's Message-IDs, its files."""
+
+    model = TicketComment
+
+    async def route(self, ticket_id: uuid.UUID) -> Record | None:
+        """The live channel the ticket's newest placed message came through, with that
+        message's chat conversation: where a reply to the ticket goes out."""
+        statement = (
+            sa.select(
+                CHANNELS.c.id,
+                CHANNELS.c.type,
+                CHANNELS.c.name,
+                CHANNELS.c.address,
+                CHANNELS.c.reply_url,
+                CHANNELS.c.secret,
+                INBOX.c.conversation_id,
+            )
+            .join(CHANNELS, CHANNELS.c.id == INBOX.c.channel_id)
+            .where(
+                *self.scope(InboundMessage),
+                *self.scope(Channel),
+                INBOX.c.ticket_id == ticket_id,
+                INBOX.c.status.in_(PLACED),
+            )
+            .order_by(INBOX.c.id.desc())
+            .limit(1)
+        )
+        return await self.row(scoped(statement))
+
+    async def claim(self, comment_id: uuid.UUID, now: datetime) -> TicketComment | None:
+        """The reply if it is queued and due, its row held until the transaction ends;
+        on PostgreSQL a row another sender holds is skipped rather than waited for. (NO
+        KEY UPDATE: files and Message-IDs that reference the comment can still be added
+        meanwhile.)"""
+        statement = (
+            self.select()
+            .where(
+                TicketComment.id == comment_id,
+                TicketComment.delivery_status == ReplyDelivery.QUEUED,
+                TicketComment.delivery_next_attempt_at <= now,
+            )
+            .with_for_update(skip_locked=True, key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return await self.one_or_none(statement)
+
+    async def lock(self, comment_id: uuid.UUID) -> TicketComment | None:
+        statement = (
+            self.select()
+            .where(TicketComment.id == comment_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return await self.one_or_none(statement)
+
+    async def ticket(self, ticket_id: uuid.UUID) -> Record | None:
+        statement = sa.select(
+            TICKETS.c.id, TICKETS.c.ticket_number, TICKETS.c.subject, TICKETS.c.customer_id
+        ).where(*self.scope(Ticket), TICKETS.c.id == ticket_id)
+        return await self.row(scoped(statement))
+
+    async def person(self, user_id: uuid.UUID, *, include_deleted: bool = False) -> Record | None:
+        statement = sa.select(
+            USERS.c.id, USERS.c.email, USERS.c.first_name, USERS.c.last_name
+        ).where(*self.scope(User, include_deleted=include_deleted), USERS.c.id == user_id)
+        return await self.row(scoped(statement, include_deleted=include_deleted))
+
+    async def thread(self, ticket_id: uuid.UUID, newest: int) -> list[Record]:
+        """The ticket's Message-IDs (both directions) oldest first: the first one and the
+        `newest` latest, which is what a References header keeps of a long thread."""
+        columns = (MESSAGE_IDS.c.id, MESSAGE_IDS.c.message_id, MESSAGE_IDS.c.direction)
+        of_ticket = (*self.scope(TicketMessageId), MESSAGE_IDS.c.ticket_id == ticket_id)
+        first = sa.select(*columns).where(*of_ticket).order_by(MESSAGE_IDS.c.id).limit(1)
+        latest = (
+            sa.select(*columns).where(*of_ticket).order_by(MESSAGE_IDS.c.id.desc()).limit(newest)
+        )
+        found = {row["id"]: row for row in await self.rows(scoped(first))}
+        found.update({row["id"]: row for row in await self.rows(scoped(latest))})
+        return [found[key] for key in sorted(found)]
+
+    async def newest_inbound_id(self, ticket_id: uuid.UUID) -> str | None:
+        statement = (
+            sa.select(MESSAGE_IDS.c.message_id)
+            .where(
+                *self.scope(TicketMessageId),
+                MESSAGE_IDS.c.ticket_id == ticket_id,
+                MESSAGE_IDS.c.direction == MessageDirection.INBOUND,
+            )
+            .order_by(MESSAGE_IDS.c.id.desc())
+            .limit(1)
+        )
+        return cast(str | None, await self.scalar(scoped(statement)))
+
+    async def public_files(self, ticket_id: uuid.UUID, comment_id: uuid.UUID) -> list[Record]:
+        """The files attached to the reply that its customer may see, in upload order."""
+        statement = (
+            sa.select(
+                ATTACHMENTS.c.file_name, ATTACHMENTS.c.content_type, ATTACHMENTS.c.storage_key
+            )
+            .where(
+                *self.scope(TicketAttachment),
+                ATTACHMENTS.c.ticket_id == ticket_id,
+                ATTACHMENTS.c.comment_id == comment_id,
+                ATTACHMENTS.c.is_public.is_(True),
+            )
+            .order_by(ATTACHMENTS.c.id)
+        )
+        return await self.rows(scoped(statement))
+
+
+class DueReplyRepository(PlatformRepository[TicketComment]):
+    """The retry sweep's read, across tenants (system session)."""
+
+    model = TicketComment
+
+    async def due(self, now: datetime, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(organization, comment) of queued replies whose next attempt is due, the
+        longest waiting first."""
+        statement = (
+            sa.select(COMMENTS.c.organization_id, COMMENTS.c.id)
+            .where(
+                COMMENTS.c.delivery_status == ReplyDelivery.QUEUED,
+                COMMENTS.c.delivery_next_attempt_at <= now,
+            )
+            .order_by(COMMENTS.c.delivery_next_attempt_at)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(statement)]

@@ -2,9 +2,15 @@
 
 `Journal.event` (`app.kit.journal`) is the only way to publish. The relay hands each
 undispatched event to the handlers registered for its type (outbound webhooks register
-here) and stamps it; an event with no handler is simply marked dispatched. A periodic
-sweep relays what an after-commit enqueue missed (a crash between commit and enqueue, a
-deduplicated job).
+here) and stamps it; an event with no handler is simply marked dispatched. A handler
+gets the relay's unit of work: what it writes commits with the stamp, and what it
+queues runs after that commit. A periodic sweep relays what an after-commit enqueue
+missed (a crash between commit and enqueue, a deduplicated job).
+
+One organization's relays run one at a time on PostgreSQL (a transaction-scoped
+advisory lock; SQLite serializes writers anyway): two overlapping relays would each
+take some of the pending events, and a later event of a ticket could reach its
+handlers, and be committed, before an earlier one held by the other relay.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.unit_of_work import UnitOfWork
 from app.kit.repository import PlatformRepository, Repository
@@ -28,7 +33,7 @@ RELAY_BATCH = 500
 # Events of one organization committed within this long share one relay job.
 RELAY_COALESCE_SECONDS = 0.1
 
-EventHandler = Callable[[AsyncSession, OutboxEvent], Awaitable[None]]
+EventHandler = Callable[[UnitOfWork, OutboxEvent], Awaitable[None]]
 _handlers: dict[str, list[EventHandler]] = defaultdict(list)
 
 
@@ -39,6 +44,11 @@ def subscribe(event_type: str, handler: EventHandler) -> None:
 
 class OutboxRepository(Repository[OutboxEvent]):
     model = OutboxEvent
+
+    async def relay_alone(self) -> None:
+        """Wait until no other relay of this organization runs, and keep the others
+        waiting until this transaction ends (see the module docstring)."""
+        await self.advisory_lock("outbox_relay")
 
     async def pending(self, limit: int) -> Sequence[OutboxEvent]:
         """The oldest undispatched events, locked; on PostgreSQL rows another relay holds
@@ -69,10 +79,12 @@ class PendingOutboxRepository(PlatformRepository[OutboxEvent]):
 
 async def relay_outbox(uow: UnitOfWork) -> int:
     """Dispatch this organization's pending events in order; returns how many."""
-    events = await OutboxRepository(uow.session).pending(RELAY_BATCH)
+    outbox = OutboxRepository(uow.session)
+    await outbox.relay_alone()
+    events = await outbox.pending(RELAY_BATCH)
     for event in events:
         for handler in _handlers.get(event.event_type, ()):
-            await handler(uow.session, event)
+            await handler(uow, event)
         event.dispatched_at = datetime.now(UTC)
     await uow.session.flush()
     return len(events)

@@ -28,6 +28,7 @@ base statement carries the soft-delete criteria only, and it refuses a tenant se
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -172,6 +173,22 @@ class Repository(Generic[ModelT]):
         if record is None:
             raise NotFound(f"No such {label or self.model.__name__.lower()}.")
         return record
+
+    async def advisory_lock(self, scope: str, *, wait: bool = True) -> bool:
+        """PostgreSQL: this tenant's advisory lock named `scope`, held until the
+        transaction ends — waited for, or (`wait=False`) taken only if free; returns
+        whether it is held. Elsewhere (SQLite serializes writers) always True."""
+        if self.dialect != "postgresql":
+            return True
+        lock = sa.func.pg_advisory_xact_lock if wait else sa.func.pg_try_advisory_xact_lock
+        statement = prebuilt(
+            ("advisory_lock", wait), lambda: scoped(sa.select(lock(sa.bindparam("key"))))
+        )
+        digest = hashlib.blake2b(f"{scope}:{self.organization_id}".encode(), digest_size=8)
+        held = await self.scalar(
+            statement, {"key": int.from_bytes(digest.digest(), "big", signed=True)}
+        )
+        return wait or bool(held)
 
     async def check_unique(
         self, *criteria: sa.ColumnElement[bool], exclude: uuid.UUID | None = None, detail: str

@@ -125,6 +125,8 @@ class InboundMessage(TenantMixin, TimestampMixin, Base):
             "status",
             "id",
         ),
+        # A ticket's messages: the channel and conversation its replies go out through.
+        sa.Index("ix_inbound_messages_ticket", "organization_id", "ticket_id", "id"),
         # New tickets per sender and hour (the channel's limit).
         sa.Index(
             "ix_inbound_messages_sender_created",

@@ -62,6 +62,14 @@ class CommentType(enum.StrEnum):
     INTERNAL = "internal"
 
 
+class ReplyDelivery(enum.StrEnum):
+    """Where a staff reply going out to the customer stands (`app.channels.outgoing`)."""
+
+    QUEUED = "queued"  # waiting for its next attempt (the first, or a retry)
+    SENT = "sent"
+    FAILED = "failed"  # given up: a permanent refusal, or every retry failed
+
+
 # Full-text search (PostgreSQL) reads `search_document`: a stored generated tsvector
 # column of tickets and of comments ('simple' config: no stemming, tenants write in
 # every language), with GIN indexes led by organization_id — all created by migration
@@ -261,6 +269,15 @@ class TicketComment(TenantMixin, TimestampMixin, Base):
     __table_args__ = (
         sa.Index("ix_ticket_comments_ticket", "organization_id", "ticket_id", "created_at"),
         sa.CheckConstraint("length(content) > 0", name="content_not_empty"),
+        # The replies whose next attempt is due; the sweep reads every tenant's, and the
+        # index holds queued replies only, so reading all of it stays cheap.
+        sa.Index(
+            "ix_ticket_comments_delivery_due",
+            "organization_id",
+            "delivery_next_attempt_at",
+            postgresql_where=sa.text("delivery_status = 'queued'"),
+            sqlite_where=sa.text("delivery_status = 'queued'"),
+        ),
         tenant_fk("ticket_id", "tickets"),
         tenant_fk("author_id", "users"),
     )
@@ -274,6 +291,17 @@ class TicketComment(TenantMixin, TimestampMixin, Base):
         server_default=CommentType.PUBLIC.value,
     )
     has_attachments: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # A staff reply sent to the customer by the ticket's channel; null when the comment
+    # leaves nothing (internal notes, customers' comments, tickets of no channel).
+    delivery_status: Mapped[ReplyDelivery | None] = mapped_column(
+        str_enum(ReplyDelivery, "delivery_status")
+    )
+    delivery_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    delivery_error: Mapped[str | None] = mapped_column(sa.Text)
+    delivery_sent_at: Mapped[datetime | None]
+    delivery_next_attempt_at: Mapped[datetime | None]
+    # The mail's own Message-ID, chosen at its first attempt and kept for every retry.
+    outgoing_message_id: Mapped[str | None] = mapped_column(sa.String(998))
 
     ticket: Mapped[Ticket] = relationship(
         primaryjoin="Ticket.id == TicketComment.ticket_id",

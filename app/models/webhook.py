@@ -23,7 +23,10 @@ class DeliveryStatus(enum.StrEnum):
 
 class WebhookSubscription(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
     """`failing_since` marks the first failure of the current streak; a streak of a day
-    disables the endpoint (`disabled_at`), which is separate from deletion."""
+    disables the endpoint (`disabled_at`), which is separate from deletion. `events`
+    holds event types, or `*` for every one. During a rotation's overlap
+    (`previous_secret_expires_at`) deliveries carry a signature by the previous secret
+    too, so a receiver can switch at its own pace."""
 
     __tablename__ = "webhook_subscriptions"
     __table_args__ = (
@@ -44,6 +47,8 @@ class WebhookSubscription(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
     description: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     events: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
     secret: Mapped[str] = mapped_column(sa.String(128))
+    previous_secret: Mapped[str | None] = mapped_column(sa.String(128))
+    previous_secret_expires_at: Mapped[datetime | None]
     is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     failing_since: Mapped[datetime | None]
     disabled_at: Mapped[datetime | None]
@@ -52,7 +57,15 @@ class WebhookSubscription(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
 
 
 class WebhookDelivery(TenantMixin, TimestampMixin, Base):
-    """One event for one subscription. `payload` is the exact body sent (and signed)."""
+    """One event for one subscription. `payload` is the exact body sent (and signed).
+
+    A `pending` delivery is due at `next_attempt_at`; a worker sending it pushes that
+    forward by a lease first, so nobody else takes it meanwhile. `aggregate_id` (the
+    ticket) orders delivery: of one subscription's pending deliveries of one ticket,
+    only the one of the oldest event (`event_id`, time-ordered) may be sent.
+    `retrying_since` starts the retry window (creation, or the last replay) and
+    `attempts_before_window` counts the attempts made before it, so a replay's retries
+    start the backoff over; the `last_*` columns repeat the newest attempt for lists."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
@@ -66,6 +79,23 @@ class WebhookDelivery(TenantMixin, TimestampMixin, Base):
             postgresql_where=sa.text("status = 'pending'"),
             sqlite_where=sa.text("status = 'pending'"),
         ),
+        sa.Index(
+            "ix_webhook_deliveries_subscription_due",
+            "organization_id",
+            "subscription_id",
+            "next_attempt_at",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index(
+            "ix_webhook_deliveries_aggregate_order",
+            "organization_id",
+            "subscription_id",
+            "aggregate_id",
+            "event_id",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
         sa.CheckConstraint("attempt_count >= 0", name="attempt_count_nonneg"),
         tenant_fk("subscription_id", "webhook_subscriptions"),
     )
@@ -74,6 +104,7 @@ class WebhookDelivery(TenantMixin, TimestampMixin, Base):
     # No foreign key to the outbox: events are pruned after relay, deliveries are kept.
     event_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     event_type: Mapped[str] = mapped_column(sa.String(100))
+    aggregate_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     payload: Mapped[str] = mapped_column(sa.Text)
     status: Mapped[DeliveryStatus] = mapped_column(
         str_enum(DeliveryStatus, "delivery_status"),
@@ -83,6 +114,11 @@ class WebhookDelivery(TenantMixin, TimestampMixin, Base):
     attempt_count: Mapped[int] = mapped_column(default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+    retrying_since: Mapped[datetime | None]
+    attempts_before_window: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class WebhookDeliveryAttempt(TenantMixin, CreatedAtMixin, Base):

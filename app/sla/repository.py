@@ -23,8 +23,6 @@ HOURS = cast(sa.Table, BusinessHours.__table__)
 TICKETS = cast(sa.Table, Ticket.__table__)
 # The rows of the partial index `ix_tickets_sla_next_deadline`: the timer queue.
 QUEUED = (TICKETS.c.sla_next_deadline.is_not(None), TICKETS.c.deleted_at.is_(None))
-# The namespace of the timer loop's advisory locks (the first of their two keys).
-TIMER_LOCKS = 7001
 # The log in the order it happened (ids are time-ordered: ties keep writing order).
 LOG_ORDER = [SortKey(TicketSLAEvent.at), SortKey(TicketSLAEvent.id)]
 
@@ -70,14 +68,8 @@ class SLARepository(Repository[TicketSLAEvent]):
     async def visit_timers(self) -> bool:
         """Take the organization's timer visit for this transaction: False when another
         transaction has it (another worker's batch; both would claim the same due rows,
-        one in vain), so the caller moves on. PostgreSQL only; held until the
-        transaction ends."""
-
-        def build() -> sa.Select[Any]:
-            key = sa.func.hashtext(sa.literal(str(self.organization_id)))
-            return scoped(sa.select(sa.func.pg_try_advisory_xact_lock(TIMER_LOCKS, key)))
-
-        return bool(await self.scalar(self.prebuilt("visit_timers", build)))
+        one in vain), so the caller moves on. Held until the transaction ends."""
+        return await self.advisory_lock("sla_timers", wait=False)
 
     async def log_page(self, ticket_id: uuid.UUID, page: PageParams) -> PageResult[Record]:
         statement = self.select_rows().where(EVENTS.c.ticket_id == ticket_id)

@@ -107,7 +107,7 @@ async def flag_due(uow: UnitOfWork, *, limit: int = CLAIM_BATCH) -> Batch:
     on each, unless another worker is visiting the organization. The batch's writes and
     journal rows go out together at the end, a few statements for the whole batch (the
     caller commits)."""
-    if uow.dialect == "postgresql" and not await SLARepository(uow.session).visit_timers():
+    if not await SLARepository(uow.session).visit_timers():
         return Batch(claimed=0)
     tickets = TicketRepository(uow.session)
     claimed = await tickets.claim_due(datetime.now(UTC), limit)

@@ -55,6 +55,12 @@ HISTORY = cast(sa.Table, TicketHistory.__table__)
 # Statements name the tables' columns, not the mapped attributes: a statement of Core
 # columns is compiled and run as Core, without the ORM's per-statement work.
 T, C, H = TICKETS.c, COMMENTS.c, HISTORY.c
+# A reply's delivery (attempts, the mail server's last error) is for staff.
+CUSTOMER_COMMENT_COLUMNS = tuple(
+    column
+    for column in COMMENTS.c
+    if not column.name.startswith("delivery_") and column.name != "outgoing_message_id"
+)
 U = cast(sa.Table, User.__table__).c
 D = cast(sa.Table, Department.__table__).c
 
@@ -576,7 +582,8 @@ class TicketRepository(Repository[Ticket]):
     async def comments(
         self, actor: Principal, ticket_id: uuid.UUID, page: PageParams
     ) -> PageResult[Record]:
-        statement = sa.select(*COMMENTS.c).where(
+        columns = CUSTOMER_COMMENT_COLUMNS if actor.is_customer else COMMENTS.c
+        statement = sa.select(*columns).where(
             *self._comment_conditions(actor.is_customer), C.ticket_id == ticket_id
         )
         return await self.page_rows(scoped(statement), page, [SortKey(C.id)])

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 from fastapi.openapi.models import Example
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from app.kit.schemas import InputModel, JsonObject, PatchModel, ReadModel
-from app.models.ticket import CommentType, Priority, SLAStatus, TicketChannel, TicketStatus
+from app.models.ticket import (
+    CommentType,
+    Priority,
+    ReplyDelivery,
+    SLAStatus,
+    TicketChannel,
+    TicketStatus,
+)
 
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Description = Annotated[str, Field(max_length=100_000)]
@@ -257,6 +265,20 @@ class CommentCreate(InputModel):
     )
 
 
+class CommentDelivery(ReadModel):
+    """A staff reply on its way to the customer by the ticket's channel."""
+
+    status: ReplyDelivery = Field(
+        description="`queued` (waiting for its first attempt or a retry), `sent`, or "
+        "`failed` (refused for good, or every retry failed)."
+    )
+    attempts: int = Field(description="Sending attempts made so far.")
+    error: str | None = Field(
+        description="Why the last attempt failed (while retrying, or why it was given up)."
+    )
+    sent_at: datetime | None
+
+
 class CommentRead(ReadModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -270,6 +292,12 @@ class CommentRead(ReadModel):
                     "comment_type": "public",
                     "has_attachments": True,
                     "created_at": "2025-03-04T09:02:10Z",
+                    "delivery": {
+                        "status": "sent",
+                        "attempts": 1,
+                        "error": None,
+                        "sent_at": "2025-03-04T09:02:21Z",
+                    },
                 }
             ]
         }
@@ -282,6 +310,31 @@ class CommentRead(ReadModel):
     comment_type: CommentType
     has_attachments: bool
     created_at: datetime
+    delivery: CommentDelivery | None = Field(
+        default=None,
+        description="Staff replies on email and chat tickets are sent to the customer; "
+        "null for everything that is not sent (internal notes, customers' comments, "
+        "other tickets) and in customers' reads.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _delivery_of_row(cls, data: Any) -> Any:
+        # A comment row holds its delivery in flat `delivery_*` columns.
+        if not isinstance(data, Mapping) or "delivery" in data:
+            return data
+        status = data.get("delivery_status")
+        delivery = (
+            None
+            if status is None
+            else {
+                "status": status,
+                "attempts": data["delivery_attempts"],
+                "error": data["delivery_error"],
+                "sent_at": data["delivery_sent_at"],
+            }
+        )
+        return {**data, "delivery": delivery}
 
 
 class HistoryRead(ReadModel):

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
+from app.channels import outgoing
 from app.custom_fields.service import taken_unique_values, validate_values
 from app.db.base import new_id
 from app.db.unit_of_work import UnitOfWork
@@ -516,13 +517,18 @@ async def add_comment(
     if data.comment_type is CommentType.INTERNAL and not may_write_internal:
         raise Forbidden("Only staff write internal notes.")
     check_open(ticket)
+    comment_id = new_id()
+    # A staff reply on an email or chat ticket goes out to the customer: queued with
+    # the comment, in its transaction.
+    delivery = await outgoing.queue_reply(uow, actor, ticket, comment_id, data.comment_type)
     comment = await tickets.insert_comment(
         {
-            "id": new_id(),
+            "id": comment_id,
             "ticket_id": ticket["id"],
             "author_id": actor.user_id,
             "content": data.content,
             "comment_type": data.comment_type,
+            **delivery,
         }
     )
     journal = Journal(uow)

@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.auth import tokens
+from app.channels.signatures import new_secret
 from app.db.database import Database
 from app.models import (
     ApiKey,
@@ -33,6 +34,8 @@ from app.models import (
     SLAPolicy,
     User,
     UserPermission,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from app.models.channel import ChannelType, InboundMessage, InboundStatus
 from app.models.custom_field import FieldType
@@ -290,6 +293,33 @@ async def a_failed_message(world: World, role: str, tenant: Tenant) -> Targets:
     return {"id": channel, "inbox": await _row(world, tenant, message)}
 
 
+# Nothing listens there: a test event or a replay fails at once, as a refused connection.
+HOOK_URL = "http://127.0.0.1:9/hook"
+
+
+def _webhook() -> WebhookSubscription:
+    return WebhookSubscription(url=HOOK_URL, events=["*"], secret=new_secret())
+
+
+async def a_webhook(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, _webhook())}
+
+
+async def a_deleted_webhook(world: World, _role: str, tenant: Tenant) -> Targets:
+    return {"id": await _row(world, tenant, _webhook(), deleted=True)}
+
+
+async def a_delivery(world: World, role: str, tenant: Tenant) -> Targets:
+    webhook = (await a_webhook(world, role, tenant))["id"]
+    delivery = WebhookDelivery(
+        subscription_id=uuid.UUID(webhook),
+        event_id=uuid.uuid4(),
+        event_type="ticket.created",
+        payload="{}",
+    )
+    return {"id": webhook, "delivery": await _row(world, tenant, delivery)}
+
+
 def new_org(_: World) -> dict[str, Any]:
     slug = unique("new")
     return {
@@ -434,6 +464,18 @@ CASES = [
     Case("POST", "/channels/{id}/rotate-secret", ADMINS, 200, a_channel),
     Case("GET", "/channels/{id}/inbox", ADMINS, 200, a_channel),
     Case("POST", "/channels/{id}/inbox/{inbox}/retry", ADMINS, 202, a_failed_message),
+    # outbound webhooks: admins (`webhooks:manage`)
+    Case("GET", "/webhooks", ADMINS, 200),
+    Case("POST", "/webhooks", ADMINS, 201, body=lambda _: {"url": HOOK_URL}),
+    Case("GET", "/webhooks/{id}", ADMINS, 200, a_webhook),
+    Case("PATCH", "/webhooks/{id}", ADMINS, 200, a_webhook, body=lambda _: {"description": "x"}),
+    Case("DELETE", "/webhooks/{id}", ADMINS, 204, a_webhook),
+    Case("POST", "/webhooks/{id}/restore", ADMINS, 200, a_deleted_webhook),
+    Case("POST", "/webhooks/{id}/rotate-secret", ADMINS, 200, a_webhook),
+    Case("POST", "/webhooks/{id}/test", ADMINS, 202, a_webhook),
+    Case("GET", "/webhooks/{id}/deliveries", ADMINS, 200, a_webhook),
+    Case("GET", "/webhooks/{id}/deliveries/{delivery}", ADMINS, 200, a_delivery),
+    Case("POST", "/webhooks/{id}/deliveries/{delivery}/replay", ADMINS, 202, a_delivery),
     # API keys: admins (users) only
     Case("GET", "/api-keys", ONLY_ADMIN_USER, 200),
     Case("POST", "/api-keys", ONLY_ADMIN_USER, 201, body=lambda _: {"name": "k"}),
@@ -552,7 +594,12 @@ async def test_route_by_role_and_organization(
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 async def test_route_without_credentials_is_401(case: Case, client: httpx.AsyncClient) -> None:
-    targets = {"id": str(uuid.uuid4()), "grant": str(uuid.uuid4()), "inbox": str(uuid.uuid4())}
+    targets = {
+        "id": str(uuid.uuid4()),
+        "grant": str(uuid.uuid4()),
+        "inbox": str(uuid.uuid4()),
+        "delivery": str(uuid.uuid4()),
+    }
     response = await _call(client, case, targets, {})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
@@ -581,9 +628,12 @@ def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
     }
     named_ids = re.compile(
         r"\{(user|organization|department|customer|key|session|ticket|field|attachment"
-        r"|business_hours|sla_policy|notification|channel)_id\}"
+        r"|business_hours|sla_policy|notification|channel|webhook)_id\}"
     )
     table = {
-        case.id.replace("{grant}", "{grant_id}").replace("{inbox}", "{inbox_id}") for case in CASES
+        case.id.replace("{grant}", "{grant_id}")
+        .replace("{inbox}", "{inbox_id}")
+        .replace("{delivery}", "{delivery_id}")
+        for case in CASES
     }
     assert {named_ids.sub("{id}", r) for r in spec_routes} - UNAUTHENTICATED_ROUTES == table

@@ -31,6 +31,7 @@ COMMENT_FIELDS = {
     "comment_type",
     "has_attachments",
     "created_at",
+    "delivery",
 }
 STAFF = ("admin", "manager", "agent")
 COMMENT_ADDED = "ticket.comment_added"
@@ -173,6 +174,7 @@ async def test_post_returns_exactly_the_contract_fields(
     assert body["content"] == "It is still on fire."
     assert body["comment_type"] == "public"  # the default
     assert body["has_attachments"] is False
+    assert body["delivery"] is None  # a web ticket's comments go nowhere
     uuid.UUID(body["id"])
     assert parse_time(body["created_at"]) >= before - timedelta(seconds=5)
 

@@ -1,0 +1,125 @@
+"""One POST per delivery: the stored body as is, signed the Standard Webhooks way over
+those exact bytes, to the address `targets.pinned` checked. Nothing here touches the
+database: the delivery job calls it between the transaction that leases the deliveries
+and the one that records what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+from standardwebhooks import Webhook
+
+from app.webhooks.schedule import retry_after_seconds
+from app.webhooks.targets import Pinned, TargetRefused, pinned
+
+TIMEOUT_SECONDS = 10.0
+EXCERPT_BYTES = 1024
+USER_AGENT = "helpdesk-webhooks/1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    delivery_id: uuid.UUID
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    delivery_id: uuid.UUID
+    status_code: int | None
+    error: str | None
+    duration_ms: int | None
+    excerpt: str | None
+    retry_after: float | None
+    headers: dict[str, str]
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def signature(secrets: Sequence[str], msg_id: str, at: datetime, body: bytes) -> str:
+    """`v1,<base64>` per secret, space-separated: during a rotation's overlap the
+    receiver finds the one it knows."""
+    return " ".join(Webhook(secret).sign(msg_id, at, body) for secret in secrets)
+
+
+def headers_for(secrets: Sequence[str], msg_id: str, at: datetime, body: bytes) -> dict[str, str]:
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature(secrets, msg_id, at, body),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+async def send_all(
+    url: str,
+    secrets: Sequence[str],
+    items: Sequence[Outgoing],
+    *,
+    allow_private: bool,
+) -> list[Outcome]:
+    """POST every item to `url` at once (they are of different tickets, so no order
+    holds between them); one resolution and one connection pool for the batch."""
+    try:
+        target = await pinned(url, allow_private=allow_private)
+    except TargetRefused as refused:
+        return [
+            Outcome(item.delivery_id, None, f"refused: {refused}", None, None, None, {})
+            for item in items
+        ]
+    async with httpx.AsyncClient(
+        timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
+    ) as client:
+        return list(await asyncio.gather(*(_send(client, target, secrets, item) for item in items)))
+
+
+async def _send(
+    client: httpx.AsyncClient, target: Pinned, secrets: Sequence[str], item: Outgoing
+) -> Outcome:
+    # The wall clock, whatever clock schedules the retries: receivers reject a
+    # timestamp more than a few minutes off theirs.
+    now = datetime.now(UTC)
+    # The delivery's id is the message id: the same on every retry and replay, so a
+    # receiver that saw the message already can tell.
+    headers = headers_for(secrets, str(item.delivery_id), now, item.body)
+    sent = {name: value for name, value in headers.items() if name != "webhook-signature"}
+    headers["host"] = target.host_header
+    started = time.perf_counter()
+    try:
+        async with client.stream(
+            "POST", target.url, content=item.body, headers=headers, extensions=target.extensions
+        ) as response:
+            excerpt = bytearray()
+            async for chunk in response.aiter_bytes():
+                excerpt += chunk
+                if len(excerpt) >= EXCERPT_BYTES:
+                    break
+    except httpx.TimeoutException:
+        error = f"timed out after {TIMEOUT_SECONDS:g} s"
+        return Outcome(item.delivery_id, None, error, _since(started), None, None, sent)
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        return Outcome(item.delivery_id, None, error, _since(started), None, None, sent)
+    text = bytes(excerpt[:EXCERPT_BYTES]).decode("utf-8", errors="replace").replace("\x00", "")
+    return Outcome(
+        item.delivery_id,
+        response.status_code,
+        None,
+        _since(started),
+        text,
+        retry_after_seconds(response.headers.get("retry-after"), now),
+        sent,
+    )
+
+
+def _since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

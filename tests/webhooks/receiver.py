@@ -1,0 +1,97 @@
+"""A real HTTP endpoint on 127.0.0.1 for deliveries to reach: `asyncio.start_server`
+with just enough HTTP/1.1 to read one request per connection and answer it the way a
+test says (status, headers, a delay), recording what arrived byte for byte. It can go
+down and come back up on the same port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 204
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    delay: float = 0.0
+
+
+Answer = Callable[[Received], Reply]
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.port = 0
+        self.requests: list[Received] = []
+        self.answer: Answer = lambda _request: Reply()
+        self._server: asyncio.Server | None = None
+        self._arrived = asyncio.Condition()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def at(self, path: str) -> list[Received]:
+        return [request for request in self.requests if request.path == path]
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def wait_for(self, count: int, path: str | None = None, seconds: float = 10.0) -> None:
+        """Until `count` requests (to `path`) arrived."""
+
+        def enough() -> bool:
+            found = self.requests if path is None else self.at(path)
+            return len(found) >= count
+
+        async with asyncio.timeout(seconds), self._arrived:
+            await self._arrived.wait_for(enough)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request_line = (await reader.readline()).decode("latin-1")
+            _method, path, _version = request_line.split(" ", 2)
+            headers: dict[str, str] = {}
+            while (line := (await reader.readline()).decode("latin-1")) not in ("\r\n", "\n", ""):
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            received = Received(path, headers, body, time.monotonic())
+            reply = self.answer(received)
+            async with self._arrived:
+                self.requests.append(received)
+                self._arrived.notify_all()
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            head = [f"HTTP/1.1 {reply.status} Status", f"Content-Length: {len(reply.body)}"]
+            head += [f"{name}: {value}" for name, value in reply.headers.items()]
+            head.append("Connection: close")
+            writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + reply.body)
+            await writer.drain()
+        finally:
+            writer.close()

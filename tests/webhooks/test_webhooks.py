@@ -1,0 +1,263 @@
+"""/webhooks: subscriptions CRUD + restore, secrets shown once and rotated with an
+overlap, the URL checks (no network at save time, the resolved address at send time),
+role gates and tenant isolation."""
+
+from __future__ import annotations
+
+import ast
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.db.database import Database
+from app.kit.errors import ValidationFailed
+from app.webhooks import service as webhooks
+from app.webhooks.events import EVENT_TYPES
+from app.webhooks.schemas import WebhookCreate
+from app.webhooks.sender import Outgoing, send_all
+from app.webhooks.targets import TargetRefused, pinned, url_problem
+from tests.support.api import field_locs, page_ids, problem
+from tests.support.identity import Tenant
+from tests.webhooks.conftest import WEBHOOKS, make_webhook, subscription
+from tests.webhooks.receiver import Receiver
+
+READ_FIELDS = {
+    "id",
+    "url",
+    "event_types",
+    "description",
+    "is_active",
+    "disabled_at",
+    "disabled_reason",
+    "failing_since",
+    "previous_secret_expires_at",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+}
+URL = "https://hooks.example.com/helpdesk"
+
+
+async def test_the_secret_is_shown_at_creation_only(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant
+) -> None:
+    created = await make_webhook(client, tenant_a, URL, description="CRM")
+    assert set(created) == READ_FIELDS | {"secret"}
+    assert created["secret"].startswith("whsec_")
+    assert (created["event_types"], created["is_active"]) == (["*"], True)
+    row = await subscription(database, tenant_a, created["id"])
+    assert (row.secret, row.events, row.created_by_id) == (
+        created["secret"],
+        ["*"],
+        tenant_a["admin"].user_id,
+    )
+    got = await client.get(f"{WEBHOOKS}/{created['id']}", headers=tenant_a["admin"].headers)
+    assert set(got.json()) == READ_FIELDS
+    listed = await client.get(WEBHOOKS, headers=tenant_a["admin"].headers)
+    assert created["id"] in [item["id"] for item in listed.json()["items"]]
+    assert created["secret"] not in listed.text + got.text
+
+
+async def test_update_delete_restore_and_list(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
+    headers = tenant_a["admin"].headers
+    ids = [(await make_webhook(client, tenant_a, URL))["id"] for _ in range(3)]
+    url = f"{WEBHOOKS}/{ids[0]}"
+    patched = await client.patch(
+        url,
+        json={"event_types": ["ticket.created", "ticket.created"], "description": "x"},
+        headers=headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert (patched.json()["event_types"], patched.json()["description"]) == (
+        ["ticket.created"],
+        "x",
+    )
+    assert (await client.delete(url, headers=headers)).status_code == 204
+    problem(await client.get(url, headers=headers), 404)
+    assert await page_ids(client, WEBHOOKS, headers, 1) == [[i] for i in ids[1:]]
+    assert await page_ids(client, WEBHOOKS, headers, 2, include_deleted="true") == [
+        ids[:2],
+        ids[2:],
+    ]
+    restored = await client.post(f"{url}/restore", headers=headers)
+    assert (restored.status_code, restored.json()["deleted_at"]) == (200, None)
+
+
+@pytest.mark.parametrize("role", ["manager", "agent", "customer"])
+async def test_only_admins_manage_webhooks(
+    client: httpx.AsyncClient, tenant_a: Tenant, role: str
+) -> None:
+    webhook = await make_webhook(client, tenant_a, URL)
+    headers = tenant_a[role].headers
+    problem(await client.get(WEBHOOKS, headers=headers), 403)
+    problem(await client.post(WEBHOOKS, json={"url": URL}, headers=headers), 403)
+    problem(await client.post(f"{WEBHOOKS}/{webhook['id']}/test", headers=headers), 403)
+    problem(await client.get(f"{WEBHOOKS}/{webhook['id']}/deliveries", headers=headers), 403)
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"url": "ftp://example.com/x"}, ["body", "url"]),
+        ({"url": "/relative"}, ["body", "url"]),
+        ({"url": "https://user:secret@example.com/x"}, ["body", "url"]),
+        ({"url": URL, "event_types": ["ticket.exploded"]}, None),
+        ({"url": URL, "event_types": []}, ["body", "event_types"]),
+        ({"url": URL, "event_types": ["*", "ticket.created"]}, ["body", "event_types"]),
+        ({"url": URL, "secret": "whsec_mine"}, ["body", "secret"]),
+        ({"url": URL, "disabled_at": "2025-01-01T00:00:00Z"}, ["body", "disabled_at"]),
+    ],
+)
+async def test_invalid_bodies_are_422(
+    client: httpx.AsyncClient, tenant_a: Tenant, body: dict[str, Any], loc: list[str] | None
+) -> None:
+    response = await client.post(WEBHOOKS, json=body, headers=tenant_a["admin"].headers)
+    locs = field_locs(problem(response, 422))
+    if loc is not None:
+        assert loc in locs
+
+
+async def test_a_patch_is_checked_like_a_create(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    webhook = await make_webhook(client, tenant_a, URL)
+    url = f"{WEBHOOKS}/{webhook['id']}"
+    headers = tenant_a["admin"].headers
+    bad = await client.patch(url, json={"url": "gopher://x"}, headers=headers)
+    assert ["body", "url"] in field_locs(problem(bad, 422))
+    problem(await client.patch(url, json={"is_active": None}, headers=headers), 422)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10:8080/hook",
+        "http://172.16.5.4/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "http://[fe80::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+        "http://224.0.0.1/hook",
+        "http://240.0.0.1/hook",
+        "http://100.64.0.1/hook",
+        "http://2130706433/hook",
+        "http://127.1/hook",
+        "http://0x7f.0.0.1/hook",
+        "http://localhost:8080/hook",
+        "http://api.localhost/hook",
+    ],
+)
+def test_private_literals_are_refused_without_the_flag(url: str) -> None:
+    assert url_problem(url, https_only=False, allow_private=False) is not None
+    assert url_problem(url, https_only=False, allow_private=True) is None
+
+
+def test_public_urls_pass_and_production_wants_https() -> None:
+    for url in (URL, "http://93.184.216.34/x", "https://[2606:4700::1111]/x"):
+        assert url_problem(url, https_only=False, allow_private=False) is None
+    assert url_problem("http://hooks.example.com/x", https_only=True, allow_private=False) == (
+        "must be an https URL"
+    )
+    assert url_problem(URL, https_only=True, allow_private=False) is None
+
+
+async def test_the_service_refuses_a_private_literal_when_the_flag_is_off(
+    settings: Settings, tenant_a: Tenant
+) -> None:
+    strict = Database(settings.model_copy(update={"webhook_allow_private_targets": False}))
+    uow = strict.tenant_unit(tenant_a.org.id)
+    try:
+        with pytest.raises(ValidationFailed) as refused:
+            await webhooks.create_webhook(uow, WebhookCreate(url="http://10.0.0.7/x"), None)
+        assert refused.value.errors is not None
+        assert refused.value.errors[0]["loc"] == ["body", "url"]
+        production = settings.model_copy(
+            update={"environment": "production", "secret_key": settings.secret_key}
+        )
+        uow.settings = production
+        with pytest.raises(ValidationFailed):
+            await webhooks.create_webhook(uow, WebhookCreate(url="http://93.184.216.34/x"), None)
+        await uow.rollback()
+    finally:
+        await uow.close()
+        await strict.dispose()
+
+
+async def test_a_name_resolving_to_loopback_is_refused_at_send_time(receiver: Receiver) -> None:
+    """DNS rebinding: the name passed the save-time check; the address it resolves to
+    when sending is checked again, and nothing reaches the receiver."""
+    url = f"http://localhost:{receiver.port}/hook"
+    with pytest.raises(TargetRefused, match=r"127\.0\.0\.1|::1"):
+        await pinned(url, allow_private=False)
+    item = Outgoing(uuid.uuid4(), b"{}")
+    [outcome] = await send_all(url, ["whsec_" + "A" * 43 + "="], [item], allow_private=False)
+    assert outcome.status_code is None and outcome.error is not None
+    assert outcome.error.startswith("refused: localhost resolves to")
+    assert receiver.requests == []
+    [allowed] = await send_all(url, ["whsec_" + "A" * 43 + "="], [item], allow_private=True)
+    assert allowed.status_code == 204
+    assert receiver.requests[0].headers["host"] == f"localhost:{receiver.port}"
+
+
+async def test_rotation_keeps_the_old_secret_for_the_overlap(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    webhook = await make_webhook(client, tenant_a, URL)
+    url = f"{WEBHOOKS}/{webhook['id']}/rotate-secret"
+    headers = tenant_a["admin"].headers
+    rotated = await client.post(url, headers=headers)
+    assert rotated.status_code == 200, rotated.text
+    body = rotated.json()
+    assert body["secret"] != webhook["secret"] and body["previous_secret_expires_at"]
+    again = (await client.post(url, json={"overlap_minutes": 0}, headers=headers)).json()
+    assert again["previous_secret_expires_at"] is None
+    problem(await client.post(url, json={"overlap_minutes": -1}, headers=headers), 422)
+
+
+async def test_another_organizations_webhooks_are_missing(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    theirs = await make_webhook(client, tenant_a, URL)
+    headers = tenant_b["admin"].headers
+    listed = await client.get(WEBHOOKS, headers=headers)
+    assert theirs["id"] not in listed.text
+    base = f"{WEBHOOKS}/{theirs['id']}"
+    problem(await client.get(base, headers=headers), 404)
+    problem(await client.patch(base, json={"description": "mine"}, headers=headers), 404)
+    problem(await client.delete(base, headers=headers), 404)
+    problem(await client.post(f"{base}/rotate-secret", headers=headers), 404)
+    problem(await client.post(f"{base}/test", headers=headers), 404)
+    problem(await client.get(f"{base}/deliveries", headers=headers), 404)
+
+
+def test_every_event_the_services_write_can_be_subscribed_to() -> None:
+    """`journal.event("<type>", ...)` anywhere in app/ names a type of EVENT_TYPES."""
+    written: set[str] = set()
+    app = Path(__file__).resolve().parents[2] / "app"
+    for path in app.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "event"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                written.add(node.args[0].value)
+            if (
+                isinstance(node, ast.keyword)
+                and node.arg == "event"
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                written.add(node.value.value)
+    attachment = "ticket.attachment_added"
+    assert {"ticket.created", "ticket.sla_breached"} <= written
+    assert written | {attachment} <= set(EVENT_TYPES)
