@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import common, sla_timers
+from bench import common, inbound, sla_timers
 from bench import seed as seeding
 from bench.common import (
     RESULTS,
@@ -464,8 +464,10 @@ def run_api(
     workers: int,
     rounds: int,
     keep_database: bool,
+    inbound_scenario: bool,
 ) -> tuple[dict[str, Any], str, Table]:
-    """The API scenarios, then `timer_scenarios` again with idle SLA timer workers."""
+    """The API scenarios, then `timer_scenarios` again with idle SLA timer workers, then
+    (`inbound_scenario`) signed deliveries to a channel against our own create."""
     allowed, in_use = asyncio.run(common.connection_headroom())
     # Both apps' pools (20 per uvicorn worker) and the idle timer workers' few.
     needed = 2 * workers * 20 + 4 * timer_workers
@@ -596,6 +598,26 @@ def run_api(
                 timer_workers,
                 lambda: measured(timer_scenarios),
             )
+        inbound_rows: dict[str, dict[str, Any]] = {}
+        stored: dict[str, int] = {}
+        if inbound_scenario:
+            console.print("inbound deliveries against our own create")
+            # Ours only from here: the ceiling's pool would leave PostgreSQL's 100
+            # connections short for the scenario's own reads.
+            stop(servers[1])
+            inbound_rows, stored = measure_inbound(
+                wrk,
+                ours_port,
+                dsn,
+                async_url,
+                secret,
+                target.id,
+                load_env,
+                duration=duration,
+                rounds=rounds,
+                connections=connections,
+                retried=retried,
+            )
         meta = {
             "organizations": organizations,
             "tickets_per_org": tickets,
@@ -623,6 +645,17 @@ def run_api(
                 },
             }
             markdown += "\n" + with_timers_markdown(rows, with_rows, with_meta)
+        if inbound_rows:
+            create = inbound_rows["create"]["requests_per_second"]
+            payload["inbound"] = {
+                "results": inbound_rows,
+                "stored": stored,
+                "ratios": {
+                    name: row["requests_per_second"] / create if create else 0.0
+                    for name, row in inbound_rows.items()
+                },
+            }
+            markdown += "\n" + inbound.report(inbound_rows, stored)
         return payload, markdown, table
     finally:
         for server in servers:
@@ -632,6 +665,64 @@ def run_api(
             asyncio.run(drop_database(dsn))
         else:
             console.print(f"database kept: {dsn}")
+
+
+def measure_inbound(
+    wrk: str,
+    port: int,
+    dsn: str,
+    async_url: str,
+    secret: str,
+    organization: uuid.UUID,
+    load_env: dict[str, str],
+    *,
+    duration: int,
+    rounds: int,
+    connections: int,
+    retried: list[str],
+) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """Our create, new inbound messages and threaded replies, in alternating rounds on
+    our server (after a 2 s warm-up each); each inbound round sends messages signed for
+    it. Returns the measurements and how the stored deliveries ended."""
+    channel = asyncio.run(inbound.create_channel(async_url, secret, organization))
+    base = f"http://127.0.0.1:{port}"
+    builders = {
+        "inbound_new": inbound.new_message,
+        "inbound_reply": inbound.reply_to(inbound.open_threads(base, channel)),
+    }
+    deliveries = RUN_DIR / "inbound.txt"
+
+    def run(name: str, seconds: int, retry: list[str] | None) -> Measurement:
+        env, scenario = dict(load_env), "create"
+        if name in builders:
+            inbound.write_requests(deliveries, channel, builders[name])
+            env |= {"BENCH_INBOUND": str(deliveries), "BENCH_INBOUND_PATH": channel.path}
+            scenario = "inbound"
+        return run_wrk(
+            wrk,
+            base,
+            scenario,
+            env,
+            duration=seconds,
+            connections=connections,
+            threads=2,
+            retried=retry,
+        )
+
+    names = ["create", *builders]
+    for name in names:
+        run(name, 2, None)
+    rounds_of: dict[str, list[Measurement]] = {name: [] for name in names}
+    for _round in range(rounds):
+        for name in names:
+            rounds_of[name].append(run(name, max(1, duration // rounds), retried))
+    rows = {name: asdict(combine(measured)) for name, measured in rounds_of.items()}
+    for name, row in rows.items():
+        console.print(
+            f"{name:>14}     ours: {row['requests_per_second']:,.0f} req/s, "
+            f"p99 {row['p99_ms']:.1f} ms, errors {row['errors']}"
+        )
+    return rows, asyncio.run(inbound.outcomes(dsn, channel))
 
 
 def _names(text: str, known: list[str], what: str) -> list[str]:
@@ -693,6 +784,13 @@ def main(
     timer_phases: Annotated[str, typer.Option(help="window, overdue or both.")] = (
         "window,overdue"
     ),
+    inbound_scenario: Annotated[
+        bool,
+        typer.Option(
+            "--inbound/--no-inbound",
+            help="With the API scenarios: signed channel deliveries against our create.",
+        ),
+    ] = True,
 ) -> None:
     if only not in ONLY:
         raise typer.BadParameter(f"--only is one of {', '.join(ONLY)}")
@@ -715,6 +813,7 @@ def main(
             workers=workers,
             rounds=rounds,
             keep_database=keep_database,
+            inbound_scenario=inbound_scenario,
         )
         console.print(table)
     if only in ("all", "sla_timers"):

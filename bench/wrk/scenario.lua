@@ -1,6 +1,6 @@
 -- One script for every scenario; the runner passes what it needs in the environment.
 -- BENCH_SCENARIO: create | create_contended | list | list_filtered | search | get | comment
--- | patch_status (create_contended: our full create against the ceiling's bare one, which
+-- | patch_status | inbound (create_contended: our full create against the ceiling's bare one, which
 -- takes the number and inserts the row; the ceiling reads `bare`, our API ignores it)
 -- BENCH_TOKEN: bearer token; BENCH_CUSTOMER: a customer id of the organization;
 -- BENCH_IDS: file of ticket ids (get); BENCH_OPEN_IDS: ids of open tickets (comment; and
@@ -23,6 +23,24 @@ end
 
 local ids = load(os.getenv("BENCH_IDS"))
 local open_ids = load(os.getenv("BENCH_OPEN_IDS"))
+
+-- inbound: BENCH_INBOUND is a file of signed deliveries, one per line (webhook-id,
+-- webhook-timestamp, webhook-signature, body; tab-separated), each sent once;
+-- BENCH_INBOUND_PATH the channel's inbound URL.
+local inbound = {}
+for _, line in ipairs(load(os.getenv("BENCH_INBOUND"))) do
+  local id, timestamp, signature, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+  inbound[#inbound + 1] = {
+    headers = {
+      ["webhook-id"] = id,
+      ["webhook-timestamp"] = timestamp,
+      ["webhook-signature"] = signature,
+      ["Content-Type"] = "application/json",
+    },
+    body = body,
+  }
+end
+local inbound_path = os.getenv("BENCH_INBOUND_PATH")
 
 function setup(thread)
   thread:set("thread_index", #threads)
@@ -62,6 +80,12 @@ request = function()
     -- Open tickets only: a closed or cancelled one takes no more comments (409).
     return wrk.format("POST", base .. "/tickets/" .. open_ids[math.random(#open_ids)] .. "/comments", headers,
       '{"content":"Bench reply","comment_type":"internal"}')
+  elseif scenario == "inbound" then
+    -- Every thread its own slice: no delivery twice (a repeat would be a cheap duplicate).
+    local stride = tonumber(os.getenv("BENCH_THREADS"))
+    local slot = ((thread_index or 0) + stride * (counter - 1)) % #inbound + 1
+    local delivery = inbound[slot]
+    return wrk.format("POST", inbound_path, delivery.headers, delivery.body)
   elseif scenario == "patch_status" then
     local stride = tonumber(os.getenv("BENCH_THREADS"))
     local per_thread = math.floor(#open_ids / stride)
