@@ -22,11 +22,13 @@ from typing import Any
 import structlog
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings
+from arq.typing import WorkerCoroutine
 from arq.worker import Function, Retry, Worker, func
 from prometheus_client import start_http_server
 
 from app.attachments.service import ORPHAN_SWEEP_JOB, sweep_attachments
 from app.channels import outgoing
+from app.channels import service as channels
 from app.config import Settings
 from app.db.database import Database
 from app.kit.idempotency import PURGE_JOB, purge_expired
@@ -51,6 +53,8 @@ TASKS: dict[str, Task] = {
     WEBHOOK_SWEEP_JOB: sweep_deliveries,
     outgoing.SEND_JOB: outgoing.send_reply,
     outgoing.SWEEP_JOB: outgoing.sweep_replies,
+    channels.PLACE_JOB: channels.place_stored,
+    channels.INBOX_SWEEP_JOB: channels.sweep_inbox,
 }
 PERIODIC_SECONDS: dict[str, float] = {
     SWEEP_JOB: 60.0,
@@ -58,6 +62,7 @@ PERIODIC_SECONDS: dict[str, float] = {
     ORPHAN_SWEEP_JOB: 3600.0,
     WEBHOOK_SWEEP_JOB: WEBHOOK_SWEEP_SECONDS,
     outgoing.SWEEP_JOB: outgoing.SWEEP_EVERY_SECONDS,
+    channels.INBOX_SWEEP_JOB: channels.INBOX_SWEEP_EVERY_SECONDS,
 }
 MAX_REDIS_BACKOFF_SECONDS = 10.0
 JOB_RETRY_MAX_SECONDS = 60
@@ -85,24 +90,18 @@ def arq_job(name: str, task: Task) -> Function:
     return func(job, name=name, max_tries=5, keep_result=0)
 
 
-async def _sweep_cron(ctx: dict[str, Any]) -> Any:
-    return await run_job(ctx["database"], sweep_outbox, None)
+def periodic(task: Task) -> WorkerCoroutine:
+    """An arq cron function running a platform task (system session)."""
+
+    async def run_periodic(ctx: dict[Any, Any], *_args: Any, **_kwargs: Any) -> Any:
+        return await run_job(ctx["database"], task, None)
+
+    return run_periodic
 
 
-async def _purge_cron(ctx: dict[str, Any]) -> Any:
-    return await run_job(ctx["database"], purge_expired, None)
-
-
-async def _attachments_cron(ctx: dict[str, Any]) -> Any:
-    return await run_job(ctx["database"], sweep_attachments, None)
-
-
-async def _webhooks_cron(ctx: dict[str, Any]) -> Any:
-    return await run_job(ctx["database"], sweep_deliveries, None)
-
-
-async def _replies_cron(ctx: dict[str, Any]) -> Any:
-    return await run_job(ctx["database"], outgoing.sweep_replies, None)
+def every(seconds: float) -> set[int]:
+    """The seconds of the minute at which a cron job `seconds` apart runs."""
+    return set(range(0, 60, int(seconds)))
 
 
 class WorkerSettings:
@@ -110,21 +109,40 @@ class WorkerSettings:
 
     functions = [arq_job(name, task) for name, task in TASKS.items()]
     cron_jobs = [
-        cron(_sweep_cron, name="outbox.sweep.cron", second=0, unique=True),
-        cron(_purge_cron, name="idempotency.purge.cron", minute=17, second=0, unique=True),
-        cron(_attachments_cron, name="attachments.sweep.cron", minute=41, second=0, unique=True),
+        cron(periodic(sweep_outbox), name="outbox.sweep.cron", second=0, unique=True),
+        cron(
+            periodic(purge_expired),
+            name="idempotency.purge.cron",
+            minute=17,
+            second=0,
+            unique=True,
+        ),
+        cron(
+            periodic(sweep_attachments),
+            name="attachments.sweep.cron",
+            minute=41,
+            second=0,
+            unique=True,
+        ),
         # Webhook retries wait in the database; this finds them when they are due.
         cron(
-            _webhooks_cron,
+            periodic(sweep_deliveries),
             name="webhooks.sweep.cron",
-            second=set(range(0, 60, int(WEBHOOK_SWEEP_SECONDS))),
+            second=every(WEBHOOK_SWEEP_SECONDS),
             unique=True,
         ),
         # Replies waiting for a retry (or a lost enqueue) are found here when due.
         cron(
-            _replies_cron,
+            periodic(outgoing.sweep_replies),
             name="channels.sweep_replies.cron",
-            second=set(range(0, 60, int(outgoing.SWEEP_EVERY_SECONDS))),
+            second=every(outgoing.SWEEP_EVERY_SECONDS),
+            unique=True,
+        ),
+        # Inbound messages stored but never placed (their request died).
+        cron(
+            periodic(channels.sweep_inbox),
+            name="channels.sweep_inbox.cron",
+            second=0,
             unique=True,
         ),
     ]

@@ -395,3 +395,20 @@ class DueReplyRepository(PlatformRepository[TicketComment]):
             .limit(limit)
         )
         return [(row[0], row[1]) for row in await self.session.execute(statement)]
+
+
+class UnplacedInboxRepository(PlatformRepository[InboundMessage]):
+    """The inbox sweep's read, across tenants (system session)."""
+
+    model = InboundMessage
+
+    async def unplaced(self, before: datetime, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(organization, message) of messages stored before `before` and never placed,
+        the oldest first (`ix_inbound_messages_received` holds only those)."""
+        statement = (
+            sa.select(INBOX.c.organization_id, INBOX.c.id)
+            .where(INBOX.c.status == InboundStatus.RECEIVED, INBOX.c.created_at < before)
+            .order_by(INBOX.c.created_at)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(statement)]

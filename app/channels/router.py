@@ -21,7 +21,6 @@ from app.channels.schemas import (
     ChannelWithSecret,
     InboundResult,
     InboxItemRead,
-    SecretRotation,
     with_secret,
 )
 from app.db.database import Database
@@ -29,6 +28,7 @@ from app.db.dependencies import SessionDep, UnitOfWorkDep
 from app.kit.errors import PayloadTooLarge
 from app.kit.pagination import Page, PageParamsDep
 from app.kit.schemas import Instant
+from app.kit.signing_secrets import SecretRotation
 from app.models.channel import Channel, ChannelType, InboundStatus
 
 router = APIRouter(prefix="/channels", tags=["channels"])

@@ -20,6 +20,7 @@ from pydantic import (
 
 from app.config import API_PREFIX
 from app.kit.schemas import Email, InputModel, PatchModel, ReadModel, Title
+from app.kit.signing_secrets import EXAMPLE_SECRET
 from app.models.channel import ChannelType, InboundStatus, ThreadReason
 from app.models.ticket import Priority
 
@@ -28,9 +29,6 @@ DEPARTMENT_ID = "0191a3c5-3b4c-7d5e-8f6a-7b8c9d0e1f21"
 TICKET_ID = "0191a3c5-3b4c-7d5e-8f6a-7b8c9d0e1f22"
 COMMENT_ID = "0191a3c5-3b4c-7d5e-8f6a-7b8c9d0e1f23"
 INBOX_ID = "0191a3c5-3b4c-7d5e-8f6a-7b8c9d0e1f24"
-EXAMPLE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - a documentation example
-DEFAULT_OVERLAP_MINUTES = 24 * 60
-MAX_OVERLAP_MINUTES = 7 * 24 * 60
 
 _http_url = TypeAdapter(AnyHttpUrl)
 _email = TypeAdapter(Email)
@@ -143,21 +141,6 @@ class ChannelUpdate(PatchModel):
     accept_unknown_senders: bool | None = None
     new_tickets_per_sender_per_hour: PerHour | None = None
     is_active: bool | None = None
-
-
-class SecretRotation(InputModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"overlap_minutes": 60}, {"overlap_minutes": 0}]}
-    )
-
-    overlap_minutes: int = Field(
-        default=DEFAULT_OVERLAP_MINUTES,
-        strict=True,
-        ge=0,
-        le=MAX_OVERLAP_MINUTES,
-        description="How long the replaced secret keeps verifying (0: not at all). "
-        "Default 24 hours, at most 7 days.",
-    )
 
 
 def _channel_example(**extra: Any) -> dict[str, Any]:

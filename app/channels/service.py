@@ -16,7 +16,8 @@ during which the replaced secret still verifies.
    holds the lock and finds the row `received` processes it; everyone else — a
    redelivery, or any of a hundred concurrent copies — waits for the lock and then
    finds the outcome: `duplicate`, with the same ticket and comment. A row left
-   `received` by a crash is processed by the next delivery of the message.
+   `received` (its request died between the two transactions) is processed by the next
+   delivery of the message, or by the inbox sweep (`sweep_inbox`) a few minutes on.
 4. If processing fails, its transaction is rolled back and a third one marks the row
    `failed` with the reason (an admin can retry it); the caller gets `202`.
 
@@ -54,9 +55,10 @@ from app.channels.repository import (
     ChannelRepository,
     InboxRepository,
     ThreadingRepository,
+    UnplacedInboxRepository,
 )
 from app.channels.schemas import ChannelCreate, ChannelUpdate, address_problem
-from app.channels.signatures import new_secret, verify
+from app.channels.signatures import verify
 from app.db.base import new_id
 from app.db.database import Database
 from app.db.dependencies import committing
@@ -65,6 +67,7 @@ from app.kit.errors import AppError, Conflict, Forbidden, NotFound, ValidationFa
 from app.kit.pagination import PageParams, PageResult
 from app.kit.records import apply_changes, field_error
 from app.kit.repository import Record
+from app.kit.signing_secrets import new_secret
 from app.kit.storage import storage_from_settings
 from app.models.channel import (
     Channel,
@@ -82,6 +85,13 @@ from app.tickets.schemas import CommentCreate, TicketUpdate
 log = structlog.get_logger(__name__)
 
 RATE_WINDOW = timedelta(hours=1)
+PLACE_JOB = "channels.place_stored"
+INBOX_SWEEP_JOB = "channels.sweep_inbox"
+INBOX_SWEEP_EVERY_SECONDS = 60.0
+INBOX_SWEEP_LIMIT = 1000
+# A message still `received` this long after it was stored lost its request: placing
+# takes well under a second, and a concurrent redelivery holds the row's lock anyway.
+UNPLACED_AFTER = timedelta(minutes=2)
 MAX_REASON = 2000
 MAX_REFERENCES = 50
 EMPTY_TEXT = "(no text)"
@@ -280,15 +290,50 @@ async def retry(uow: UnitOfWork, channel_id: uuid.UUID, inbox_id: uuid.UUID) -> 
     assert row is not None
     if row.status is not InboundStatus.FAILED:
         raise Conflict(f"The message is {row.status.value}; only failed ones are retried.")
+    return await _place_or_fail(uow, row)
+
+
+async def sweep_inbox(uow: UnitOfWork, *, now: datetime | None = None) -> int:
+    """Platform sweep (system session): a placing job for every message stored at least
+    `UNPLACED_AFTER` ago and still `received` — its request died between storing and
+    placing it, and its sender may never deliver it again. Returns how many."""
+    before = (now or datetime.now(UTC)) - UNPLACED_AFTER
+    found = await UnplacedInboxRepository(uow.session).unplaced(before, INBOX_SWEEP_LIMIT)
+    if uow.jobs is not None:
+        for organization_id, inbox_id in found:
+            await uow.jobs.enqueue(
+                PLACE_JOB,
+                organization_id=organization_id,
+                job_id=f"{PLACE_JOB}:{inbox_id}",
+                inbox_id=str(inbox_id),
+            )
+    return len(found)
+
+
+async def place_stored(uow: UnitOfWork, *, inbox_id: str) -> str:
+    """Place a stored message the sweep found, as its sender's redelivery would; one
+    placed meanwhile is left as it is. Returns the outcome's status."""
+    row = await InboxRepository(uow.session).lock(uuid.UUID(inbox_id))
+    if row is None or row.status is not InboundStatus.RECEIVED:
+        return "settled"
+    log.info("inbound_resumed", inbox_id=inbox_id, by="sweep")
+    return str((await _place_or_fail(uow, row)).status)
+
+
+async def _place_or_fail(uow: UnitOfWork, row: InboundMessage) -> Outcome:
+    """Place `row` in a savepoint of the caller's transaction: a failure rolls back what
+    the attempt wrote and leaves the row `failed` with the reason."""
+    inbox_id = row.id
     try:
-        async with session.begin_nested():
+        async with uow.session.begin_nested():
             return await _place(uow, row)
     except Exception as exc:
-        log.exception("inbound_retry_failed", inbox_id=str(inbox_id))
-        row = await inbox.lock(inbox_id)  # reloaded: the savepoint's changes are gone
-        assert row is not None
-        row.attempts += 1
-        return await _finish(session, row, InboundStatus.FAILED, reason=_failure(exc))
+        log.exception("inbound_failed", inbox_id=str(inbox_id))
+        # Reloaded: the savepoint's changes are gone.
+        reloaded = await InboxRepository(uow.session).lock(inbox_id)
+        assert reloaded is not None
+        reloaded.attempts += 1
+        return await _finish(uow.session, reloaded, InboundStatus.FAILED, reason=_failure(exc))
 
 
 async def _store(uow: UnitOfWork, delivery: Delivery) -> tuple[uuid.UUID, Record | None]:

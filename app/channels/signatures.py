@@ -1,7 +1,7 @@
 """Channel secrets and the Standard Webhooks check every inbound delivery passes before
 its body is looked at.
 
-A secret is `whsec_` + base64 of 32 random bytes. It is an HMAC key, so unlike an API
+A secret (`app.kit.signing_secrets`) is an HMAC key, so unlike an API
 key it cannot be stored as a digest: the channel row keeps it (as the TOTP secrets of
 users are kept) and the API shows it only in the answers that create or rotate it.
 During a rotation's overlap the previous secret verifies too, so a sender can switch at
@@ -10,8 +10,6 @@ its own pace.
 
 from __future__ import annotations
 
-import base64
-import secrets
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -20,8 +18,6 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from app.kit.errors import AppError
 from app.models.channel import Channel
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
-SECRET_BYTES = 32
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
@@ -31,10 +27,6 @@ class InvalidSignature(AppError):
     def __init__(self, detail: str | None = None) -> None:
         # A webhook caller authenticates by signature, not by a bearer token.
         super().__init__(detail, headers={"WWW-Authenticate": 'StandardWebhooks realm="inbound"'})
-
-
-def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
 def verifying_secrets(channel: Channel, now: datetime) -> list[str]:

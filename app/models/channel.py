@@ -116,6 +116,14 @@ class InboundMessage(TenantMixin, TimestampMixin, Base):
             postgresql_where=sa.text("status = 'failed'"),
             sqlite_where=sa.text("status = 'failed'"),
         ),
+        # Messages stored and never placed, for the inbox sweep.
+        sa.Index(
+            "ix_inbound_messages_received",
+            "organization_id",
+            "created_at",
+            postgresql_where=sa.text("status = 'received'"),
+            sqlite_where=sa.text("status = 'received'"),
+        ),
         # The admin's inbox list, newest first, optionally by status.
         sa.Index("ix_inbound_messages_channel", "organization_id", "channel_id", "id"),
         sa.Index(

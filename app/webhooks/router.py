@@ -14,12 +14,12 @@ from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.dependencies import SessionDep, UnitOfWorkDep
 from app.kit.pagination import Page, PageParamsDep
+from app.kit.signing_secrets import SecretRotation
 from app.models.webhook import DeliveryStatus, WebhookSubscription
 from app.webhooks import service as webhooks
 from app.webhooks.schemas import (
     DeliveryDetail,
     DeliveryRead,
-    SecretRotation,
     WebhookCreate,
     WebhookRead,
     WebhookUpdate,

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, AliasChoices, ConfigDict, Field, StringConstraints
 
 from app.kit.schemas import InputModel, PatchModel, ReadModel
+from app.kit.signing_secrets import EXAMPLE_SECRET
 from app.models.webhook import DeliveryStatus
 from app.webhooks.events import ALL_EVENTS, EVENT_TYPES, TEST_EVENT
 
@@ -16,9 +17,6 @@ WEBHOOK_ID = "0191a3c5-3b4c-7d5e-8f6a-7b8c9d0e1f30"
 DELIVERY_ID = "0191a3c5-3b4c-7d5e-8f6a-7b8c9d0e1f31"
 EVENT_ID = "0191a3c5-3b4c-7d5e-8f6a-7b8c9d0e1f32"
 ATTEMPT_ID = "0191a3c5-3b4c-7d5e-8f6a-7b8c9d0e1f33"
-EXAMPLE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - a documentation example
-DEFAULT_OVERLAP_MINUTES = 24 * 60
-MAX_OVERLAP_MINUTES = 7 * 24 * 60
 
 EventType = Literal[
     "*",
@@ -99,21 +97,6 @@ class WebhookUpdate(PatchModel):
         strict=True,
         description="false stops deliveries; true resumes them, and enables an endpoint "
         "disabled for failing (clearing `disabled_at`).",
-    )
-
-
-class SecretRotation(InputModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"overlap_minutes": 60}, {"overlap_minutes": 0}]}
-    )
-
-    overlap_minutes: int = Field(
-        default=DEFAULT_OVERLAP_MINUTES,
-        strict=True,
-        ge=0,
-        le=MAX_OVERLAP_MINUTES,
-        description="How long deliveries are signed with the replaced secret too (0: not "
-        "at all). Default 24 hours, at most 7 days.",
     )
 
 

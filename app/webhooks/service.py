@@ -40,7 +40,6 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.channels.signatures import new_secret
 from app.config import Settings
 from app.db.base import new_id
 from app.db.unit_of_work import UnitOfWork
@@ -51,6 +50,7 @@ from app.kit.pagination import PageParams, PageResult
 from app.kit.records import apply_changes, field_error
 from app.kit.repository import Record
 from app.kit.schemas import instant_text
+from app.kit.signing_secrets import new_secret
 from app.models.outbox import OutboxEvent
 from app.models.webhook import (
     DeliveryStatus,

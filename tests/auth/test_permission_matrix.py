@@ -20,8 +20,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.auth import tokens
-from app.channels.signatures import new_secret
 from app.db.database import Database
+from app.kit.signing_secrets import new_secret
 from app.models import (
     ApiKey,
     BusinessHours,
