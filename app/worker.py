@@ -196,9 +196,16 @@ async def run_jobs(database: Database, settings: Settings, stopping: asyncio.Eve
         stop = asyncio.create_task(stopping.wait())
         await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
-        # Cancels the jobs under way; with Redis gone it cannot tidy its keys up.
-        with contextlib.suppress(Exception):
-            await worker.close()
+        # Cancels the jobs under way (arq runs them again); with Redis gone it cannot
+        # tidy its keys up. It re-raises the cancelled jobs' CancelledError, which is
+        # theirs, not ours: only this task's own cancellation leaves from here.
+        try:
+            with contextlib.suppress(Exception):
+                await worker.close()
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
         running.cancel()
         with contextlib.suppress(BaseException):
             await running
