@@ -1,11 +1,19 @@
 """Domain events: written to the outbox in the caller's transaction, relayed after commit.
 
-`Journal.event` (`app.kit.journal`) is the only way to publish. The relay hands each
-undispatched event to the handlers registered for its type (outbound webhooks register
-here) and stamps it; an event with no handler is simply marked dispatched. A handler
-gets the relay's unit of work: what it writes commits with the stamp, and what it
-queues runs after that commit. A periodic sweep relays what an after-commit enqueue
-missed (a crash between commit and enqueue, a deduplicated job).
+`Journal.event` (`app.kit.journal`) is the only way to publish. The relay hands a batch
+of undispatched events to the handlers registered for their types (outbound webhooks
+register here), each handler once with its events in order, and stamps them; an event
+with no handler is simply marked dispatched. A handler gets the relay's unit of work:
+what it writes commits with the stamps, and what it queues runs after that commit.
+Handlers must be idempotent: an event is relayed at least once (a relay that dies
+after its handlers ran but before its commit leaves the event to the next one).
+
+A batch whose handlers fail is relayed again one event at a time, each in a savepoint,
+so the failing event is named and held back (retried later with backoff, never
+dropped) while the others go on; later events of its aggregate wait for it, so a
+ticket's events still reach handlers in order. A periodic sweep relays what an
+after-commit enqueue missed (a crash between commit and enqueue, a deduplicated job)
+and what was held back once it is due.
 
 One organization's relays run one at a time on PostgreSQL (a transaction-scoped
 advisory lock; SQLite serializes writers anyway): two overlapping relays would each
@@ -16,13 +24,15 @@ handlers, and be committed, before an earlier one held by the other relay.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+import structlog
+from sqlalchemy.orm import aliased
 
 from app.db.unit_of_work import UnitOfWork
+from app.kit.jobs import transient
 from app.kit.repository import PlatformRepository, Repository
 from app.models.outbox import OutboxEvent
 
@@ -30,16 +40,30 @@ RELAY_JOB = "outbox.relay"
 SWEEP_JOB = "outbox.sweep"
 SWEEP_EVERY_SECONDS = 60.0
 RELAY_BATCH = 500
+# A relay job relays at most this many batches, then makes way for other jobs (and
+# queues itself again if more is pending).
+MAX_BATCHES = 10
 # Events of one organization committed within this long share one relay job.
 RELAY_COALESCE_SECONDS = 0.1
+# A held-back event is tried again after 5 s, then twice as long each time, up to an hour.
+HOLD_FIRST_SECONDS = 5.0
+HOLD_MAX_SECONDS = 3600.0
 
-EventHandler = Callable[[UnitOfWork, OutboxEvent], Awaitable[None]]
-_handlers: dict[str, list[EventHandler]] = defaultdict(list)
+EventHandler = Callable[[UnitOfWork, Sequence[OutboxEvent]], Awaitable[None]]
+_handlers: list[tuple[frozenset[str], EventHandler]] = []
+
+log = structlog.get_logger(__name__)
 
 
-def subscribe(event_type: str, handler: EventHandler) -> None:
-    if handler not in _handlers[event_type]:
-        _handlers[event_type].append(handler)
+def subscribe(event_types: Iterable[str], handler: EventHandler) -> None:
+    """Hand `handler` the events of these types in every relayed batch."""
+    if all(registered is not handler for _types, registered in _handlers):
+        _handlers.append((frozenset(event_types), handler))
+
+
+def hold_seconds(attempts: int) -> float:
+    """How long an event that failed `attempts` times waits before the next try."""
+    return min(HOLD_MAX_SECONDS, HOLD_FIRST_SECONDS * 2.0 ** (attempts - 1))
 
 
 class OutboxRepository(Repository[OutboxEvent]):
@@ -50,12 +74,29 @@ class OutboxRepository(Repository[OutboxEvent]):
         waiting until this transaction ends (see the module docstring)."""
         await self.advisory_lock("outbox_relay")
 
-    async def pending(self, limit: int) -> Sequence[OutboxEvent]:
-        """The oldest undispatched events, locked; on PostgreSQL rows another relay holds
-        are skipped, so concurrent relays of one tenant never dispatch an event twice."""
+    async def pending(self, limit: int, now: datetime) -> Sequence[OutboxEvent]:
+        """The oldest undispatched events that may go now, locked: a held-back event once
+        its time has come, any other unless its aggregate has an event held back (which
+        goes first). On PostgreSQL rows another relay holds are skipped, so concurrent
+        relays never take one twice."""
+        held = aliased(OutboxEvent)
+        held_aggregates = sa.select(held.aggregate_id).where(
+            held.organization_id == self.organization_id,
+            held.dispatched_at.is_(None),
+            held.relay_after.is_not(None),
+        )
         statement = (
             self.select()
-            .where(OutboxEvent.dispatched_at.is_(None))
+            .where(
+                OutboxEvent.dispatched_at.is_(None),
+                sa.or_(
+                    OutboxEvent.relay_after <= now,
+                    sa.and_(
+                        OutboxEvent.relay_after.is_(None),
+                        OutboxEvent.aggregate_id.not_in(held_aggregates),
+                    ),
+                ),
+            )
             .order_by(OutboxEvent.id)
             .limit(limit)
         )
@@ -63,37 +104,121 @@ class OutboxRepository(Repository[OutboxEvent]):
             statement = statement.with_for_update(skip_locked=True)
         return await self.all(statement)
 
+    async def mark_dispatched(self, event_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        statement = (
+            self.update()
+            .where(OutboxEvent.id.in_(event_ids))
+            .values(dispatched_at=now, relay_after=None)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(statement)
+
+    async def hold_back(self, event: OutboxEvent, error: str, now: datetime) -> None:
+        attempts = event.relay_attempts + 1
+        statement = (
+            self.update()
+            .where(OutboxEvent.id == event.id)
+            .values(
+                relay_attempts=attempts,
+                relay_after=now + timedelta(seconds=hold_seconds(attempts)),
+                relay_error=error,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(statement)
+
 
 class PendingOutboxRepository(PlatformRepository[OutboxEvent]):
     model = OutboxEvent
 
-    async def organizations(self) -> list[uuid.UUID]:
-        """Every tenant with an undispatched event."""
+    async def organizations(self, now: datetime) -> list[uuid.UUID]:
+        """Every tenant with an undispatched event that may go now."""
         statement = (
             sa.select(OutboxEvent.organization_id)
-            .where(OutboxEvent.dispatched_at.is_(None))
+            .where(
+                OutboxEvent.dispatched_at.is_(None),
+                sa.or_(OutboxEvent.relay_after.is_(None), OutboxEvent.relay_after <= now),
+            )
             .distinct()
         )
         return list((await self.session.execute(statement)).scalars())
 
 
-async def relay_outbox(uow: UnitOfWork) -> int:
-    """Dispatch this organization's pending events in order; returns how many."""
+async def _dispatch(uow: UnitOfWork, events: Sequence[OutboxEvent]) -> None:
+    for event_types, handler in _handlers:
+        wanted = [event for event in events if event.event_type in event_types]
+        if wanted:
+            await handler(uow, wanted)
+
+
+async def relay_batch(uow: UnitOfWork, now: datetime) -> tuple[int, bool]:
+    """Relay one batch of this organization's pending events (see the module
+    docstring); returns how many were dispatched and whether the batch was full."""
     outbox = OutboxRepository(uow.session)
     await outbox.relay_alone()
-    events = await outbox.pending(RELAY_BATCH)
+    events = await outbox.pending(RELAY_BATCH, now)
+    if not events:
+        return 0, False
+    try:
+        async with uow.session.begin_nested():
+            await _dispatch(uow, events)
+            await outbox.mark_dispatched([event.id for event in events], now)
+        return len(events), len(events) == RELAY_BATCH
+    except Exception as error:
+        if transient(error):
+            raise
+    dispatched = 0
+    # A ticket's later events wait behind its failed one (the next `pending` leaves them
+    # out until it goes).
+    failed_aggregates: set[uuid.UUID] = set()
     for event in events:
-        for handler in _handlers.get(event.event_type, ()):
-            await handler(uow, event)
-        event.dispatched_at = datetime.now(UTC)
-    await uow.session.flush()
-    return len(events)
+        if event.aggregate_id in failed_aggregates:
+            continue
+        try:
+            async with uow.session.begin_nested():
+                await _dispatch(uow, [event])
+                await outbox.mark_dispatched([event.id], now)
+            dispatched += 1
+        except Exception as error:
+            if transient(error):
+                raise
+            log.error(
+                "outbox_event_held",
+                event_id=str(event.id),
+                event_type=event.event_type,
+                attempts=event.relay_attempts + 1,
+                error=repr(error),
+            )
+            await outbox.hold_back(event, repr(error), now)
+            failed_aggregates.add(event.aggregate_id)
+    return dispatched, len(events) == RELAY_BATCH
+
+
+async def relay_outbox(uow: UnitOfWork) -> int:
+    """Dispatch this organization's pending events in order, batch after batch (each
+    committed); returns how many."""
+    relayed = 0
+    for _ in range(MAX_BATCHES):
+        count, full = await relay_batch(uow, datetime.now(UTC))
+        await uow.commit()
+        relayed += count
+        if not full:
+            return relayed
+    if uow.jobs is not None:
+        # An id of its own: the queue refuses a job id while that job runs, and this
+        # job may itself be a previous one's "more".
+        await uow.jobs.enqueue(
+            RELAY_JOB,
+            organization_id=uow.organization_id,
+            job_id=f"{RELAY_JOB}:{uow.organization_id}:more:{uuid.uuid4().hex}",
+        )
+    return relayed
 
 
 async def sweep_outbox(uow: UnitOfWork) -> int:
-    """Platform sweep (system session): queue a relay for every tenant with pending
-    events; returns how many tenants."""
-    organizations = await PendingOutboxRepository(uow.session).organizations()
+    """Platform sweep (system session): queue a relay for every tenant with events that
+    may go now; returns how many tenants."""
+    organizations = await PendingOutboxRepository(uow.session).organizations(datetime.now(UTC))
     if uow.jobs is not None:
         for org in organizations:
             await uow.jobs.enqueue(RELAY_JOB, organization_id=org, job_id=f"{RELAY_JOB}:{org}")

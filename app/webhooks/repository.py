@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.kit.pagination import PageParams, PageResult, SortKey
 from app.kit.repository import PlatformRepository, Record, Repository, scoped
@@ -42,6 +44,17 @@ SENDING_COLUMNS = (
     SUBSCRIPTIONS.c.secret,
     SUBSCRIPTIONS.c.previous_secret,
     SUBSCRIPTIONS.c.previous_secret_expires_at,
+)
+NEW_DELIVERY_COLUMNS = frozenset(
+    {
+        "subscription_id",
+        "event_id",
+        "event_type",
+        "aggregate_id",
+        "payload",
+        "next_attempt_at",
+        "retrying_since",
+    }
 )
 LABEL = "webhook"
 
@@ -118,6 +131,29 @@ class DeliveryRepository(Repository[WebhookDelivery]):
         if event_type is not None:
             statement = statement.where(DELIVERIES.c.event_type == event_type)
         return await self.page_rows(statement, page, DELIVERY_ORDER)
+
+    async def insert_new(self, rows: Sequence[Record]) -> None:
+        """Insert these deliveries, skipping any (subscription, event) the tenant holds
+        already: relaying an event twice makes no second delivery. One executemany."""
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        statement = self.prebuilt(
+            "insert_new",
+            lambda: scoped(
+                insert(DELIVERIES)
+                .values(
+                    organization_id=self.organization_id,
+                    **{
+                        column.name: sa.bindparam(column.name, type_=column.type)
+                        for column in DELIVERIES.c
+                        if column.name in NEW_DELIVERY_COLUMNS
+                    },
+                )
+                .on_conflict_do_nothing(
+                    index_elements=["organization_id", "subscription_id", "event_id"]
+                )
+            ),
+        )
+        await self.session.execute(statement, list(rows))
 
     async def get(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> Record | None:
         statement = self.select_rows().where(

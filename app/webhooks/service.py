@@ -1,11 +1,12 @@
 """Outbound webhooks: subscriptions (admins), and the delivery of events to them.
 
-**From the outbox to deliveries.** The outbox relay hands every event to `on_event`,
-in the relay's own transaction: one `WebhookDelivery` per receiving subscription of
-the event's organization (active, not disabled, live) whose `event_types` name it, its
-body built once — the exact bytes every attempt sends and signs. After the relay
-commits, one delivery job per subscription is queued (`DELIVER_JOB`), coalesced like
-the relay, so a slow endpoint's job never holds up another endpoint's.
+**From the outbox to deliveries.** The outbox relay hands each batch of events to
+`on_events`, in the relay's own transaction: one `WebhookDelivery` per receiving
+subscription of the event's organization (active, not disabled, live) whose
+`event_types` name it, its body built once — the exact bytes every attempt sends and
+signs; an event relayed twice makes no second delivery. After the relay commits, one
+delivery job per subscription is queued (`DELIVER_JOB`), coalesced like the relay, so
+a slow endpoint's job never holds up another endpoint's.
 
 **A delivery job** (`app.webhooks.tasks`) claims the subscription's due deliveries
 (`claim`), sends them (`app.webhooks.sender`), and records each attempt (`record`).
@@ -31,9 +32,8 @@ from __future__ import annotations
 
 import json
 import uuid
-import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -286,43 +286,37 @@ def envelope(event_id: uuid.UUID, event_type: str, at: datetime, data: dict[str,
     return json.dumps(body, separators=(",", ":"))
 
 
-@dataclass
-class _Relay:
-    """What one relay transaction knows: the receiving subscriptions (read once) and
-    those it queued a delivery job for."""
-
-    subscriptions: list[Record]
-    queued: set[uuid.UUID] = field(default_factory=set)
-
-
-_relays: weakref.WeakKeyDictionary[UnitOfWork, _Relay] = weakref.WeakKeyDictionary()
-
-
-async def on_event(uow: UnitOfWork, event: OutboxEvent) -> None:
-    relay = _relays.get(uow)
-    if relay is None:
-        relay = _Relay(await WebhookRepository(uow.session).receiving())
-        _relays[uow] = relay
-    targets = [s["id"] for s in relay.subscriptions if wants(s["events"], event.event_type)]
-    if not targets:
+async def on_events(uow: UnitOfWork, events: Sequence[OutboxEvent]) -> None:
+    """The relay's handler (see the module docstring): the deliveries of these events,
+    one executemany; an event relayed again makes no second delivery."""
+    subscriptions = await WebhookRepository(uow.session).receiving()
+    if not subscriptions:
         return
     now = utcnow()
-    body = envelope(event.id, event.event_type, event.created_at or now, event.payload)
-    for subscription_id in targets:
-        uow.session.add(
-            WebhookDelivery(
-                subscription_id=subscription_id,
-                event_id=event.id,
-                event_type=event.event_type,
-                aggregate_id=event.aggregate_id,
-                payload=body,
-                next_attempt_at=now,
-                retrying_since=now,
-            )
+    rows: list[Record] = []
+    targeted: set[uuid.UUID] = set()
+    for event in events:
+        targets = [s["id"] for s in subscriptions if wants(s["events"], event.event_type)]
+        if not targets:
+            continue
+        body = envelope(event.id, event.event_type, event.created_at or now, event.payload)
+        rows.extend(
+            {
+                "subscription_id": subscription_id,
+                "event_id": event.id,
+                "event_type": event.event_type,
+                "aggregate_id": event.aggregate_id,
+                "payload": body,
+                "next_attempt_at": now,
+                "retrying_since": now,
+            }
+            for subscription_id in targets
         )
-        if subscription_id not in relay.queued:
-            relay.queued.add(subscription_id)
-            queue_delivery(uow, subscription_id)
+        targeted.update(targets)
+    if rows:
+        await DeliveryRepository(uow.session).insert_new(rows)
+    for subscription_id in targeted:
+        queue_delivery(uow, subscription_id)
 
 
 def queue_delivery(uow: UnitOfWork, subscription_id: uuid.UUID) -> None:
@@ -335,8 +329,7 @@ def queue_delivery(uow: UnitOfWork, subscription_id: uuid.UUID) -> None:
     )
 
 
-for _event_type in EVENT_TYPES:
-    subscribe(_event_type, on_event)
+subscribe(EVENT_TYPES, on_events)
 
 
 # --- the delivery job's steps -------------------------------------------------------------

@@ -63,7 +63,9 @@ async def deliver_subscription(
         await uow.jobs.enqueue(
             DELIVER_JOB,
             organization_id=uow.organization_id,
-            job_id=f"{DELIVER_JOB}:{subscription}:more",
+            # An id of its own: the queue refuses a job id while that job runs, and
+            # this job may itself be a previous one's "more".
+            job_id=f"{DELIVER_JOB}:{subscription}:more:{uuid.uuid4().hex}",
             subscription_id=subscription_id,
         )
     return attempts

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -67,10 +67,10 @@ async def test_in_process_runner_relays_after_commit(
 ) -> None:
     handled: list[uuid.UUID] = []
 
-    async def handler(_session: object, event: OutboxEvent) -> None:
-        handled.append(event.aggregate_id)
+    async def handler(_uow: object, events: Sequence[OutboxEvent]) -> None:
+        handled.extend(event.aggregate_id for event in events)
 
-    outbox.subscribe("ticket.created", handler)
+    outbox.subscribe(["ticket.created"], handler)
     committed = await _record(in_process, org_a, then_commit=True)
     rolled_back = await _record(in_process, org_a, then_commit=False)
     await in_process.jobs.drain()

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker
@@ -26,6 +27,7 @@ from app.db.database import Database
 from app.kit.jobs import ArqJobQueue, run_job
 from app.kit.journal import Journal
 from app.kit.outbox import relay_outbox
+from app.models.outbox import OutboxEvent
 from app.models.webhook import DeliveryStatus
 from app.webhooks.schedule import RetrySchedule
 from app.webhooks.tasks import deliver_subscription, sweep_deliveries
@@ -520,3 +522,29 @@ async def test_payload_bodies_are_compact_json(
     await receiver.wait_for(1)
     body = receiver.requests[0].body
     assert body == json.dumps(json.loads(body), separators=(",", ":")).encode()
+
+
+async def test_an_event_relayed_twice_makes_one_delivery(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant, receiver: Receiver
+) -> None:
+    """A relay that dies between its handlers and its commit leaves its events to the
+    next one: relaying them again adds nothing, and holds up nothing."""
+    webhook = await make_webhook(client, tenant_a, receiver.url(), is_active=False)
+    await client.patch(
+        f"{WEBHOOKS}/{webhook['id']}", json={"is_active": True}, headers=tenant_a["admin"].headers
+    )
+    await record_events(database, tenant_a, 2)
+    await run_job(database, relay_outbox, tenant_a.org.id)
+    first = await deliveries(database, tenant_a, webhook["id"])
+    assert len(first) == 2
+    async with database.tenant_session(tenant_a.org.id) as session:
+        await session.execute(sa.update(OutboxEvent).values(dispatched_at=None))
+        await session.commit()
+    assert await run_job(database, relay_outbox, tenant_a.org.id) == 2
+    again = await deliveries(database, tenant_a, webhook["id"])
+    assert sorted(row.id for row in again) == sorted(row.id for row in first)
+    async with database.tenant_session(tenant_a.org.id) as session:
+        held = await session.scalar(
+            sa.select(sa.func.count()).where(OutboxEvent.relay_after.is_not(None))
+        )
+    assert held == 0
