@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 import structlog
+from prometheus_client import Counter
 from sqlalchemy.orm import aliased
 
 from app.db.unit_of_work import UnitOfWork
@@ -53,6 +54,10 @@ EventHandler = Callable[[UnitOfWork, Sequence[OutboxEvent]], Awaitable[None]]
 _handlers: list[tuple[frozenset[str], EventHandler]] = []
 
 log = structlog.get_logger(__name__)
+EVENTS_RELAYED = Counter("helpdesk_outbox_events_relayed_total", "Outbox events dispatched")
+EVENTS_HELD = Counter(
+    "helpdesk_outbox_events_held_total", "Outbox events held back after their handlers failed"
+)
 
 
 def subscribe(event_types: Iterable[str], handler: EventHandler) -> None:
@@ -163,6 +168,7 @@ async def relay_batch(uow: UnitOfWork, now: datetime) -> tuple[int, bool]:
         async with uow.session.begin_nested():
             await _dispatch(uow, events)
             await outbox.mark_dispatched([event.id for event in events], now)
+        EVENTS_RELAYED.inc(len(events))
         return len(events), len(events) == RELAY_BATCH
     except Exception as error:
         if transient(error):
@@ -190,7 +196,9 @@ async def relay_batch(uow: UnitOfWork, now: datetime) -> tuple[int, bool]:
                 error=repr(error),
             )
             await outbox.hold_back(event, repr(error), now)
+            EVENTS_HELD.inc()
             failed_aggregates.add(event.aggregate_id)
+    EVENTS_RELAYED.inc(dispatched)
     return dispatched, len(events) == RELAY_BATCH
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from app.config import Settings
 from app.db.database import Database
@@ -86,6 +87,10 @@ async def events_of(database: Database, org: Organization) -> list[OutboxEvent]:
         return list((await session.scalars(statement.order_by(OutboxEvent.id))).all())
 
 
+def held_total() -> float:
+    return REGISTRY.get_sample_value("helpdesk_outbox_events_held_total") or 0.0
+
+
 async def relay_at(database: Database, org: Organization, now: datetime) -> int:
     """One batch with the clock at `now`, committed."""
     uow = database.tenant_unit(org.id)
@@ -105,7 +110,9 @@ async def test_a_failing_event_is_held_back_and_the_rest_go_on(
     await record(database, org, (ticket, True), (ticket, False), (other, False))
     failing, later, unrelated = await events_of(database, org)
 
+    held_before = held_total()
     await run_job(database, outbox.relay_outbox, org.id)
+    assert held_total() == held_before + 1
     held, waiting, gone = await events_of(database, org)
     assert gone.dispatched_at is not None and handler.handled == [unrelated.id]
     assert held.dispatched_at is None and held.relay_attempts == 1
