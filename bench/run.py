@@ -1,11 +1,12 @@
 """`make bench`: seed PostgreSQL, start the API the production way and the ceiling app
 the same way, drive both with wrk, and report our / ceiling per scenario; measure some
 of them again beside idle SLA timer workers; then the SLA timer scenario
-(`bench.sla_timers`).
+(`bench.sla_timers`); then the outbound webhook scenario (`bench.outbound`).
 
     python -m bench.run [--organizations 100] [--tickets 10000] [--duration 15]
     python -m bench.run --only sla_timers     # the timers alone (~12 minutes here)
     python -m bench.run --only api            # the API scenarios, with and without timers
+    python -m bench.run --only outbound       # webhook lag at 100 events/s, then a backlog
 
 Results go to bench/results/<UTC time>.json and .md, and bench/results/latest.md."""
 
@@ -36,7 +37,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import common, inbound, sla_timers
+from bench import common, inbound, outbound, sla_timers
 from bench import seed as seeding
 from bench.common import (
     RESULTS,
@@ -62,7 +63,7 @@ SCENARIOS = [
 ]
 # create_contended is judged by latency: our create's p99 against the ceiling's bare
 # create (take the number, insert the row, commit), 32 clients in one organization.
-ONLY = ("all", "api", "sla_timers")
+ONLY = ("all", "api", "sla_timers", "outbound")
 console = Console()
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -751,7 +752,8 @@ def main(
         str,
         typer.Option(
             help="all | api (the API scenarios, then --with-timers again beside idle SLA "
-            "timer workers) | sla_timers (the timer scenario alone)."
+            "timer workers) | sla_timers (the timer scenario alone) | outbound (the "
+            "outbound webhook scenario alone)."
         ),
     ] = "all",
     with_timers: Annotated[
@@ -791,12 +793,42 @@ def main(
             help="With the API scenarios: signed channel deliveries against our create.",
         ),
     ] = True,
+    outbound_organizations: Annotated[
+        int, typer.Option(min=1, help="Organizations, one webhook subscription each.")
+    ] = 10,
+    outbound_rate: Annotated[
+        float, typer.Option(min=1, help="Events per second the lag phase creates.")
+    ] = 100.0,
+    outbound_duration: Annotated[
+        float, typer.Option(min=1, help="Seconds the lag phase creates events for.")
+    ] = 60.0,
+    outbound_warmup: Annotated[
+        float, typer.Option(min=0.1, help="Seconds of creates before the lag phase's, unmeasured.")
+    ] = 3.0,
+    outbound_backlog: Annotated[
+        int, typer.Option(min=1, help="Events committed before the throughput phase's workers.")
+    ] = 20_000,
+    outbound_workers: Annotated[
+        int, typer.Option(min=1, help="`helpdesk worker` processes per outbound phase.")
+    ] = 2,
+    outbound_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="Seconds a phase's events may take to arrive (after the lag phase's last "
+            "create; after the throughput phase's workers start).",
+        ),
+    ] = 900.0,
+    outbound_phases: Annotated[str, typer.Option(help="lag, throughput or both.")] = (
+        "lag,throughput"
+    ),
 ) -> None:
     if only not in ONLY:
         raise typer.BadParameter(f"--only is one of {', '.join(ONLY)}")
     chosen = _names(scenarios, SCENARIOS, "scenarios")
     timer_scenarios = _names(with_timers, SCENARIOS, "scenarios")
     phases = tuple(_names(timer_phases, list(sla_timers.PHASES), "timer phases"))
+    webhook_phases = tuple(_names(outbound_phases, list(outbound.PHASES), "outbound phases"))
     payload: dict[str, Any] = {}
     markdown = ""
     if only in ("all", "api"):
@@ -831,6 +863,22 @@ def main(
         )
         payload["sla_timers"] = timers
         markdown += ("\n" if markdown else "") + sla_timers.markdown(timers)
+    if only in ("all", "outbound"):
+        webhooks = asyncio.run(
+            outbound.scenario(
+                organizations=outbound_organizations,
+                rate=outbound_rate,
+                duration=outbound_duration,
+                warmup=outbound_warmup,
+                backlog=outbound_backlog,
+                workers=outbound_workers,
+                patience=outbound_timeout,
+                phases=webhook_phases,
+                keep_database=keep_database,
+            )
+        )
+        payload["outbound"] = webhooks
+        markdown += ("\n" if markdown else "") + outbound.markdown(webhooks)
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"{stamp}.json").write_text(json.dumps(payload, indent=2))
