@@ -11,11 +11,19 @@ shape of row — a few round trips for hundreds of rows, where chaining would bu
 statement for every batch size. Single-row VALUES either way, because SQLAlchemy caches
 the compiled form of those (never of a multi-row VALUES): each shape compiles once.
 Every row is stamped with the unit's organization.
+
+A repository may also write a journal inside a statement of its own (`take` and
+`ctes`): a ticket's creation writes its journal in the ticket's INSERT, which takes
+the ticket's number, so the organization's number counter stays locked over that one
+statement and the commit. A value may then be SQL of that statement (the number), or
+`Computed` from a bound value (the event payload with the number added).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
@@ -33,6 +41,15 @@ from app.models.outbox import OutboxEvent
 CHAINED_ROWS = 12
 
 Shape = tuple[type[Base], tuple[tuple[str, Any], ...]]
+
+
+@dataclass(frozen=True, eq=False)
+class Computed:
+    """A value SQL makes from a bound Python value: `sql(<value bound>)`. `sql` is part
+    of the row's shape (one object for every row of the shape), `value` is bound."""
+
+    value: Any
+    sql: Callable[[sa.BindParameter[Any]], sa.ColumnElement[Any]]
 
 
 class Journal:
@@ -56,7 +73,7 @@ class Journal:
         *,
         aggregate_type: str,
         aggregate_id: uuid.UUID,
-        payload: dict[str, Any],
+        payload: dict[str, Any] | Computed,
     ) -> None:
         """A domain event in the outbox; `write` queues its relay for after the commit
         (every event of the organization committed within the same slot shares one)."""
@@ -70,15 +87,9 @@ class Journal:
 
     async def write(self) -> None:
         """Write what was collected (and forget it, so a second call writes nothing)."""
-        rows, self.rows = self.rows, []
+        rows = self._handed_over()
         if not rows:
             return
-        if any(model is OutboxEvent for model, _row in rows):
-            self.uow.enqueue(
-                RELAY_JOB,
-                job_id=f"{RELAY_JOB}:{self.organization_id}",
-                coalesce_seconds=RELAY_COALESCE_SECONDS,
-            )
         postgres = self.uow.dialect == "postgresql"
         if postgres and len(rows) <= CHAINED_ROWS:
             await self._write_chained(rows)
@@ -91,22 +102,46 @@ class Journal:
             statement = prebuilt(key, partial(self._insert, 0, *shape))
             await self.uow.session.execute(statement, params)
 
+    def take(self) -> tuple[tuple[Shape, ...], dict[str, Any]]:
+        """Hand what was collected to a statement of the caller's, which adds
+        `ctes(shape)` and binds the values returned (see the module docstring); the
+        journal forgets the rows as `write` does."""
+        rows = self._handed_over()
+        return _shape(rows), _chained_params(rows)
+
+    def ctes(self, shape: tuple[Shape, ...]) -> list[sa.CTE]:
+        """The rows of `shape`, one INSERT CTE each."""
+        return [
+            self._insert(i, model, columns).cte(f"journal_{i}")
+            for i, (model, columns) in enumerate(shape)
+        ]
+
+    def _handed_over(self) -> list[tuple[type[Base], dict[str, Any]]]:
+        """The collected rows, forgotten here; an event among them queues the relay for
+        after the commit (every event of the organization committed within the same
+        slot shares one)."""
+        rows, self.rows = self.rows, []
+        if any(model is OutboxEvent for model, _row in rows):
+            self.uow.enqueue(
+                RELAY_JOB,
+                job_id=f"{RELAY_JOB}:{self.organization_id}",
+                coalesce_seconds=RELAY_COALESCE_SECONDS,
+            )
+        return rows
+
     async def _write_chained(self, rows: list[tuple[type[Base], dict[str, Any]]]) -> None:
         # Values are parameters `r<row>_<column>`; SQL values (a function of the
         # transaction) and the tenant are part of the statement, built once per shape.
-        shape = tuple((model, _columns(row)) for model, row in rows)
-        params: dict[str, Any] = {}
-        for i, (_model, row) in enumerate(rows):
-            params |= _params(i, row)
+        shape = _shape(rows)
         key = ("journal", self.organization_id, shape)
         statement = prebuilt(key, lambda: self._chained(shape))
-        await self.uow.session.execute(statement, params)
+        await self.uow.session.execute(statement, _chained_params(rows))
 
     def _chained(self, shape: tuple[Shape, ...]) -> sa.Insert:
         """One single-row INSERT per row, chained as CTEs of one statement."""
-        inserts = [self._insert(i, model, columns) for i, (model, columns) in enumerate(shape)]
-        *earlier, last = inserts
-        return last.add_cte(*(insert.cte(f"journal_{i}") for i, insert in enumerate(earlier)))
+        *earlier, (model, columns) = shape
+        last = self._insert(len(earlier), model, columns)
+        return last.add_cte(*self.ctes(tuple(earlier)))
 
     def _insert(self, i: int, model: type[Base], columns: tuple[tuple[str, Any], ...]) -> sa.Insert:
         """Row `i`: the tenant and SQL values in the statement, the rest `r<i>_<column>`."""
@@ -115,22 +150,43 @@ class Journal:
         for column, sql in columns:
             if column == "organization_id":
                 values[column] = self.organization_id
-            elif sql is not None:
+            elif isinstance(sql, sa.ClauseElement):
                 values[column] = sql
+            elif sql is not None:
+                values[column] = sql(sa.bindparam(f"r{i}_{column}", type_=table.c[column].type))
             else:
                 values[column] = sa.bindparam(f"r{i}_{column}", type_=table.c[column].type)
         return scoped(sa.insert(table).values(values))
 
 
 def _columns(row: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """A row's shape: its columns, with the SQL values (part of the statement) named."""
-    return tuple((c, v if isinstance(v, sa.ClauseElement) else None) for c, v in row.items())
+    """A row's shape: its columns, with the SQL (part of the statement) named."""
+    return tuple((column, _sql(value)) for column, value in row.items())
+
+
+def _sql(value: Any) -> Any:
+    if isinstance(value, sa.ClauseElement):
+        return value
+    if isinstance(value, Computed):
+        return value.sql
+    return None
+
+
+def _shape(rows: list[tuple[type[Base], dict[str, Any]]]) -> tuple[Shape, ...]:
+    return tuple((model, _columns(row)) for model, row in rows)
 
 
 def _params(i: int, row: dict[str, Any]) -> dict[str, Any]:
     """Row `i`'s bound values (the tenant and SQL values are in the statement)."""
     return {
-        f"r{i}_{column}": value
+        f"r{i}_{column}": value.value if isinstance(value, Computed) else value
         for column, value in row.items()
         if column != "organization_id" and not isinstance(value, sa.ClauseElement)
     }
+
+
+def _chained_params(rows: list[tuple[type[Base], dict[str, Any]]]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for i, (_model, row) in enumerate(rows):
+        params |= _params(i, row)
+    return params

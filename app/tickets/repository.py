@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -22,8 +22,9 @@ from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG, TSVECTOR
 from app.auth.principal import Principal
 from app.db.base import new_id
 from app.db.types import UtcNow
+from app.kit.journal import Computed, Journal
 from app.kit.pagination import PageParams, PageResult, SortKey
-from app.kit.repository import Record, Repository, scoped
+from app.kit.repository import Record, Repository, prebuilt, scoped
 from app.kit.sequences import COUNTER_ID, SequenceRepository
 from app.models.ticket import (
     CommentType,
@@ -43,6 +44,22 @@ TICKET_SEQUENCE = "ticket"
 TICKET_PREFIX = "TK-"
 # The bound reader of a customer's own-tickets condition.
 VIEWER = "viewer_id"
+
+
+Payload = dict[str, Any] | Computed
+# A new ticket's number: the number, or SQL taking it (`TicketRepository.next_number`).
+TicketNumber = str | sa.ColumnElement[str]
+
+
+@dataclass(frozen=True, eq=False)
+class Numbering:
+    counter: sa.CTE
+    number: sa.ColumnElement[str]
+    add_to_payload: Callable[[sa.BindParameter[Any]], sa.ColumnElement[Any]]
+
+
+def _ticket_params(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"ticket_{name}": value for name, value in values.items()}
 
 
 def format_ticket_number(value: int) -> str:
@@ -328,40 +345,86 @@ class TicketRepository(Repository[Ticket]):
         in_comments = sa.select(C.ticket_id).where(*comments, _SEARCH_DOCUMENT.op("@@")(query))
         return sa.or_(_SEARCH_DOCUMENT.op("@@")(query), fragment_match, T.id.in_(in_comments))
 
-    async def insert_numbered(self, values: dict[str, Any]) -> Record:
-        """Insert a ticket with the organization's next number. The number's counter row
-        stays locked until the commit and every create of the organization queues on
-        it, so the number is taken by this statement itself (on PostgreSQL in a CTE of
-        the INSERT: one round trip, as late as the row can be written)."""
+    async def next_number(self) -> TicketNumber:
+        """The number of the ticket this transaction is about to insert with
+        `insert_numbered`. On PostgreSQL that INSERT takes it — the SQL returned here is
+        its part of the statement — so the organization's counter row, which every
+        create queues on until its commit, is locked as late as possible. Elsewhere
+        (SQLite serializes writers anyway) it is taken now."""
+        if self.dialect == "postgresql":
+            return self._numbering().number
+        value = await SequenceRepository(self.session).next_value(TICKET_SEQUENCE)
+        return format_ticket_number(value)
+
+    def with_number(self, payload: dict[str, Any], number: TicketNumber) -> Payload:
+        """An event payload with `"ticket_number"`, for the journal written with the
+        ticket (`insert_numbered`): the payload itself, or SQL adding the number."""
+        if isinstance(number, str):
+            return {**payload, "ticket_number": number}
+        return Computed(payload, self._numbering().add_to_payload)
+
+    async def insert_numbered(
+        self, values: dict[str, Any], number: TicketNumber, journal: Journal
+    ) -> Record:
+        """Insert a ticket numbered `number` (from `next_number`) and write `journal`
+        with it: on PostgreSQL in one statement (the counter, the ticket and the journal
+        rows, data-modifying CTEs of one INSERT), elsewhere the ticket, then the
+        journal. `values` names every column with a Python-side default: SQLAlchemy
+        leaves those unset (NULL) in an INSERT that carries other INSERTs as CTEs."""
         columns = tuple(sorted(values))
-        sequences = SequenceRepository(self.session)
-        if self.dialect != "postgresql":
-            value = await sequences.next_value(TICKET_SEQUENCE)
-            numbered = {**values, "ticket_number": format_ticket_number(value)}
-            return await self._insert_ticket((*columns, "ticket_number"), numbered)
+        if isinstance(number, str):
+            numbered = {**values, "ticket_number": number}
+            ticket = await self._insert_ticket((*columns, "ticket_number"), numbered)
+            await journal.write()
+            return ticket
+        shape, journal_values = journal.take()
 
         def build() -> sa.Insert:
-            counter = sequences.next_value_statement(TICKET_SEQUENCE).cte("ticket_counter")
+            numbering = self._numbering()
+            insert = self._ticket_insert(columns, ticket_number=numbering.number)
+            return insert.add_cte(numbering.counter, *journal.ctes(shape))
+
+        statement = self.prebuilt(("insert_numbered", columns, shape), build)
+        params = {**_ticket_params(values), **journal_values, COUNTER_ID: new_id()}
+        [row] = await self.rows(statement, params)
+        return row
+
+    def _numbering(self) -> Numbering:
+        """This tenant's counter CTE and the SQL over it (one object per tenant, so the
+        journal rows that name the number keep one shape)."""
+
+        def build() -> Numbering:
+            counter = (
+                SequenceRepository(self.session)
+                .next_value_statement(TICKET_SEQUENCE)
+                .cte("ticket_counter")
+            )
             digits = sa.cast(counter.c.value, sa.Text)
             number = sa.select(
                 sa.literal(TICKET_PREFIX)
                 + sa.func.lpad(digits, sa.func.greatest(6, sa.func.length(digits)), "0")
             ).scalar_subquery()
-            return self._ticket_insert(columns, ticket_number=number).add_cte(counter)
 
-        statement = self.prebuilt(("insert_numbered", columns), build)
-        [row] = await self.rows(statement, {**values, COUNTER_ID: new_id()})
-        return row
+            def add_to_payload(payload: sa.BindParameter[Any]) -> sa.ColumnElement[Any]:
+                return sa.cast(payload, JSONB).op("||")(
+                    sa.func.jsonb_build_object("ticket_number", number)
+                )
+
+            return Numbering(counter, number, add_to_payload)
+
+        return prebuilt((type(self), self.organization_id, "numbering"), build)
 
     async def _insert_ticket(self, columns: tuple[str, ...], values: dict[str, Any]) -> Record:
         statement = self.prebuilt(("insert", columns), lambda: self._ticket_insert(columns))
-        [row] = await self.rows(statement, values)
+        [row] = await self.rows(statement, _ticket_params(values))
         return row
 
     def _ticket_insert(self, columns: tuple[str, ...], **computed: Any) -> sa.Insert:
-        """An INSERT of the tenant's ticket with `columns` bound by name, and `computed`
-        column expressions."""
-        bound = {name: sa.bindparam(name, type_=T[name].type) for name in columns}
+        """An INSERT of the tenant's ticket with `columns` bound as `ticket_<column>`
+        (`_ticket_params`), and `computed` column expressions. Not by the column's own
+        name: SQLAlchemy binds a parameter named after a column to that column in every
+        INSERT of the statement that leaves it out, the journal's CTEs included."""
+        bound = {name: sa.bindparam(f"ticket_{name}", type_=T[name].type) for name in columns}
         return self.insert_row({**bound, **computed}).returning(*TICKETS.c)
 
     async def write(self, ticket_id: uuid.UUID, version: int, values: dict[str, Any]) -> Record:

@@ -162,38 +162,46 @@ async def open_ticket(
     )
     clocks = sla.TicketClock.new(uow.session, ticket_id)
     clocks.add(sla.creation_events(status, now))
-    ticket = await TicketRepository(uow.session).insert_numbered(
-        {
-            "id": ticket_id,
-            "created_at": now,
-            **await clocks.values(policy_id, status),
-            "subject": subject.strip(),
-            "description": description,
-            "priority": priority,
-            "channel": channel,
-            "status": status,
-            "customer_id": customer_id,
-            "created_by_id": created_by_id,
-            "assigned_agent_id": assigned_agent_id,
-            "department_id": department_id,
-            "tags": sorted({t.strip().lower() for t in tags or [] if t.strip()}),
-            "custom_fields": custom_fields or {},
-        }
-    )
+    values = {
+        "id": ticket_id,
+        "created_at": now,
+        **await clocks.values(policy_id, status),
+        "subject": subject.strip(),
+        "description": description,
+        "priority": priority,
+        "channel": channel,
+        "status": status,
+        "customer_id": customer_id,
+        "created_by_id": created_by_id,
+        "assigned_agent_id": assigned_agent_id,
+        "department_id": department_id,
+        "tags": sorted({t.strip().lower() for t in tags or [] if t.strip()}),
+        "custom_fields": custom_fields or {},
+        "sla_breach": False,
+        "version": 1,
+    }
+    # The journal is written with the ticket (see `insert_numbered`), so its rows name
+    # the number before it is taken.
+    tickets = TicketRepository(uow.session)
+    number = await tickets.next_number()
     journal = Journal(uow)
-    record_changes(
-        journal, ticket, created_by_id, {"ticket": (None, ticket["ticket_number"])}, event=None
+    journal.add(
+        TicketHistory,
+        ticket_id=ticket_id,
+        user_id=created_by_id,
+        field="ticket",
+        old_value=None,
+        new_value=number,
     )
-    feed(journal, ticket, ChangeKind.CREATED)
+    feed(journal, {"id": ticket_id}, ChangeKind.CREATED)
     clocks.journal(journal)
     journal.event(
         "ticket.created",
         aggregate_type="ticket",
-        aggregate_id=ticket["id"],
-        payload={"id": str(ticket["id"]), "ticket_number": ticket["ticket_number"]},
+        aggregate_id=ticket_id,
+        payload=tickets.with_number({"id": str(ticket_id)}, number),
     )
-    await journal.write()
-    return ticket
+    return await tickets.insert_numbered(values, number, journal)
 
 
 async def create_ticket(
