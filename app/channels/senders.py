@@ -28,7 +28,7 @@ from standardwebhooks import Webhook
 
 from app.config import Settings, SmtpServer
 from app.kit.storage import Storage
-from app.webhooks.targets import TargetRefused, pinned, url_problem
+from app.webhooks.targets import TargetRefused, pinned, tls_context, url_problem
 
 SMTP_TIMEOUT_SECONDS = 30.0
 CHAT_TIMEOUT_SECONDS = 10.0
@@ -244,7 +244,10 @@ async def send_chat(reply: ChatReply, *, allow_private: bool) -> Outcome:
     }
     try:
         async with httpx.AsyncClient(
-            timeout=CHAT_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
+            timeout=CHAT_TIMEOUT_SECONDS,
+            follow_redirects=False,
+            trust_env=False,
+            verify=tls_context(),
         ) as client:
             response = await client.post(
                 target.url, content=body, headers=headers, extensions=target.extensions

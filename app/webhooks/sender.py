@@ -16,7 +16,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from app.webhooks.schedule import retry_after_seconds
-from app.webhooks.targets import Pinned, TargetRefused, pinned
+from app.webhooks.targets import Pinned, TargetRefused, pinned, tls_context
 
 TIMEOUT_SECONDS = 10.0
 EXCERPT_BYTES = 1024
@@ -77,7 +77,7 @@ async def send_all(
             for item in items
         ]
     async with httpx.AsyncClient(
-        timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
+        timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False, verify=tls_context()
     ) as client:
         return list(await asyncio.gather(*(_send(client, target, secrets, item) for item in items)))
 

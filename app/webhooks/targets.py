@@ -12,17 +12,28 @@ name, so no second resolution can slip another address in.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
+import ssl
 from dataclasses import dataclass
 
+import certifi
 import httpx
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 RESOLVE_TIMEOUT_SECONDS = 5.0
 # Shapes the C library reads as IPv4 besides dotted quads: 2130706433, 127.1, 0x7f.1.
 _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.IGNORECASE)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate checks of every outgoing request (httpx's default: certifi's CA
+    bundle), built once per process: loading the bundle costs milliseconds of CPU,
+    which a client built for each batch paid again each time."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 class TargetRefused(Exception):
