@@ -7,8 +7,9 @@ during which the replaced secret still verifies.
 **Receiving a message** (`receive`), for a caller with no token:
 
 1. The channel's organization is found in the system session (one indexed read of one
-   column, as an API key's prefix is found); everything after runs in that
-   organization's own units of work, under row-level security.
+   column, as an API key's prefix is found) and remembered by the process for a minute;
+   everything after runs in that organization's own units of work, under row-level
+   security, starting with a read of the channel itself.
 2. The signature is checked over the raw bytes before anything is parsed; the external
    id is read; the raw payload is inserted (`ON CONFLICT DO NOTHING` on the channel and
    external id) and **committed**: from here on nothing accepted can be lost.
@@ -35,6 +36,7 @@ limit.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -94,6 +96,11 @@ INBOX_SWEEP_LIMIT = 1000
 UNPLACED_AFTER = timedelta(minutes=2)
 MAX_REASON = 2000
 MAX_REFERENCES = 50
+# Messages up to this size are parsed on the event loop (`_parse`).
+PARSE_INLINE_BYTES = 64 * 1024
+# Channels whose organization a process remembers, and for how long (`_organization_of`).
+ORGANIZATIONS_REMEMBERED = 10_000
+ORGANIZATION_TTL_SECONDS = 60.0
 EMPTY_TEXT = "(no text)"
 FINAL_TICKET_STATUSES = frozenset({TicketStatus.CLOSED, TicketStatus.CANCELLED})
 SUPPORTED_MEDIA = {
@@ -264,17 +271,41 @@ def vars_of(row: InboundMessage) -> dict[str, Any]:
 
 async def receive(database: Database, delivery: Delivery) -> Outcome:
     """Check, store and commit, then process (see the module docstring)."""
-    async with database.system_session() as lookup:
-        organization_id = await ChannelLookupRepository(lookup).organization_of(
-            delivery.channel_id, delivery.kind
-        )
+    organization_id = await _organization_of(database, delivery.channel_id, delivery.kind)
     if organization_id is None:
         raise NotFound("No such channel.")
     async with committing(database.tenant_unit(organization_id)) as uow:
-        inbox_id, existing = await _store(uow, delivery)
+        channel, inbox_id, existing = await _store(uow, delivery)
     if existing is not None and existing["status"] != InboundStatus.RECEIVED:
         return Outcome.duplicate_of(existing)
-    return await _process(database, organization_id, inbox_id, redelivery=existing is not None)
+    return await _process(
+        database, organization_id, channel, inbox_id, redelivery=existing is not None
+    )
+
+
+# channel id -> (its organization, its type, when this entry expires)
+_organizations: dict[uuid.UUID, tuple[uuid.UUID, ChannelType, float]] = {}
+
+
+async def _organization_of(
+    database: Database, channel_id: uuid.UUID, kind: ChannelType
+) -> uuid.UUID | None:
+    """The organization of a live channel of this type, in a live organization: looked
+    up across tenants (the system session), then remembered for a minute, because a
+    channel never moves to another organization. The tenant transaction that stores the
+    message checks the channel itself again; a deleted organization's channels are
+    refused within the minute."""
+    now = time.monotonic()
+    known = _organizations.get(channel_id)
+    if known is not None and known[1] is kind and known[2] > now:
+        return known[0]
+    async with database.system_session() as lookup:
+        organization_id = await ChannelLookupRepository(lookup).organization_of(channel_id, kind)
+    if organization_id is not None:
+        if len(_organizations) >= ORGANIZATIONS_REMEMBERED:
+            _organizations.clear()
+        _organizations[channel_id] = (organization_id, kind, now + ORGANIZATION_TTL_SECONDS)
+    return organization_id
 
 
 async def retry(uow: UnitOfWork, channel_id: uuid.UUID, inbox_id: uuid.UUID) -> Outcome:
@@ -336,8 +367,9 @@ async def _place_or_fail(uow: UnitOfWork, row: InboundMessage) -> Outcome:
         return await _finish(uow.session, reloaded, InboundStatus.FAILED, reason=_failure(exc))
 
 
-async def _store(uow: UnitOfWork, delivery: Delivery) -> tuple[uuid.UUID, Record | None]:
-    """The stored row's id, and the row when the message was there already."""
+async def _store(uow: UnitOfWork, delivery: Delivery) -> tuple[Channel, uuid.UUID, Record | None]:
+    """The channel, the stored row's id, and the row when the message was there
+    already."""
     channel = await ChannelRepository(uow.session).inbound(delivery.channel_id, delivery.kind)
     if channel is None:
         raise NotFound("No such channel.")
@@ -367,14 +399,19 @@ async def _store(uow: UnitOfWork, delivery: Delivery) -> tuple[uuid.UUID, Record
         }
     )
     if inbox_id is not None:
-        return inbox_id, None
+        return channel, inbox_id, None
     existing = await inbox.by_external_id(channel.id, identity.external_id)
     assert existing is not None  # inserted by a transaction that committed first
-    return existing["id"], existing
+    return channel, existing["id"], existing
 
 
 async def _process(
-    database: Database, organization_id: uuid.UUID, inbox_id: uuid.UUID, *, redelivery: bool
+    database: Database,
+    organization_id: uuid.UUID,
+    channel: Channel,
+    inbox_id: uuid.UUID,
+    *,
+    redelivery: bool,
 ) -> Outcome:
     try:
         async with committing(database.tenant_unit(organization_id)) as uow:
@@ -384,7 +421,7 @@ async def _process(
                 return Outcome.duplicate_of(row)
             if redelivery:
                 log.info("inbound_resumed", inbox_id=str(inbox_id))
-            return await _place(uow, row)
+            return await _place(uow, row, channel)
     except Exception as exc:
         log.exception("inbound_failed", inbox_id=str(inbox_id))
         return await _mark_failed(database, organization_id, inbox_id, _failure(exc))
@@ -429,15 +466,14 @@ class _Placement:
         return self.uow.session
 
 
-async def _place(uow: UnitOfWork, row: InboundMessage) -> Outcome:
+async def _place(uow: UnitOfWork, row: InboundMessage, channel: Channel | None = None) -> Outcome:
+    """Place a stored message; `channel` is the row's, when the caller has it."""
     row.attempts += 1
     session = uow.session
-    channel = await get_channel(session, row.channel_id, include_deleted=True)
+    if channel is None:
+        channel = await get_channel(session, row.channel_id, include_deleted=True)
     try:
-        # MIME parsing, sanitizing and reply trimming are CPU work: off the event loop.
-        message = await anyio.to_thread.run_sync(
-            parsing.parse, channel.type, row.content_type, row.raw_body
-        )
+        message = await _parse(channel.type, row.content_type, row.raw_body)
     except Unprocessable as exc:
         return await _finish(session, row, InboundStatus.FAILED, reason=str(exc))
     _describe(row, message)
@@ -452,29 +488,39 @@ async def _place(uow: UnitOfWork, row: InboundMessage) -> Outcome:
             reason=f"the sender '{message.sender_email[:320]}' is not an email address",
         )
     threads = ThreadingRepository(session)
-    if message.message_id is not None:
-        known = await threads.owners_of([message.message_id])
-        if known and known[0]["direction"] == MessageDirection.OUTBOUND:
+    # Every id the message names, looked up at once: its own, then those it answers.
+    named = [message.message_id] if message.message_id is not None else []
+    named += message.in_reply_to[:MAX_REFERENCES] + message.references[-MAX_REFERENCES:]
+    owners = {owner["message_id"]: owner for owner in await threads.owners_of(named)}
+    if (known := owners.get(message.message_id or "")) is not None:
+        if known["direction"] == MessageDirection.OUTBOUND:
             return await _finish(session, row, InboundStatus.IGNORED, reason="own_message")
-        if known:
-            return await _finish(
-                session,
-                row,
-                InboundStatus.DUPLICATE,
-                ticket_id=known[0]["ticket_id"],
-                comment_id=known[0]["comment_id"],
-                reason="the organization received this message through another channel",
-            )
+        return await _finish(
+            session,
+            row,
+            InboundStatus.DUPLICATE,
+            ticket_id=known["ticket_id"],
+            comment_id=known["comment_id"],
+            reason="the organization received this message through another channel",
+        )
     placement = _Placement(
         uow, row, channel, message, await threads.user_by_email(message.sender_email)
     )
     placement.notes += message.notes
-    target, reason = await _thread(placement, threads)
+    target, reason = await _thread(placement, threads, owners)
     if target is None:
         return await _open(placement, ThreadReason.NEW)
     if TicketStatus(target["status"]) in FINAL_TICKET_STATUSES:
         return await _open(placement, reason, follow_up_of=target)
     return await _reply(placement, target, reason)
+
+
+async def _parse(kind: ChannelType, content_type: str, body: bytes) -> Message:
+    """MIME parsing, sanitizing and reply trimming are CPU work: a large message is
+    parsed off the event loop (a small one costs less than the thread hop)."""
+    if len(body) <= PARSE_INLINE_BYTES:
+        return parsing.parse(kind, content_type, body)
+    return await anyio.to_thread.run_sync(parsing.parse, kind, content_type, body)
 
 
 def _describe(row: InboundMessage, message: Message) -> None:
@@ -487,18 +533,18 @@ def _describe(row: InboundMessage, message: Message) -> None:
 
 
 async def _thread(
-    placement: _Placement, threads: ThreadingRepository
+    placement: _Placement, threads: ThreadingRepository, owners: dict[str, Record]
 ) -> tuple[Record | None, ThreadReason]:
     """The ticket the message continues and the rule that found it; each rule counts
-    only for a sender who may write on that ticket."""
+    only for a sender who may write on that ticket. `owners`: the registered message
+    ids among those the message names."""
     message = placement.message
     rules: list[tuple[ThreadReason, list[str]]] = [
-        (ThreadReason.IN_REPLY_TO, message.in_reply_to),
+        (ThreadReason.IN_REPLY_TO, message.in_reply_to[:MAX_REFERENCES]),
         # The newest reference is the one most likely to be ours.
-        (ThreadReason.REFERENCES, list(reversed(message.references))),
+        (ThreadReason.REFERENCES, list(reversed(message.references[-MAX_REFERENCES:]))),
     ]
     for reason, ids in rules:
-        owners = {o["message_id"]: o for o in await threads.owners_of(ids[:MAX_REFERENCES])}
         for message_id in ids:
             owner = owners.get(message_id)
             if owner is None:
