@@ -599,9 +599,11 @@ async def _open(
     if sender is None and not channel.accept_unknown_senders:
         return await _finish(session, row, InboundStatus.IGNORED, reason="unknown_sender")
     since = datetime.now(UTC) - RATE_WINDOW
-    opened = await InboxRepository(session).tickets_opened_since(
-        channel.id, message.sender_email, since
-    )
+    inbox = InboxRepository(session)
+    # One sender's new messages to a channel are counted one at a time (until each
+    # commits), so concurrent deliveries cannot all pass under the limit together.
+    await inbox.advisory_lock(f"new_tickets:{channel.id}:{message.sender_email.lower()}")
+    opened = await inbox.tickets_opened_since(channel.id, message.sender_email, since)
     if opened >= channel.new_tickets_per_sender_per_hour:
         return await _finish(session, row, InboundStatus.IGNORED, reason="rate_limited")
     customer = sender or await _customer_for(session, message)

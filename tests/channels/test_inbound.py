@@ -6,8 +6,10 @@ and their retry — checked over HTTP and in PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -243,6 +245,19 @@ async def test_new_tickets_per_sender_are_limited_per_hour_but_replies_are_not(
     first = await inbox_rows(database, tenant_a, channel["id"])
     reply = envelope(**{"from": sender, "in_reply_to": f"<{first[0].message_id}>"})
     assert (await deliver(client, channel, reply)).json()["status"] == "threaded"
+    assert await count(database, tenant_a, Ticket) == 3
+
+
+async def test_the_per_sender_limit_holds_under_concurrent_deliveries(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant
+) -> None:
+    channel = await make_channel(client, tenant_a, new_tickets_per_sender_per_hour=3)
+    sender = f"burst-{uuid.uuid4().hex[:6]}@example.org"
+    answers = await asyncio.gather(
+        *(deliver(client, channel, envelope(**{"from": sender})) for _ in range(12))
+    )
+    statuses = Counter(answer.json()["status"] for answer in answers)
+    assert statuses == {"created": 3, "ignored": 9}
     assert await count(database, tenant_a, Ticket) == 3
 
 
