@@ -46,6 +46,7 @@ from app.kit.repository import Record
 from app.kit.storage import storage_from_settings
 from app.models.channel import ChannelType, MessageDirection
 from app.models.ticket import CommentType, ReplyDelivery, TicketChannel, TicketComment
+from app.webhooks.targets import tls_context
 
 log = structlog.get_logger(__name__)
 
@@ -282,7 +283,9 @@ async def _send(uow: UnitOfWork, claimed: Claimed, now: datetime) -> Outcome:
     settings = uow.settings
     if isinstance(message, ChatReply):
         return await senders.send_chat(
-            message, allow_private=settings.webhook_allow_private_targets
+            message,
+            allow_private=settings.webhook_allow_private_targets,
+            tls=tls_context(settings.outbound_ca_file),
         )
     try:
         mail = await senders.build_message(message, storage_from_settings(settings), now)

@@ -13,6 +13,7 @@ import html
 import json
 import os
 import re
+import ssl
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from standardwebhooks import Webhook
 
 from app.config import Settings, SmtpServer
 from app.kit.storage import Storage
-from app.webhooks.targets import TargetRefused, pinned, tls_context, url_problem
+from app.webhooks.targets import TargetRefused, pinned, url_problem
 
 SMTP_TIMEOUT_SECONDS = 30.0
 CHAT_TIMEOUT_SECONDS = 10.0
@@ -221,7 +222,7 @@ def chat_target_problem(reply_url: str, *, allow_private: bool) -> str | None:
     return f"the channel's reply_url {problem}" if problem else None
 
 
-async def send_chat(reply: ChatReply, *, allow_private: bool) -> Outcome:
+async def send_chat(reply: ChatReply, *, allow_private: bool, tls: ssl.SSLContext) -> Outcome:
     """POST the reply, signed the Standard Webhooks way with the channel's secret over the
     exact bytes sent; `webhook-id` is the comment's id on every retry, so the platform
     can drop a copy it has seen. 2xx: sent; anything else is retried."""
@@ -247,7 +248,7 @@ async def send_chat(reply: ChatReply, *, allow_private: bool) -> Outcome:
             timeout=CHAT_TIMEOUT_SECONDS,
             follow_redirects=False,
             trust_env=False,
-            verify=tls_context(),
+            verify=tls,
         ) as client:
             response = await client.post(
                 target.url, content=body, headers=headers, extensions=target.extensions

@@ -6,6 +6,7 @@ and the one that records what happened."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import uuid
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from app.webhooks.schedule import retry_after_seconds
-from app.webhooks.targets import Pinned, TargetRefused, pinned, tls_context
+from app.webhooks.targets import Pinned, TargetRefused, pinned
 
 TIMEOUT_SECONDS = 10.0
 EXCERPT_BYTES = 1024
@@ -66,6 +67,7 @@ async def send_all(
     items: Sequence[Outgoing],
     *,
     allow_private: bool,
+    tls: ssl.SSLContext,
 ) -> list[Outcome]:
     """POST every item to `url` at once (they are of different tickets, so no order
     holds between them); one resolution and one connection pool for the batch."""
@@ -77,7 +79,7 @@ async def send_all(
             for item in items
         ]
     async with httpx.AsyncClient(
-        timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False, verify=tls_context()
+        timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False, verify=tls
     ) as client:
         return list(await asyncio.gather(*(_send(client, target, secrets, item) for item in items)))
 

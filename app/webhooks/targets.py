@@ -18,6 +18,7 @@ import re
 import socket
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 import certifi
 import httpx
@@ -29,11 +30,15 @@ _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$"
 
 
 @functools.cache
-def tls_context() -> ssl.SSLContext:
-    """The certificate checks of every outgoing request (httpx's default: certifi's CA
-    bundle), built once per process: loading the bundle costs milliseconds of CPU,
-    which a client built for each batch paid again each time."""
-    return ssl.create_default_context(cafile=certifi.where())
+def tls_context(extra_ca_file: Path | None = None) -> ssl.SSLContext:
+    """The certificate checks of every outgoing request: certifi's CA bundle (httpx's
+    default), and `extra_ca_file`'s authorities too (`OUTBOUND_CA_FILE`). Built once per
+    process: loading the bundle costs milliseconds of CPU, which a client built for
+    each batch paid again each time."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if extra_ca_file is not None:
+        context.load_verify_locations(cafile=extra_ca_file)
+    return context
 
 
 class TargetRefused(Exception):

@@ -19,6 +19,7 @@ from app.webhooks import sender
 from app.webhooks.repository import DueDeliveryRepository
 from app.webhooks.schedule import RetrySchedule
 from app.webhooks.service import DELIVER_JOB, claim, record, utcnow
+from app.webhooks.targets import tls_context
 
 SWEEP_JOB = "webhooks.sweep"
 # The first retry waits 5 s: a sweep this often keeps retries close to their time.
@@ -54,6 +55,7 @@ async def deliver_subscription(
             batch.secrets,
             batch.items,
             allow_private=uow.settings.webhook_allow_private_targets,
+            tls=tls_context(uow.settings.outbound_ca_file),
         )
         await record(uow, subscription, outcomes, clock(), schedule)
         await uow.commit()

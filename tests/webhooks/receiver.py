@@ -1,12 +1,13 @@
 """A real HTTP endpoint on 127.0.0.1 for deliveries to reach: `asyncio.start_server`
 with just enough HTTP/1.1 to read one request per connection and answer it the way a
 test says (status, headers, a delay), recording what arrived byte for byte. It can go
-down and come back up on the same port."""
+down and come back up on the same port, and speak TLS with a given server context."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,22 +38,24 @@ Answer = Callable[[Received], Reply]
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.port = 0
         self.requests: list[Received] = []
         self.answer: Answer = lambda _request: Reply()
         self._server: asyncio.Server | None = None
         self._arrived = asyncio.Condition()
 
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str = "/hook", *, host: str = "127.0.0.1") -> str:
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}{path}"
 
     def at(self, path: str) -> list[Received]:
         return [request for request in self.requests if request.path == path]
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self.port, reuse_address=True
+            self._handle, "127.0.0.1", self.port, reuse_address=True, ssl=self.tls
         )
         self.port = self._server.sockets[0].getsockname()[1]
 

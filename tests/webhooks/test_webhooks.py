@@ -5,12 +5,14 @@ role gates and tenant isolation."""
 from __future__ import annotations
 
 import ast
+import ssl
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import trustme
 
 from app.config import Settings
 from app.db.database import Database
@@ -19,11 +21,13 @@ from app.webhooks import service as webhooks
 from app.webhooks.events import EVENT_TYPES
 from app.webhooks.schemas import WebhookCreate
 from app.webhooks.sender import Outgoing, send_all
-from app.webhooks.targets import TargetRefused, pinned, url_problem
+from app.webhooks.targets import TargetRefused, pinned, tls_context, url_problem
 from tests.support.api import field_locs, page_ids, problem
 from tests.support.identity import Tenant
 from tests.webhooks.conftest import WEBHOOKS, make_webhook, subscription
 from tests.webhooks.receiver import Receiver
+
+SECRET = "whsec_" + "A" * 43 + "="
 
 READ_FIELDS = {
     "id",
@@ -197,13 +201,51 @@ async def test_a_name_resolving_to_loopback_is_refused_at_send_time(receiver: Re
     with pytest.raises(TargetRefused, match=r"127\.0\.0\.1|::1"):
         await pinned(url, allow_private=False)
     item = Outgoing(uuid.uuid4(), b"{}")
-    [outcome] = await send_all(url, ["whsec_" + "A" * 43 + "="], [item], allow_private=False)
+    [outcome] = await send_all(url, [SECRET], [item], allow_private=False, tls=tls_context())
     assert outcome.status_code is None and outcome.error is not None
     assert outcome.error.startswith("refused: localhost resolves to")
     assert receiver.requests == []
-    [allowed] = await send_all(url, ["whsec_" + "A" * 43 + "="], [item], allow_private=True)
+    [allowed] = await send_all(url, [SECRET], [item], allow_private=True, tls=tls_context())
     assert allowed.status_code == 204
     assert receiver.requests[0].headers["host"] == f"localhost:{receiver.port}"
+
+
+async def tls_receiver(ca: trustme.CA, name: str) -> Receiver:
+    """A receiver on 127.0.0.1 speaking TLS with a certificate for `name` from `ca`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(context)
+    receiver = Receiver(tls=context)
+    await receiver.start()
+    return receiver
+
+
+async def test_https_deliveries_check_the_certificate_against_the_name(tmp_path: Path) -> None:
+    """The request goes to the address that was checked, yet TLS checks the URL's name
+    (SNI and the certificate), and trusts `OUTBOUND_CA_FILE`'s authorities beside the
+    public ones."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "internal-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    item = Outgoing(uuid.uuid4(), b"{}")
+    right, wrong = await tls_receiver(ca, "localhost"), await tls_receiver(ca, "elsewhere.test")
+    try:
+        url = right.url(host="localhost")
+        [untrusted] = await send_all(url, [SECRET], [item], allow_private=True, tls=tls_context())
+        assert untrusted.status_code is None and untrusted.error is not None
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.error
+        trusting = tls_context(ca_file)
+        [sent] = await send_all(url, [SECRET], [item], allow_private=True, tls=trusting)
+        assert sent.status_code == 204, sent.error
+        assert right.requests[0].headers["host"] == f"localhost:{right.port}"
+        # Same address, a certificate for another name: refused.
+        other = wrong.url(host="localhost")
+        [refused] = await send_all(other, [SECRET], [item], allow_private=True, tls=trusting)
+        assert refused.status_code is None and refused.error is not None
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.error
+        assert wrong.requests == []
+    finally:
+        await right.stop()
+        await wrong.stop()
 
 
 async def test_rotation_keeps_the_old_secret_for_the_overlap(
