@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -203,6 +204,19 @@ class Settings(BaseSettings):
         if url.startswith("sqlite://"):
             return "sqlite+aiosqlite://" + url.split("://", 1)[1]
         return url
+
+    @field_validator("outbound_ca_file")
+    @classmethod
+    def _loadable_ca_file(cls, path: Path | None) -> Path | None:
+        # Caught at start-up: at send time a broken file would look like a passing outage
+        # and leave every delivery waiting.
+        if path is not None:
+            try:
+                ssl.create_default_context().load_verify_locations(cafile=path)
+            except (OSError, ssl.SSLError) as exc:
+                problem = f"cannot load certificate authorities from {path}: {exc}"
+                raise ValueError(problem) from None
+        return path
 
     @field_validator("smtp_url")
     @classmethod

@@ -97,7 +97,7 @@ UNPLACED_AFTER = timedelta(minutes=2)
 MAX_REASON = 2000
 MAX_REFERENCES = 50
 # Messages up to this size are parsed on the event loop (`_parse`).
-PARSE_INLINE_BYTES = 64 * 1024
+PARSE_INLINE_BYTES = 16 * 1024
 # Channels whose organization a process remembers, and for how long (`_organization_of`).
 ORGANIZATIONS_REMEMBERED = 10_000
 ORGANIZATION_TTL_SECONDS = 60.0

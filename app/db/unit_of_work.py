@@ -77,9 +77,11 @@ class UnitOfWork:
         *,
         job_id: str | None = None,
         coalesce_seconds: float | None = None,
+        run_at: float | None = None,
         **kwargs: Any,
     ) -> None:
-        """Queue a job of this unit's organization for when the unit commits.
+        """Queue a job of this unit's organization for when the unit commits (to start
+        then, or at `run_at`, epoch seconds).
 
         With `coalesce_seconds`, every commit that asks within the same time slot shares
         one job (`job_id` names the group), run when the slot ends: a busy tenant's
@@ -91,12 +93,12 @@ class UnitOfWork:
         organization_id = self.organization_id
 
         async def send() -> None:
-            run_at = None
+            start = run_at
             slot_job_id = job_id
             if coalesce_seconds is not None:
-                slot_job_id, run_at = coalesced(job_id or name, coalesce_seconds)
+                slot_job_id, start = coalesced(job_id or name, coalesce_seconds)
             await queue.enqueue(
-                name, organization_id=organization_id, job_id=slot_job_id, run_at=run_at, **kwargs
+                name, organization_id=organization_id, job_id=slot_job_id, run_at=start, **kwargs
             )
 
         self.after_commit(send)

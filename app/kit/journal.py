@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from app.db.base import Base, new_id
 from app.db.tenancy import TenantMixin
 from app.db.unit_of_work import UnitOfWork
-from app.kit.outbox import RELAY_COALESCE_SECONDS, RELAY_JOB
+from app.kit.outbox import queue_relay
 from app.kit.repository import prebuilt, scoped
 from app.models.outbox import OutboxEvent
 
@@ -122,11 +122,7 @@ class Journal:
         slot shares one)."""
         rows, self.rows = self.rows, []
         if any(model is OutboxEvent for model, _row in rows):
-            self.uow.enqueue(
-                RELAY_JOB,
-                job_id=f"{RELAY_JOB}:{self.organization_id}",
-                coalesce_seconds=RELAY_COALESCE_SECONDS,
-            )
+            queue_relay(self.uow)
         return rows
 
     async def _write_chained(self, rows: list[tuple[type[Base], dict[str, Any]]]) -> None:

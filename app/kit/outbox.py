@@ -9,22 +9,25 @@ Handlers must be idempotent: an event is relayed at least once (a relay that die
 after its handlers ran but before its commit leaves the event to the next one).
 
 A batch whose handlers fail is relayed again one event at a time, each in a savepoint,
-so the failing event is named and held back (retried later with backoff, never
-dropped) while the others go on; later events of its aggregate wait for it, so a
-ticket's events still reach handlers in order. A periodic sweep relays what an
-after-commit enqueue missed (a crash between commit and enqueue, a deduplicated job)
-and what was held back once it is due.
+so the failing event is named and held back (a relay is queued for its next try,
+with backoff; never dropped) while the others go on; later events of its aggregate
+wait for it, so a ticket's events still reach handlers in order. A periodic sweep
+relays what an after-commit enqueue missed (a crash between commit and enqueue, a
+deduplicated job).
 
 One organization's relays run one at a time on PostgreSQL (a transaction-scoped
 advisory lock; SQLite serializes writers anyway): two overlapping relays would each
 take some of the pending events, and a later event of a ticket could reach its
-handlers, and be committed, before an earlier one held by the other relay.
+handlers, and be committed, before an earlier one held by the other relay. The lock is
+tried, not waited for: a relay that finds it taken queues the next time slot's relay
+and ends, so one busy organization's relays never fill the workers' job slots.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -68,16 +71,46 @@ def subscribe(event_types: Iterable[str], handler: EventHandler) -> None:
 
 def hold_seconds(attempts: int) -> float:
     """How long an event that failed `attempts` times waits before the next try."""
-    return min(HOLD_MAX_SECONDS, HOLD_FIRST_SECONDS * 2.0 ** (attempts - 1))
+    # The exponent stops growing long after the wait reached its cap: a float power
+    # overflows past 2**1024.
+    return min(HOLD_MAX_SECONDS, HOLD_FIRST_SECONDS * 2.0 ** min(attempts - 1, 20))
+
+
+def queue_relay(uow: UnitOfWork, *, at: datetime | None = None) -> None:
+    """A relay of the unit's organization after it commits: in the current time slot's
+    job (every commit of the slot shares it), or at `at`."""
+    if at is None:
+        uow.enqueue(
+            RELAY_JOB,
+            job_id=f"{RELAY_JOB}:{uow.organization_id}",
+            coalesce_seconds=RELAY_COALESCE_SECONDS,
+        )
+    else:
+        uow.enqueue(
+            RELAY_JOB,
+            job_id=f"{RELAY_JOB}:{uow.organization_id}:at@{int(at.timestamp())}",
+            run_at=at.timestamp(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """What one batch did: how many events it dispatched, whether more may be waiting
+    now (the batch was full, or a held-back event went and its ticket's later events
+    were left out), and whether another relay of the organization was under way."""
+
+    dispatched: int
+    more: bool
+    busy: bool = False
 
 
 class OutboxRepository(Repository[OutboxEvent]):
     model = OutboxEvent
 
-    async def relay_alone(self) -> None:
-        """Wait until no other relay of this organization runs, and keep the others
-        waiting until this transaction ends (see the module docstring)."""
-        await self.advisory_lock("outbox_relay")
+    async def relay_alone(self) -> bool:
+        """Whether this transaction is the organization's only relay (then the others
+        find it taken until this transaction ends; see the module docstring)."""
+        return await self.advisory_lock("outbox_relay", wait=False)
 
     async def pending(self, limit: int, now: datetime) -> Sequence[OutboxEvent]:
         """The oldest undispatched events that may go now, locked: a held-back event once
@@ -107,7 +140,8 @@ class OutboxRepository(Repository[OutboxEvent]):
         )
         if self.dialect == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
-        return await self.all(statement)
+        # Fresh attempt counts even for events this session loaded before.
+        return await self.all(statement.execution_options(populate_existing=True))
 
     async def mark_dispatched(self, event_ids: Sequence[uuid.UUID], now: datetime) -> None:
         statement = (
@@ -118,19 +152,21 @@ class OutboxRepository(Repository[OutboxEvent]):
         )
         await self.session.execute(statement)
 
-    async def hold_back(self, event: OutboxEvent, error: str, now: datetime) -> None:
-        attempts = event.relay_attempts + 1
+    async def hold_back(self, event: OutboxEvent, error: str, now: datetime) -> datetime:
+        """Hold `event` back after a failure; returns when it is tried again."""
+        relay_after = now + timedelta(seconds=hold_seconds(event.relay_attempts + 1))
         statement = (
             self.update()
             .where(OutboxEvent.id == event.id)
             .values(
-                relay_attempts=attempts,
-                relay_after=now + timedelta(seconds=hold_seconds(attempts)),
+                relay_attempts=OutboxEvent.relay_attempts + 1,
+                relay_after=relay_after,
                 relay_error=error,
             )
             .execution_options(synchronize_session=False)
         )
         await self.session.execute(statement)
+        return relay_after
 
 
 class PendingOutboxRepository(PlatformRepository[OutboxEvent]):
@@ -156,24 +192,27 @@ async def _dispatch(uow: UnitOfWork, events: Sequence[OutboxEvent]) -> None:
             await handler(uow, wanted)
 
 
-async def relay_batch(uow: UnitOfWork, now: datetime) -> tuple[int, bool]:
+async def relay_batch(uow: UnitOfWork, now: datetime) -> Relayed:
     """Relay one batch of this organization's pending events (see the module
-    docstring); returns how many were dispatched and whether the batch was full."""
+    docstring), unless another relay of the organization is under way."""
     outbox = OutboxRepository(uow.session)
-    await outbox.relay_alone()
+    if not await outbox.relay_alone():
+        return Relayed(0, more=False, busy=True)
     events = await outbox.pending(RELAY_BATCH, now)
     if not events:
-        return 0, False
+        return Relayed(0, more=False)
+    full = len(events) == RELAY_BATCH
     try:
         async with uow.session.begin_nested():
             await _dispatch(uow, events)
             await outbox.mark_dispatched([event.id for event in events], now)
         EVENTS_RELAYED.inc(len(events))
-        return len(events), len(events) == RELAY_BATCH
+        return Relayed(len(events), more=full or any(e.relay_attempts for e in events))
     except Exception as error:
         if transient(error):
             raise
     dispatched = 0
+    released = False
     # A ticket's later events wait behind its failed one (the next `pending` leaves them
     # out until it goes).
     failed_aggregates: set[uuid.UUID] = set()
@@ -185,6 +224,7 @@ async def relay_batch(uow: UnitOfWork, now: datetime) -> tuple[int, bool]:
                 await _dispatch(uow, [event])
                 await outbox.mark_dispatched([event.id], now)
             dispatched += 1
+            released = released or event.relay_attempts > 0
         except Exception as error:
             if transient(error):
                 raise
@@ -195,31 +235,31 @@ async def relay_batch(uow: UnitOfWork, now: datetime) -> tuple[int, bool]:
                 attempts=event.relay_attempts + 1,
                 error=repr(error),
             )
-            await outbox.hold_back(event, repr(error), now)
+            queue_relay(uow, at=await outbox.hold_back(event, repr(error), now))
             EVENTS_HELD.inc()
             failed_aggregates.add(event.aggregate_id)
     EVENTS_RELAYED.inc(dispatched)
-    return dispatched, len(events) == RELAY_BATCH
+    return Relayed(dispatched, more=full or released)
 
 
 async def relay_outbox(uow: UnitOfWork) -> int:
     """Dispatch this organization's pending events in order, batch after batch (each
-    committed); returns how many."""
+    committed), for up to `MAX_BATCHES`; then, or when another relay of the organization
+    is under way, a relay in the next time slot takes over. Returns how many."""
     relayed = 0
     for _ in range(MAX_BATCHES):
-        count, full = await relay_batch(uow, datetime.now(UTC))
+        batch = await relay_batch(uow, datetime.now(UTC))
         await uow.commit()
-        relayed += count
-        if not full:
+        relayed += batch.dispatched
+        if batch.busy:
+            # The relay under way may have read its last batch before this job's events
+            # committed: someone has to look again once it is done.
+            break
+        if not batch.more:
             return relayed
-    if uow.jobs is not None:
-        # An id of its own: the queue refuses a job id while that job runs, and this
-        # job may itself be a previous one's "more".
-        await uow.jobs.enqueue(
-            RELAY_JOB,
-            organization_id=uow.organization_id,
-            job_id=f"{RELAY_JOB}:{uow.organization_id}:more:{uuid.uuid4().hex}",
-        )
+    # The next slot's job (its id is not this running job's, which the queue would
+    # refuse), queued when `run_job` commits.
+    queue_relay(uow)
     return relayed
 
 

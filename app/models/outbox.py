@@ -41,7 +41,6 @@ class OutboxEvent(TenantMixin, CreatedAtMixin, Base):
             postgresql_where=HELD,
             sqlite_where=HELD,
         ),
-        sa.CheckConstraint("relay_attempts >= 0", name="relay_attempts_nonneg"),
     )
 
     event_type: Mapped[str] = mapped_column(sa.String(100))

@@ -18,7 +18,7 @@ from app.db.unit_of_work import UnitOfWork
 from app.webhooks import sender
 from app.webhooks.repository import DueDeliveryRepository
 from app.webhooks.schedule import RetrySchedule
-from app.webhooks.service import DELIVER_JOB, claim, record, utcnow
+from app.webhooks.service import DELIVER_JOB, claim, queue_delivery, record, utcnow
 from app.webhooks.targets import tls_context
 
 SWEEP_JOB = "webhooks.sweep"
@@ -61,15 +61,9 @@ async def deliver_subscription(
         await uow.commit()
         # The next claim finds what this batch let through: a ticket's next event.
         attempts += len(outcomes)
-    if uow.jobs is not None:
-        await uow.jobs.enqueue(
-            DELIVER_JOB,
-            organization_id=uow.organization_id,
-            # An id of its own: the queue refuses a job id while that job runs, and
-            # this job may itself be a previous one's "more".
-            job_id=f"{DELIVER_JOB}:{subscription}:more:{uuid.uuid4().hex}",
-            subscription_id=subscription_id,
-        )
+    # The next slot's job (its id is not this running job's, which the queue would
+    # refuse), queued when `run_job` commits.
+    queue_delivery(uow, subscription)
     return attempts
 
 

@@ -20,13 +20,14 @@ HELD = sa.text("dispatched_at IS NULL AND relay_after IS NOT NULL")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("outbox_events") as batch:
-        batch.add_column(
-            sa.Column("relay_attempts", sa.Integer(), server_default="0", nullable=False)
-        )
-        batch.add_column(sa.Column("relay_after", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("relay_error", sa.Text(), nullable=True))
-        batch.create_check_constraint("relay_attempts_nonneg", "relay_attempts >= 0")
+    # Plain ADD COLUMNs (nullable, or a constant default): no table rewrite on
+    # PostgreSQL, no table rebuild on SQLite.
+    op.add_column(
+        "outbox_events",
+        sa.Column("relay_attempts", sa.Integer(), server_default="0", nullable=False),
+    )
+    op.add_column("outbox_events", sa.Column("relay_after", sa.DateTime(timezone=True)))
+    op.add_column("outbox_events", sa.Column("relay_error", sa.Text()))
     op.create_index(
         "ix_outbox_events_held",
         "outbox_events",
@@ -40,7 +41,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_outbox_events_held", table_name="outbox_events")
     with op.batch_alter_table("outbox_events") as batch:
-        batch.drop_constraint("relay_attempts_nonneg", type_="check")
         batch.drop_column("relay_error")
         batch.drop_column("relay_after")
         batch.drop_column("relay_attempts")

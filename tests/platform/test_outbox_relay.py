@@ -60,10 +60,18 @@ async def database(
     else:
         chosen = embedded_settings(embedded_url, tmp_path, timers=False)
     database = Database(chosen)
-    database.jobs = InProcessJobQueue(database, TASKS, PERIODIC_SECONDS)
     yield database
-    await database.jobs.close()
+    if database.jobs is not None:
+        await database.jobs.close()
     await database.dispose()
+
+
+def run_jobs_in_process(database: Database) -> InProcessJobQueue:
+    """The relays the tests' relays queue, run as embedded mode runs them (without a
+    queue, as in the other tests, they are not queued at all)."""
+    queue = InProcessJobQueue(database, TASKS, PERIODIC_SECONDS)
+    database.jobs = queue
+    return queue
 
 
 async def record(database: Database, org: Organization, *events: tuple[uuid.UUID, bool]) -> None:
@@ -95,9 +103,9 @@ async def relay_at(database: Database, org: Organization, now: datetime) -> int:
     """One batch with the clock at `now`, committed."""
     uow = database.tenant_unit(org.id)
     try:
-        dispatched, _full = await outbox.relay_batch(uow, now)
+        batch = await outbox.relay_batch(uow, now)
         await uow.commit()
-        return dispatched
+        return batch.dispatched
     finally:
         await uow.close()
 
@@ -122,7 +130,7 @@ async def test_a_failing_event_is_held_back_and_the_rest_go_on(
     assert waiting.dispatched_at is None and waiting.relay_attempts == 0
     assert waiting.relay_after is None
 
-    # Not due yet: nothing moves, and the sweep does not queue this organization.
+    # Not due yet: nothing moves.
     not_yet = held.relay_after - timedelta(seconds=1)
     assert await relay_at(database, org, not_yet) == 0
     # Due and failing again: it waits twice as long.
@@ -162,10 +170,59 @@ async def test_one_relay_job_works_through_a_backlog_of_many_batches(
     monkeypatch.setattr(outbox, "MAX_BATCHES", 2)
     org = await make_organization(database, "Backlog")
     await record(database, org, *((uuid.uuid4(), False) for _ in range(10)))
+    jobs = run_jobs_in_process(database)
     # Two batches of three, then it makes way and queues the rest as a job of its own.
     assert await run_job(database, outbox.relay_outbox, org.id) == 6
-    assert database.jobs is not None
-    await database.jobs.drain()
+    await jobs.drain()
     events = await events_of(database, org)
     assert len(events) == 10 and all(event.dispatched_at is not None for event in events)
     assert handler.handled == [event.id for event in events]
+
+
+async def test_a_held_event_is_relayed_at_its_time_and_its_ticket_follows_in_the_same_job(
+    database: Database, handler: Handler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox, "HOLD_FIRST_SECONDS", 0.3)
+    org = await make_organization(database, "Later")
+    ticket = uuid.uuid4()
+    await record(database, org, (ticket, True), (ticket, False))
+    jobs = run_jobs_in_process(database)
+    failing, later = await events_of(database, org)
+    await run_job(database, outbox.relay_outbox, org.id)
+    assert all(event.dispatched_at is None for event in await events_of(database, org))
+    handler.broken = False
+    # Nobody writes and no sweep runs: the relay queued for the held event's time
+    # dispatches it, and its ticket's later event in the same job.
+    await jobs.drain()
+    assert all(event.dispatched_at is not None for event in await events_of(database, org))
+    assert handler.handled == [failing.id, later.id]
+
+
+async def test_the_wait_stops_growing_at_its_cap() -> None:
+    assert outbox.hold_seconds(1) == outbox.HOLD_FIRST_SECONDS
+    assert outbox.hold_seconds(2) == 2 * outbox.HOLD_FIRST_SECONDS
+    assert outbox.hold_seconds(5000) == outbox.HOLD_MAX_SECONDS
+
+
+async def test_a_relay_finding_another_under_way_leaves_it_the_work(
+    database: Database, handler: Handler
+) -> None:
+    org = await make_organization(database, "Busy")
+    await record(database, org, (uuid.uuid4(), False))
+    # Attached after the write, so the only relays queued are the ones under test.
+    jobs = run_jobs_in_process(database)
+    first = database.tenant_unit(org.id)
+    try:
+        assert await outbox.OutboxRepository(first.session).relay_alone()
+        if first.dialect != "postgresql":
+            return  # SQLite serializes writers: there is no second relay to meet
+        assert await run_job(database, outbox.relay_outbox, org.id) == 0
+        (event,) = await events_of(database, org)
+        assert event.dispatched_at is None
+    finally:
+        await first.rollback()
+        await first.close()
+    # The busy relay queued the next slot's, which finds the lock free.
+    await jobs.drain()
+    (event,) = await events_of(database, org)
+    assert event.dispatched_at is not None

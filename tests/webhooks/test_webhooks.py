@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic
 import pytest
 import trustme
 
@@ -246,6 +247,16 @@ async def test_https_deliveries_check_the_certificate_against_the_name(tmp_path:
     finally:
         await right.stop()
         await wrong.stop()
+
+
+@pytest.mark.parametrize("content", [None, "not a certificate"])
+def test_an_unloadable_ca_file_stops_the_start(tmp_path: Path, content: str | None) -> None:
+    """Caught when the settings load, not at the first delivery."""
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(pydantic.ValidationError, match="cannot load certificate authorities"):
+        Settings(outbound_ca_file=path, _env_file=None)  # type: ignore[call-arg]
 
 
 async def test_rotation_keeps_the_old_secret_for_the_overlap(
