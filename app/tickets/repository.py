@@ -67,6 +67,13 @@ def format_ticket_number(value: int) -> str:
 
 
 TICKETS = cast(sa.Table, Ticket.__table__)
+# Ticket columns whose default is Python's (not SQL's): unapplied in a statement that
+# carries other INSERTs as CTEs (`TicketRepository.insert_numbered`).
+PYTHON_DEFAULTS = frozenset(
+    column.name
+    for column in TICKETS.c
+    if column.default is not None and not column.default.is_clause_element
+)
 COMMENTS = cast(sa.Table, TicketComment.__table__)
 HISTORY = cast(sa.Table, TicketHistory.__table__)
 # Statements name the tables' columns, not the mapped attributes: a statement of Core
@@ -380,6 +387,8 @@ class TicketRepository(Repository[Ticket]):
         shape, journal_values = journal.take()
 
         def build() -> sa.Insert:
+            if missing := PYTHON_DEFAULTS.difference(columns):
+                raise ValueError(f"name the ticket's {sorted(missing)}: see insert_numbered")
             numbering = self._numbering()
             insert = self._ticket_insert(columns, ticket_number=numbering.number)
             return insert.add_cte(numbering.counter, *journal.ctes(shape))
