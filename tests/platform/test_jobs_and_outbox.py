@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
-from arq.worker import Retry, Worker
+from arq.worker import Retry
 from sqlalchemy.exc import OperationalError
 
 from app.config import Settings
@@ -22,7 +22,8 @@ from app.kit import outbox
 from app.kit.jobs import ArqJobQueue, InProcessJobQueue
 from app.kit.journal import Journal
 from app.models import Organization, OutboxEvent
-from app.worker import PERIODIC_SECONDS, TASKS, WorkerSettings, arq_job
+from app.worker import PERIODIC_SECONDS, TASKS, arq_job
+from tests.support.workers import run_worker_burst
 
 
 async def _record(database: Database, org: Organization, *, then_commit: bool) -> uuid.UUID:
@@ -93,20 +94,6 @@ async def test_rollback_drops_queued_jobs(in_process: Database, org_a: Organizat
         assert not uow.after_commit_callbacks
     finally:
         await uow.close()
-
-
-async def run_worker_burst(redis: ArqRedis, settings: Settings, database: Database) -> Worker:
-    """A real arq worker that drains the queue once and returns."""
-    worker = Worker(
-        functions=WorkerSettings.functions,
-        redis_pool=redis,
-        queue_name=settings.job_queue_name,
-        burst=True,
-        poll_delay=0,
-        ctx={"database": database},
-    )
-    await worker.main()
-    return worker
 
 
 @pytest.fixture

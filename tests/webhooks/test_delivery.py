@@ -19,7 +19,6 @@ import pytest
 import sqlalchemy as sa
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
-from arq.worker import Worker
 from standardwebhooks import Webhook
 
 from app.config import Settings
@@ -31,9 +30,9 @@ from app.models.outbox import OutboxEvent
 from app.models.webhook import DeliveryStatus
 from app.webhooks.schedule import RetrySchedule
 from app.webhooks.tasks import deliver_subscription, sweep_deliveries
-from app.worker import WorkerSettings
 from tests.support.api import problem
 from tests.support.identity import API, Tenant
+from tests.support.workers import run_worker_burst
 from tests.webhooks.conftest import (
     WEBHOOKS,
     attempts,
@@ -424,19 +423,6 @@ async def arq_redis(test_redis_url: str, settings: Settings) -> AsyncIterator[Ar
     await redis.aclose()
 
 
-async def burst(redis: ArqRedis, settings: Settings, database: Database) -> Worker:
-    worker = Worker(
-        functions=WorkerSettings.functions,
-        redis_pool=redis,
-        queue_name=settings.job_queue_name,
-        burst=True,
-        poll_delay=0,
-        ctx={"database": database},
-    )
-    await worker.main()
-    return worker
-
-
 async def record_events(database: Database, tenant: Tenant, count: int) -> None:
     """Ticket events of `count` tickets, written as a service writes them."""
     uow = database.tenant_unit(tenant.org.id)
@@ -477,7 +463,7 @@ async def test_with_redis_flushed_the_sweep_still_delivers(
         await arq_redis.delete(*keys)
         assert await arq_redis.queued_jobs(queue_name=settings.job_queue_name) == []
         assert await run_job(database, sweep_deliveries, None) >= 0
-        await burst(arq_redis, settings, database)
+        await run_worker_burst(arq_redis, settings, database)
         await eventually(lambda: delivered(database, tenant_a, webhook["id"], 3))
         ids = Counter(r.headers["webhook-id"] for r in receiver.requests)
         assert len(ids) == 3 and set(ids.values()) == {1}
