@@ -136,11 +136,21 @@ def _row(record: asyncpg.Record) -> dict[str, Any]:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> Any:
+    # No reset query on release: asyncpg's default (RESET ALL, UNLISTEN, …) is a round
+    # trip per request that the product's pool does not make; the tenant setting is
+    # transaction-local, so there is nothing to reset.
     app.state.pool = await asyncpg.create_pool(
-        os.environ["CEILING_DSN"], min_size=2, max_size=int(os.environ.get("CEILING_POOL", "20"))
+        os.environ["CEILING_DSN"],
+        min_size=2,
+        max_size=int(os.environ.get("CEILING_POOL", "20")),
+        reset=_nothing_to_reset,
     )
     yield
     await app.state.pool.close()
+
+
+async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
+    return None
 
 
 class Unauthorized(Exception):
