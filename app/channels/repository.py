@@ -16,8 +16,6 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.kit.pagination import PageParams, PageResult, SortKey
 from app.kit.repository import PlatformRepository, Record, Repository, scoped
@@ -74,8 +72,13 @@ class ChannelRepository(Repository[Channel]):
 
     async def inbound(self, channel_id: uuid.UUID, kind: ChannelType) -> Channel | None:
         """The live channel of this type that a webhook caller names."""
-        statement = self.select().where(Channel.id == channel_id, Channel.type == kind)
-        return await self.one_or_none(statement)
+        statement = self.prebuilt(
+            "inbound",
+            lambda: self.select().where(
+                Channel.id == sa.bindparam("channel_id"), Channel.type == sa.bindparam("kind")
+            ),
+        )
+        return await self.one_or_none(statement, {"channel_id": channel_id, "kind": kind})
 
     async def check_address_free(
         self, kind: ChannelType, address: str, *, exclude: uuid.UUID | None = None
@@ -89,10 +92,16 @@ class ChannelRepository(Repository[Channel]):
         )
 
     async def department_is_live(self, department_id: uuid.UUID) -> bool:
-        statement = sa.select(DEPARTMENTS.c.id).where(
-            *self.scope(Department), DEPARTMENTS.c.id == department_id
+        def build() -> sa.Select[Any]:
+            statement = sa.select(DEPARTMENTS.c.id).where(
+                *self.scope(Department), DEPARTMENTS.c.id == sa.bindparam("department_id")
+            )
+            return scoped(statement)
+
+        found = await self.row(
+            self.prebuilt("department_is_live", build), {"department_id": department_id}
         )
-        return await self.row(scoped(statement)) is not None
+        return found is not None
 
 
 class ChannelLookupRepository(PlatformRepository[Channel]):
@@ -127,32 +136,42 @@ class InboxRepository(Repository[InboundMessage]):
     async def insert_new(self, values: dict[str, Any]) -> uuid.UUID | None:
         """Store a payload unless the channel holds its external id already (then None):
         of concurrent deliveries of one message exactly one inserts, none fails."""
-        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        statement = (
-            insert(INBOX)
-            .values({**values, "organization_id": self.organization_id})
-            .on_conflict_do_nothing(index_elements=["organization_id", "channel_id", "external_id"])
-            .returning(INBOX.c.id)
+        columns = tuple(sorted(values))
+        statement = self.prebuilt(
+            ("insert_new", columns),
+            lambda: self.insert_unless_present(
+                columns, ["organization_id", "channel_id", "external_id"]
+            ).returning(INBOX.c.id),
         )
-        found = await self.scalar(scoped(statement))
-        return cast(uuid.UUID | None, found)
+        return cast(uuid.UUID | None, await self.scalar(statement, values))
 
     async def by_external_id(self, channel_id: uuid.UUID, external_id: str) -> Record | None:
-        statement = self.select_rows(
-            INBOX.c.id, INBOX.c.status, INBOX.c.ticket_id, INBOX.c.comment_id, INBOX.c.reason
-        ).where(INBOX.c.channel_id == channel_id, INBOX.c.external_id == external_id)
-        return await self.row(statement)
+        def build() -> sa.Select[Any]:
+            return self.select_rows(
+                INBOX.c.id, INBOX.c.status, INBOX.c.ticket_id, INBOX.c.comment_id, INBOX.c.reason
+            ).where(
+                INBOX.c.channel_id == sa.bindparam("channel_id"),
+                INBOX.c.external_id == sa.bindparam("external_id"),
+            )
+
+        return await self.row(
+            self.prebuilt("by_external_id", build),
+            {"channel_id": channel_id, "external_id": external_id},
+        )
 
     async def lock(self, inbox_id: uuid.UUID) -> InboundMessage | None:
         """The row, held until the transaction ends: whoever holds it is the one
         processing the message; everyone else waits and then finds it done."""
-        statement = (
-            self.select()
-            .where(InboundMessage.id == inbox_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+        statement = self.prebuilt(
+            "lock",
+            lambda: (
+                self.select()
+                .where(InboundMessage.id == sa.bindparam("inbox_id"))
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ),
         )
-        return await self.one_or_none(statement)
+        return await self.one_or_none(statement, {"inbox_id": inbox_id})
 
     async def status_of(self, channel_id: uuid.UUID, inbox_id: uuid.UUID) -> Record | None:
         statement = self.select_rows(INBOX.c.id, INBOX.c.status).where(
@@ -179,30 +198,39 @@ class InboxRepository(Repository[InboundMessage]):
         self, channel_id: uuid.UUID, sender_email: str, since: datetime
     ) -> int:
         """New tickets this channel opened for the sender since `since`."""
-        statement = self.select_rows(sa.func.count()).where(
-            INBOX.c.channel_id == channel_id,
-            INBOX.c.sender_email == sender_email,
-            INBOX.c.status == InboundStatus.CREATED,
-            INBOX.c.created_at >= since,
-        )
-        return int(await self.scalar(statement) or 0)
+
+        def build() -> sa.Select[Any]:
+            return self.select_rows(sa.func.count()).where(
+                INBOX.c.channel_id == sa.bindparam("channel_id"),
+                INBOX.c.sender_email == sa.bindparam("sender_email"),
+                INBOX.c.status == InboundStatus.CREATED,
+                INBOX.c.created_at >= sa.bindparam("since", type_=INBOX.c.created_at.type),
+            )
+
+        arguments = {"channel_id": channel_id, "sender_email": sender_email, "since": since}
+        return int(await self.scalar(self.prebuilt("tickets_opened_since", build), arguments) or 0)
 
     async def conversation_ticket(
         self, channel_id: uuid.UUID, conversation_id: str
     ) -> uuid.UUID | None:
         """The ticket the conversation's latest placed message went to."""
-        statement = (
-            self.select_rows(INBOX.c.ticket_id)
-            .where(
-                INBOX.c.channel_id == channel_id,
-                INBOX.c.conversation_id == conversation_id,
-                INBOX.c.ticket_id.is_not(None),
-                INBOX.c.status.in_([InboundStatus.CREATED, InboundStatus.THREADED]),
+
+        def build() -> sa.Select[Any]:
+            return (
+                self.select_rows(INBOX.c.ticket_id)
+                .where(
+                    INBOX.c.channel_id == sa.bindparam("channel_id"),
+                    INBOX.c.conversation_id == sa.bindparam("conversation_id"),
+                    INBOX.c.ticket_id.is_not(None),
+                    INBOX.c.status.in_([InboundStatus.CREATED, InboundStatus.THREADED]),
+                )
+                .order_by(INBOX.c.id.desc())
+                .limit(1)
             )
-            .order_by(INBOX.c.id.desc())
-            .limit(1)
-        )
-        return cast(uuid.UUID | None, await self.scalar(statement))
+
+        arguments = {"channel_id": channel_id, "conversation_id": conversation_id}
+        found = await self.scalar(self.prebuilt("conversation_ticket", build), arguments)
+        return cast(uuid.UUID | None, found)
 
 
 TICKET_COLUMNS = (
@@ -223,41 +251,75 @@ class ThreadingRepository(Repository[TicketMessageId]):
         """The registered ids among `message_ids`, with their ticket and direction."""
         if not message_ids:
             return []
-        statement = self.select_rows(
-            MESSAGE_IDS.c.message_id,
-            MESSAGE_IDS.c.ticket_id,
-            MESSAGE_IDS.c.comment_id,
-            MESSAGE_IDS.c.direction,
-        ).where(MESSAGE_IDS.c.message_id.in_(list(dict.fromkeys(message_ids))))
-        return await self.rows(statement)
+
+        def build() -> sa.Select[Any]:
+            return self.select_rows(
+                MESSAGE_IDS.c.message_id,
+                MESSAGE_IDS.c.ticket_id,
+                MESSAGE_IDS.c.comment_id,
+                MESSAGE_IDS.c.direction,
+            ).where(MESSAGE_IDS.c.message_id.in_(sa.bindparam("message_ids", expanding=True)))
+
+        named = list(dict.fromkeys(message_ids))
+        return await self.rows(self.prebuilt("owners_of", build), {"message_ids": named})
 
     async def register(self, values: dict[str, Any]) -> None:
         """Remember which ticket a message id went to; the first registration of an id
         stands."""
-        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        statement = (
-            insert(MESSAGE_IDS)
-            .values({**values, "organization_id": self.organization_id})
-            .on_conflict_do_nothing(index_elements=["organization_id", "message_id"])
+        columns = tuple(sorted(values))
+        statement = self.prebuilt(
+            ("register", columns),
+            lambda: self.insert_unless_present(columns, ["organization_id", "message_id"]),
         )
-        await self.session.execute(scoped(statement))
+        await self.session.execute(statement, values)
 
     async def ticket(self, ticket_id: uuid.UUID) -> Record | None:
-        statement = sa.select(*TICKET_COLUMNS).where(*self.scope(Ticket), TICKETS.c.id == ticket_id)
-        return await self.row(scoped(statement))
+        return await self.row(self._ticket_by(TICKETS.c.id), {"key": ticket_id})
 
     async def ticket_by_number(self, ticket_number: str) -> Record | None:
-        statement = sa.select(*TICKET_COLUMNS).where(
-            *self.scope(Ticket), TICKETS.c.ticket_number == ticket_number
-        )
-        return await self.row(scoped(statement))
+        return await self.row(self._ticket_by(TICKETS.c.ticket_number), {"key": ticket_number})
+
+    def _ticket_by(self, key: sa.Column[Any]) -> sa.Select[Any]:
+        def build() -> sa.Select[Any]:
+            statement = sa.select(*TICKET_COLUMNS).where(
+                *self.scope(Ticket), key == sa.bindparam("key")
+            )
+            return scoped(statement)
+
+        return self.prebuilt(("ticket_by", key.name), build)
 
     async def user_by_email(self, email: str) -> Record | None:
         """The live user with this address, ignoring case (`uq_users_email`)."""
-        statement = sa.select(USERS.c.id, USERS.c.role).where(
-            *self.scope(User), sa.func.lower(USERS.c.email) == email.lower()
-        )
-        return await self.row(scoped(statement))
+
+        def build() -> sa.Select[Any]:
+            statement = sa.select(USERS.c.id, USERS.c.role).where(
+                *self.scope(User), sa.func.lower(USERS.c.email) == sa.bindparam("email")
+            )
+            return scoped(statement)
+
+        return await self.row(self.prebuilt("user_by_email", build), {"email": email.lower()})
+
+
+class SenderRepository(Repository[User]):
+    """The customer users inbound messages create for unknown senders."""
+
+    model = User
+
+    async def add_customer(self, values: dict[str, Any]) -> Record | None:
+        """Insert the customer user unless a live user of the organization holds the
+        address (any case) already: then None, and nothing is written — of concurrent
+        deliveries from one new sender exactly one creates the user."""
+        columns = tuple(sorted(values))
+
+        def build() -> sa.Insert:
+            statement = self.insert_unless_present(
+                columns,
+                [USERS.c.organization_id, sa.func.lower(USERS.c.email)],
+                where=USERS.c.deleted_at.is_(None),
+            )
+            return statement.returning(USERS.c.id, USERS.c.role)
+
+        return await self.row(self.prebuilt(("add_customer", columns), build), values)
 
 
 # --- replies going out -------------------------------------------------------------------

@@ -45,7 +45,6 @@ from typing import Any
 
 import anyio.to_thread
 import structlog
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.attachments import service as attachments
@@ -56,6 +55,7 @@ from app.channels.repository import (
     ChannelLookupRepository,
     ChannelRepository,
     InboxRepository,
+    SenderRepository,
     ThreadingRepository,
     UnplacedInboxRepository,
 )
@@ -80,7 +80,7 @@ from app.models.channel import (
     ThreadReason,
 )
 from app.models.ticket import CommentType, TicketChannel, TicketStatus
-from app.models.user import STAFF_ROLES, Role, User
+from app.models.user import STAFF_ROLES, Role
 from app.tickets import service as tickets
 from app.tickets.schemas import CommentCreate, TicketUpdate
 
@@ -467,7 +467,14 @@ class _Placement:
 
 
 async def _place(uow: UnitOfWork, row: InboundMessage, channel: Channel | None = None) -> Outcome:
-    """Place a stored message; `channel` is the row's, when the caller has it."""
+    """Place a stored message; `channel` is the row's, when the caller has it. The row's
+    own changes (attempts, what the message says, the outcome) are written once, by
+    `_finish`, rather than flushed ahead of every look-up on the way."""
+    with uow.session.no_autoflush:
+        return await _place_message(uow, row, channel)
+
+
+async def _place_message(uow: UnitOfWork, row: InboundMessage, channel: Channel | None) -> Outcome:
     row.attempts += 1
     session = uow.session
     if channel is None:
@@ -677,22 +684,20 @@ async def _customer_for(session: AsyncSession, message: Message) -> Record:
     gives them a login); another delivery creating the same user at the same moment
     wins and is used."""
     first, _, last = message.sender_name.strip().partition(" ")
-    user = User(
-        email=message.sender_email,
-        role=Role.CUSTOMER,
-        first_name=first[:150],
-        last_name=last.strip()[:150],
+    created = await SenderRepository(session).add_customer(
+        {
+            "email": message.sender_email,
+            "role": Role.CUSTOMER,
+            "first_name": first[:150],
+            "last_name": last.strip()[:150],
+        }
     )
-    try:
-        async with session.begin_nested():
-            session.add(user)
-            await session.flush()
-    except IntegrityError:
-        found = await ThreadingRepository(session).user_by_email(message.sender_email)
-        if found is None:
-            raise
-        return found
-    return {"id": user.id, "role": user.role}
+    if created is not None:
+        return created
+    found = await ThreadingRepository(session).user_by_email(message.sender_email)
+    if found is None:
+        raise RuntimeError("the sender's user was neither created nor found")
+    return found
 
 
 async def _attach(

@@ -34,6 +34,8 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import Base
@@ -129,6 +131,33 @@ class Repository(Generic[ModelT]):
         stamped = {**values, "organization_id": self.organization_id}
         return scoped(sa.insert(cast(sa.Table, self.model.__table__)).values(stamped))
 
+    def insert_bound(self, columns: Sequence[str]) -> sa.Insert:
+        """`insert_row` with `columns` bound by name at execution: the INSERT of a
+        statement built once (`prebuilt`), given each row's values when it runs."""
+        return self.insert_row(self._bound(columns))
+
+    def insert_unless_present(
+        self,
+        columns: Sequence[str],
+        key: Sequence[str | sa.ColumnElement[Any]],
+        *,
+        where: sa.ColumnElement[bool] | None = None,
+    ) -> sa.Insert:
+        """`insert_bound` that inserts nothing when a row of the same unique `key` (the
+        columns or expressions of a unique index, partial by `where`) is there already:
+        of concurrent inserts of one key exactly one inserts and none fails."""
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        statement = (
+            insert(cast(sa.Table, self.model.__table__))
+            .values({**self._bound(columns), "organization_id": self.organization_id})
+            .on_conflict_do_nothing(index_elements=list(key), index_where=where)
+        )
+        return scoped(statement)
+
+    def _bound(self, columns: Sequence[str]) -> dict[str, sa.BindParameter[Any]]:
+        table = cast(sa.Table, self.model.__table__)
+        return {name: sa.bindparam(name, type_=table.c[name].type) for name in columns}
+
     def update(self, *, include_deleted: bool = False) -> sa.Update:
         table = cast(sa.Table, self.model.__table__)
         statement = sa.update(table).where(*self.scope(include_deleted=include_deleted))
@@ -136,8 +165,10 @@ class Repository(Generic[ModelT]):
 
     # --- running ------------------------------------------------------------------------
 
-    async def one_or_none(self, statement: AnySelect) -> ModelT | None:
-        found = (await self.session.execute(statement)).scalar_one_or_none()
+    async def one_or_none(
+        self, statement: AnySelect, params: Mapping[str, Any] | None = None
+    ) -> ModelT | None:
+        found = (await self.session.execute(statement, params)).scalar_one_or_none()
         return cast(ModelT | None, found)
 
     async def all(self, statement: AnySelect) -> Sequence[ModelT]:
@@ -260,8 +291,10 @@ class PlatformRepository(Generic[ModelT]):
             statement = statement.execution_options(include_deleted=True)
         return statement
 
-    async def one_or_none(self, statement: AnySelect) -> ModelT | None:
-        found = (await self.session.execute(statement)).scalar_one_or_none()
+    async def one_or_none(
+        self, statement: AnySelect, params: Mapping[str, Any] | None = None
+    ) -> ModelT | None:
+        found = (await self.session.execute(statement, params)).scalar_one_or_none()
         return cast(ModelT | None, found)
 
     async def all(self, statement: AnySelect) -> Sequence[ModelT]:
