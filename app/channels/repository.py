@@ -159,19 +159,31 @@ class InboxRepository(Repository[InboundMessage]):
             {"channel_id": channel_id, "external_id": external_id},
         )
 
-    async def lock(self, inbox_id: uuid.UUID) -> InboundMessage | None:
+    async def lock(self, inbox_id: uuid.UUID) -> Record | None:
         """The row, held until the transaction ends: whoever holds it is the one
         processing the message; everyone else waits and then finds it done."""
-        statement = self.prebuilt(
-            "lock",
-            lambda: (
-                self.select()
-                .where(InboundMessage.id == sa.bindparam("inbox_id"))
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            ),
+
+        def build() -> sa.Select[Any]:
+            statement = self.select_rows().where(INBOX.c.id == sa.bindparam("inbox_id"))
+            return statement.with_for_update()
+
+        return await self.row(self.prebuilt("lock", build), {"inbox_id": inbox_id})
+
+    async def write(self, inbox_id: uuid.UUID, values: dict[str, Any]) -> None:
+        """Set `values` on a row this transaction holds locked."""
+        columns = tuple(sorted(values))
+
+        def build() -> sa.Update:
+            # Not named after a column: an UPDATE's parameter named so would join its SET.
+            bound = {
+                name: sa.bindparam(f"new_{name}", type_=INBOX.c[name].type) for name in columns
+            }
+            return self.update().where(INBOX.c.id == sa.bindparam("inbox_id")).values(bound)
+
+        arguments = {f"new_{name}": value for name, value in values.items()}
+        await self.session.execute(
+            self.prebuilt(("write", columns), build), {"inbox_id": inbox_id, **arguments}
         )
-        return await self.one_or_none(statement, {"inbox_id": inbox_id})
 
     async def status_of(self, channel_id: uuid.UUID, inbox_id: uuid.UUID) -> Record | None:
         statement = self.select_rows(INBOX.c.id, INBOX.c.status).where(

@@ -74,7 +74,6 @@ from app.kit.storage import storage_from_settings
 from app.models.channel import (
     Channel,
     ChannelType,
-    InboundMessage,
     InboundStatus,
     MessageDirection,
     ThreadReason,
@@ -255,18 +254,13 @@ class Outcome:
         }
 
     @classmethod
-    def duplicate_of(cls, row: Record | InboundMessage) -> Outcome:
-        fields = row if isinstance(row, dict) else vars_of(row)
+    def duplicate_of(cls, row: Record) -> Outcome:
         return cls(
             status=InboundStatus.DUPLICATE,
-            inbox_id=fields["id"],
-            ticket_id=fields["ticket_id"],
-            comment_id=fields["comment_id"],
+            inbox_id=row["id"],
+            ticket_id=row["ticket_id"],
+            comment_id=row["comment_id"],
         )
-
-
-def vars_of(row: InboundMessage) -> dict[str, Any]:
-    return {"id": row.id, "ticket_id": row.ticket_id, "comment_id": row.comment_id}
 
 
 async def receive(database: Database, delivery: Delivery) -> Outcome:
@@ -319,8 +313,9 @@ async def retry(uow: UnitOfWork, channel_id: uuid.UUID, inbox_id: uuid.UUID) -> 
         raise NotFound("No such inbox message.")
     row = await inbox.lock(inbox_id)
     assert row is not None
-    if row.status is not InboundStatus.FAILED:
-        raise Conflict(f"The message is {row.status.value}; only failed ones are retried.")
+    if row["status"] != InboundStatus.FAILED:
+        status = InboundStatus(row["status"]).value
+        raise Conflict(f"The message is {status}; only failed ones are retried.")
     return await _place_or_fail(uow, row)
 
 
@@ -345,16 +340,16 @@ async def place_stored(uow: UnitOfWork, *, inbox_id: str) -> str:
     """Place a stored message the sweep found, as its sender's redelivery would; one
     placed meanwhile is left as it is. Returns the outcome's status."""
     row = await InboxRepository(uow.session).lock(uuid.UUID(inbox_id))
-    if row is None or row.status is not InboundStatus.RECEIVED:
+    if row is None or row["status"] != InboundStatus.RECEIVED:
         return "settled"
     log.info("inbound_resumed", inbox_id=inbox_id, by="sweep")
     return str((await _place_or_fail(uow, row)).status)
 
 
-async def _place_or_fail(uow: UnitOfWork, row: InboundMessage) -> Outcome:
+async def _place_or_fail(uow: UnitOfWork, row: Record) -> Outcome:
     """Place `row` in a savepoint of the caller's transaction: a failure rolls back what
     the attempt wrote and leaves the row `failed` with the reason."""
-    inbox_id = row.id
+    inbox_id = row["id"]
     try:
         async with uow.session.begin_nested():
             return await _place(uow, row)
@@ -363,7 +358,7 @@ async def _place_or_fail(uow: UnitOfWork, row: InboundMessage) -> Outcome:
         # Reloaded: the savepoint's changes are gone.
         reloaded = await InboxRepository(uow.session).lock(inbox_id)
         assert reloaded is not None
-        reloaded.attempts += 1
+        reloaded["attempts"] += 1
         return await _finish(uow.session, reloaded, InboundStatus.FAILED, reason=_failure(exc))
 
 
@@ -417,7 +412,7 @@ async def _process(
         async with committing(database.tenant_unit(organization_id)) as uow:
             row = await InboxRepository(uow.session).lock(inbox_id)
             assert row is not None  # inbox rows are never deleted by hand
-            if row.status is not InboundStatus.RECEIVED:
+            if row["status"] != InboundStatus.RECEIVED:
                 return Outcome.duplicate_of(row)
             if redelivery:
                 log.info("inbound_resumed", inbox_id=str(inbox_id))
@@ -440,10 +435,10 @@ async def _mark_failed(
     async with committing(database.tenant_unit(organization_id)) as uow:
         row = await InboxRepository(uow.session).lock(inbox_id)
         assert row is not None
-        if row.status not in (InboundStatus.RECEIVED, InboundStatus.FAILED):
+        if row["status"] not in (InboundStatus.RECEIVED, InboundStatus.FAILED):
             # Placed by someone else between the rollback and this transaction.
             return Outcome.duplicate_of(row)
-        row.attempts += 1
+        row["attempts"] += 1
         return await _finish(uow.session, row, InboundStatus.FAILED, reason=reason)
 
 
@@ -455,7 +450,7 @@ class _Placement:
     """What one attempt at a message learns on its way."""
 
     uow: UnitOfWork
-    row: InboundMessage
+    row: Record  # the inbox row, locked; `_finish` writes what the attempt set on it
     channel: Channel
     message: Message
     sender: Record | None
@@ -466,21 +461,16 @@ class _Placement:
         return self.uow.session
 
 
-async def _place(uow: UnitOfWork, row: InboundMessage, channel: Channel | None = None) -> Outcome:
-    """Place a stored message; `channel` is the row's, when the caller has it. The row's
-    own changes (attempts, what the message says, the outcome) are written once, by
-    `_finish`, rather than flushed ahead of every look-up on the way."""
-    with uow.session.no_autoflush:
-        return await _place_message(uow, row, channel)
-
-
-async def _place_message(uow: UnitOfWork, row: InboundMessage, channel: Channel | None) -> Outcome:
-    row.attempts += 1
+async def _place(uow: UnitOfWork, row: Record, channel: Channel | None = None) -> Outcome:
+    """Place a stored message; `channel` is the row's, when the caller has it. What the
+    attempt learns of the message and its outcome are set on `row` and written once, by
+    `_finish`."""
+    row["attempts"] += 1
     session = uow.session
     if channel is None:
-        channel = await get_channel(session, row.channel_id, include_deleted=True)
+        channel = await get_channel(session, row["channel_id"], include_deleted=True)
     try:
-        message = await _parse(channel.type, row.content_type, row.raw_body)
+        message = await _parse(channel.type, row["content_type"], row["raw_body"])
     except Unprocessable as exc:
         return await _finish(session, row, InboundStatus.FAILED, reason=str(exc))
     _describe(row, message)
@@ -530,13 +520,13 @@ async def _parse(kind: ChannelType, content_type: str, body: bytes) -> Message:
     return await anyio.to_thread.run_sync(parsing.parse, kind, content_type, body)
 
 
-def _describe(row: InboundMessage, message: Message) -> None:
-    row.sender_email = message.sender_email[:320] or None
-    row.subject = message.subject or None
-    row.message_id = message.message_id
-    row.in_reply_to = message.in_reply_to[0] if message.in_reply_to else None
-    row.reference_ids = message.references[-MAX_REFERENCES:]
-    row.conversation_id = (message.conversation_id or "")[:255] or row.conversation_id
+def _describe(row: Record, message: Message) -> None:
+    row["sender_email"] = message.sender_email[:320] or None
+    row["subject"] = message.subject or None
+    row["message_id"] = message.message_id
+    row["in_reply_to"] = message.in_reply_to[0] if message.in_reply_to else None
+    row["reference_ids"] = message.references[-MAX_REFERENCES:]
+    row["conversation_id"] = (message.conversation_id or "")[:255] or row["conversation_id"]
 
 
 async def _thread(
@@ -748,15 +738,34 @@ async def _register(
             "message_id": message_id,
             "ticket_id": ticket_id,
             "comment_id": comment_id,
-            "inbound_message_id": placement.row.id,
+            "inbound_message_id": placement.row["id"],
             "direction": MessageDirection.INBOUND,
         }
     )
 
 
+# What placing a message sets on its inbox row (`_describe`, `_finish`).
+WRITTEN = (
+    "attempts",
+    "sender_email",
+    "subject",
+    "message_id",
+    "in_reply_to",
+    "reference_ids",
+    "conversation_id",
+    "status",
+    "ticket_id",
+    "comment_id",
+    "thread_reason",
+    "follow_up_of_ticket_id",
+    "reason",
+    "processed_at",
+)
+
+
 async def _finish(
     session: AsyncSession,
-    row: InboundMessage,
+    row: Record,
     status: InboundStatus,
     *,
     ticket_id: uuid.UUID | None = None,
@@ -765,25 +774,25 @@ async def _finish(
     follow_up_of: uuid.UUID | None = None,
     reason: str | None = None,
 ) -> Outcome:
-    row.status = status
-    row.ticket_id = ticket_id
-    row.comment_id = comment_id
-    row.thread_reason = thread_reason
-    row.follow_up_of_ticket_id = follow_up_of
-    row.reason = reason[:MAX_REASON] if reason else None
-    row.processed_at = datetime.now(UTC)
-    await session.flush()
+    row["status"] = status
+    row["ticket_id"] = ticket_id
+    row["comment_id"] = comment_id
+    row["thread_reason"] = thread_reason
+    row["follow_up_of_ticket_id"] = follow_up_of
+    row["reason"] = reason[:MAX_REASON] if reason else None
+    row["processed_at"] = datetime.now(UTC)
+    await InboxRepository(session).write(row["id"], {name: row[name] for name in WRITTEN})
     log.info(
         "inbound_placed",
-        inbox_id=str(row.id),
+        inbox_id=str(row["id"]),
         status=status.value,
         thread_reason=thread_reason.value if thread_reason else None,
-        reason=row.reason,
+        reason=row["reason"],
     )
     return Outcome(
         status=status,
-        inbox_id=row.id,
+        inbox_id=row["id"],
         ticket_id=ticket_id,
         comment_id=comment_id,
-        reason=row.reason,
+        reason=row["reason"],
     )
