@@ -15,20 +15,18 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 
 from app.db.base import new_id
 from app.db.unit_of_work import UnitOfWork
 from app.kit.errors import AppError, Conflict
-from app.kit.repository import PlatformRepository, Repository, scoped
+from app.kit.repository import PlatformRepository, Repository
 from app.models.idempotency import IdempotencyKey
 
 TTL = timedelta(hours=24)
@@ -130,20 +128,14 @@ class IdempotencyKeyRepository(Repository[IdempotencyKey]):
 
     async def insert_new(self, key: str, request_fingerprint: str) -> bool:
         """Claim `key` unless this tenant holds it already (then False)."""
-        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        table = cast(sa.Table, IdempotencyKey.__table__)
-        statement = (
-            insert(table)
-            .values(
-                id=new_id(),
-                organization_id=self.organization_id,
-                key=key,
-                fingerprint=request_fingerprint,
-            )
-            .on_conflict_do_nothing(index_elements=["organization_id", "key"])
-            .returning(table.c.id)
+        statement = self.prebuilt(
+            "insert_new",
+            lambda: self.insert_unless_present(
+                ("id", "key", "fingerprint"), ["organization_id", "key"]
+            ).returning(IdempotencyKey.__table__.c.id),
         )
-        return await self.row(scoped(statement)) is not None
+        values = {"id": new_id(), "key": key, "fingerprint": request_fingerprint}
+        return await self.row(statement, values) is not None
 
     async def by_key(self, key: str) -> IdempotencyKey | None:
         return await self.one_or_none(self.select().where(IdempotencyKey.key == key))

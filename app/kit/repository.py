@@ -131,11 +131,6 @@ class Repository(Generic[ModelT]):
         stamped = {**values, "organization_id": self.organization_id}
         return scoped(sa.insert(cast(sa.Table, self.model.__table__)).values(stamped))
 
-    def insert_bound(self, columns: Sequence[str]) -> sa.Insert:
-        """`insert_row` with `columns` bound by name at execution: the INSERT of a
-        statement built once (`prebuilt`), given each row's values when it runs."""
-        return self.insert_row(self._bound(columns))
-
     def insert_unless_present(
         self,
         columns: Sequence[str],
@@ -143,20 +138,20 @@ class Repository(Generic[ModelT]):
         *,
         where: sa.ColumnElement[bool] | None = None,
     ) -> sa.Insert:
-        """`insert_bound` that inserts nothing when a row of the same unique `key` (the
-        columns or expressions of a unique index, partial by `where`) is there already:
-        of concurrent inserts of one key exactly one inserts and none fails."""
+        """An INSERT of one row of this repository's table, the tenant's, with `columns`
+        bound by name at execution (a statement built once, `prebuilt`), that inserts
+        nothing when a row of the same unique `key` (the columns or expressions of a
+        unique index, partial by `where`) is there already: of concurrent inserts of one
+        key exactly one inserts and none fails."""
+        table = cast(sa.Table, self.model.__table__)
+        bound = {name: sa.bindparam(name, type_=table.c[name].type) for name in columns}
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         statement = (
-            insert(cast(sa.Table, self.model.__table__))
-            .values({**self._bound(columns), "organization_id": self.organization_id})
+            insert(table)
+            .values({**bound, "organization_id": self.organization_id})
             .on_conflict_do_nothing(index_elements=list(key), index_where=where)
         )
         return scoped(statement)
-
-    def _bound(self, columns: Sequence[str]) -> dict[str, sa.BindParameter[Any]]:
-        table = cast(sa.Table, self.model.__table__)
-        return {name: sa.bindparam(name, type_=table.c[name].type) for name in columns}
 
     def update(self, *, include_deleted: bool = False) -> sa.Update:
         table = cast(sa.Table, self.model.__table__)

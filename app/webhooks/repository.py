@@ -10,8 +10,6 @@ from datetime import datetime
 from typing import cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.kit.pagination import PageParams, PageResult, SortKey
 from app.kit.repository import PlatformRepository, Record, Repository, scoped
@@ -135,22 +133,10 @@ class DeliveryRepository(Repository[WebhookDelivery]):
     async def insert_new(self, rows: Sequence[Record]) -> None:
         """Insert these deliveries, skipping any (subscription, event) the tenant holds
         already: relaying an event twice makes no second delivery. One executemany."""
-        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         statement = self.prebuilt(
             "insert_new",
-            lambda: scoped(
-                insert(DELIVERIES)
-                .values(
-                    organization_id=self.organization_id,
-                    **{
-                        column.name: sa.bindparam(column.name, type_=column.type)
-                        for column in DELIVERIES.c
-                        if column.name in NEW_DELIVERY_COLUMNS
-                    },
-                )
-                .on_conflict_do_nothing(
-                    index_elements=["organization_id", "subscription_id", "event_id"]
-                )
+            lambda: self.insert_unless_present(
+                sorted(NEW_DELIVERY_COLUMNS), ["organization_id", "subscription_id", "event_id"]
             ),
         )
         await self.session.execute(statement, list(rows))
