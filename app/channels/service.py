@@ -66,6 +66,7 @@ from app.db.database import Database
 from app.db.dependencies import committing
 from app.db.unit_of_work import UnitOfWork
 from app.kit.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
+from app.kit.journal import Journal
 from app.kit.pagination import PageParams, PageResult
 from app.kit.records import apply_changes, field_error
 from app.kit.repository import Record
@@ -77,6 +78,7 @@ from app.models.channel import (
     InboundStatus,
     MessageDirection,
     ThreadReason,
+    TicketMessageId,
 )
 from app.models.ticket import CommentType, TicketChannel, TicketStatus
 from app.models.user import STAFF_ROLES, Role
@@ -612,6 +614,7 @@ async def _open(
         department_id
     ):
         department_id = None
+    ticket_id = new_id()
     ticket = await tickets.open_ticket(
         placement.uow,
         subject=(message.subject or _fallback_subject(message))[:255],
@@ -621,9 +624,10 @@ async def _open(
         priority=channel.default_priority,
         channel=TicketChannel(channel.type.value),
         department_id=department_id,
+        ticket_id=ticket_id,
+        journal=_registration(placement, ticket_id, None),
     )
     await _attach(placement, customer, ticket["id"], comment_id=None)
-    await _register(placement, ticket["id"], None)
     return await _finish(
         session,
         row,
@@ -649,15 +653,17 @@ async def _reply(placement: _Placement, ticket: Record, reason: ThreadReason) ->
             placement.uow, actor, ticket["id"], TicketUpdate(status=TicketStatus.OPEN)
         )
     text = placement.message.reply_text.strip() or EMPTY_TEXT
+    comment_id = new_id()
     comment = await tickets.add_comment(
         placement.uow,
         actor,
         ticket["id"],
         CommentCreate(content=text[: parsing.MAX_TEXT], comment_type=CommentType.PUBLIC),
         may_write_internal=False,
+        comment_id=comment_id,
+        journal=_registration(placement, ticket["id"], comment_id),
     )
     await _attach(placement, sender, ticket["id"], comment_id=comment["id"])
-    await _register(placement, ticket["id"], comment["id"])
     return await _finish(
         placement.session,
         placement.row,
@@ -725,23 +731,26 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
         yield data[start : start + attachments.CHUNK_BYTES]
 
 
-async def _register(
+def _registration(
     placement: _Placement, ticket_id: uuid.UUID, comment_id: uuid.UUID | None
-) -> None:
-    """A reply naming this message will thread into the same ticket."""
+) -> Journal:
+    """The message's Message-ID registered to the ticket (and comment) it goes to, so a
+    reply naming it threads there: a journal row, written in the same statement as the
+    ticket or the comment's journal. (It is not registered yet: `_place` found no owner.
+    Should the same message, delivered through another channel, register it first, this
+    placement fails on the unique id and the inbox row says so.)"""
+    journal = Journal(placement.uow)
     message_id = placement.message.message_id
-    if message_id is None:
-        return
-    await ThreadingRepository(placement.session).register(
-        {
-            "id": new_id(),
-            "message_id": message_id,
-            "ticket_id": ticket_id,
-            "comment_id": comment_id,
-            "inbound_message_id": placement.row["id"],
-            "direction": MessageDirection.INBOUND,
-        }
-    )
+    if message_id is not None:
+        journal.add(
+            TicketMessageId,
+            message_id=message_id,
+            ticket_id=ticket_id,
+            comment_id=comment_id,
+            inbound_message_id=placement.row["id"],
+            direction=MessageDirection.INBOUND,
+        )
+    return journal
 
 
 # What placing a message sets on its inbox row (`_describe`, `_finish`).

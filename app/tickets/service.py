@@ -150,13 +150,17 @@ async def open_ticket(
     tags: list[str] | None = None,
     custom_fields: dict[str, Any] | None = None,
     opened_at: datetime | None = None,
+    ticket_id: uuid.UUID | None = None,
+    journal: Journal | None = None,
 ) -> Record:
     """Insert a ticket with the next number, its history row, `ticket.created` and its
     SLA clocks started (measured by the first matching policy). Callers have validated
     references (the API does in `create_ticket`). `opened_at`: when the ticket was
-    opened, if not now (an import of past tickets; the demo's)."""
+    opened, if not now (an import of past tickets; the demo's). A caller that writes
+    rows of its own about the new ticket gives its id and a `journal` holding them: they
+    are written with the ticket, in its statement."""
     now = opened_at or datetime.now(UTC)
-    ticket_id = new_id()
+    ticket_id = ticket_id or new_id()
     policy_id = await sla.match_policy(
         uow.session, priority=priority.value, channel=channel.value, customer_id=customer_id
     )
@@ -184,7 +188,7 @@ async def open_ticket(
     # the number before it is taken.
     tickets = TicketRepository(uow.session)
     number = await tickets.next_number()
-    journal = Journal(uow)
+    journal = journal or Journal(uow)
     journal.add(
         TicketHistory,
         ticket_id=ticket_id,
@@ -515,9 +519,13 @@ async def add_comment(
     data: CommentCreate,
     *,
     may_write_internal: bool,
+    comment_id: uuid.UUID | None = None,
+    journal: Journal | None = None,
 ) -> Record:
     """The first public reply by staff sets `first_response_at` (and its seconds).
-    A comment has a person as author, so API keys cannot write one."""
+    A comment has a person as author, so API keys cannot write one. A caller that
+    writes rows of its own about the comment gives its id and a `journal` holding them:
+    they are written with the comment's journal."""
     if actor.user_id is None:
         raise Forbidden("Comments are written by users; API keys cannot author them.")
     tickets = TicketRepository(uow.session)
@@ -525,7 +533,7 @@ async def add_comment(
     if data.comment_type is CommentType.INTERNAL and not may_write_internal:
         raise Forbidden("Only staff write internal notes.")
     check_open(ticket)
-    comment_id = new_id()
+    comment_id = comment_id or new_id()
     # A staff reply on an email or chat ticket goes out to the customer: queued with
     # the comment, in its transaction.
     delivery = await outgoing.queue_reply(uow, actor, ticket, comment_id, data.comment_type)
@@ -539,7 +547,7 @@ async def add_comment(
             **delivery,
         }
     )
-    journal = Journal(uow)
+    journal = journal or Journal(uow)
     record_changes(journal, ticket, actor.user_id, {"comment": (None, comment["id"])}, event=None)
     now = datetime.now(UTC)
     first_response: Changes = {}
