@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.attachments import service as attachments
 from app.auth.principal import Principal, PrincipalKind
 from app.channels import parsing
-from app.channels.parsing import BadPayload, Message, Unprocessable
+from app.channels.parsing import Attachment, BadPayload, Message, Unprocessable
 from app.channels.repository import (
     ChannelLookupRepository,
     ChannelRepository,
@@ -75,6 +75,7 @@ from app.kit.storage import storage_from_settings
 from app.models.channel import (
     Channel,
     ChannelType,
+    InboundMessage,
     InboundStatus,
     MessageDirection,
     ThreadReason,
@@ -614,8 +615,22 @@ async def _open(
         department_id
     ):
         department_id = None
+    # The ticket's statement also registers the message and settles the inbox row, so
+    # the organization's number counter, locked by that statement, is held over it and
+    # the commit only (and the files, when there are any).
     ticket_id = new_id()
-    ticket = await tickets.open_ticket(
+    files = _files(placement)
+    journal = _registration(placement, ticket_id, None)
+    _settle(
+        row,
+        InboundStatus.CREATED,
+        ticket_id=ticket_id,
+        thread_reason=reason,
+        follow_up_of=follow_up_id,
+        reason="; ".join(placement.notes) or None,
+    )
+    journal.update(InboundMessage, row["id"], **_written(row))
+    await tickets.open_ticket(
         placement.uow,
         subject=(message.subject or _fallback_subject(message))[:255],
         description=description[: parsing.MAX_TEXT],
@@ -625,18 +640,10 @@ async def _open(
         channel=TicketChannel(channel.type.value),
         department_id=department_id,
         ticket_id=ticket_id,
-        journal=_registration(placement, ticket_id, None),
+        journal=journal,
     )
-    await _attach(placement, customer, ticket["id"], comment_id=None)
-    return await _finish(
-        session,
-        row,
-        InboundStatus.CREATED,
-        ticket_id=ticket["id"],
-        thread_reason=reason,
-        follow_up_of=follow_up_id,
-        reason="; ".join(placement.notes) or None,
-    )
+    await _attach(placement, customer, ticket_id, files, comment_id=None)
+    return _placed(row)
 
 
 def _fallback_subject(message: Message) -> str:
@@ -653,26 +660,30 @@ async def _reply(placement: _Placement, ticket: Record, reason: ThreadReason) ->
             placement.uow, actor, ticket["id"], TicketUpdate(status=TicketStatus.OPEN)
         )
     text = placement.message.reply_text.strip() or EMPTY_TEXT
+    # The comment's journal also registers the message and settles the inbox row.
     comment_id = new_id()
-    comment = await tickets.add_comment(
+    files = _files(placement)
+    journal = _registration(placement, ticket["id"], comment_id)
+    _settle(
+        placement.row,
+        InboundStatus.THREADED,
+        ticket_id=ticket["id"],
+        comment_id=comment_id,
+        thread_reason=reason,
+        reason="; ".join(placement.notes) or None,
+    )
+    journal.update(InboundMessage, placement.row["id"], **_written(placement.row))
+    await tickets.add_comment(
         placement.uow,
         actor,
         ticket["id"],
         CommentCreate(content=text[: parsing.MAX_TEXT], comment_type=CommentType.PUBLIC),
         may_write_internal=False,
         comment_id=comment_id,
-        journal=_registration(placement, ticket["id"], comment_id),
+        journal=journal,
     )
-    await _attach(placement, sender, ticket["id"], comment_id=comment["id"])
-    return await _finish(
-        placement.session,
-        placement.row,
-        InboundStatus.THREADED,
-        ticket_id=ticket["id"],
-        comment_id=comment["id"],
-        thread_reason=reason,
-        reason="; ".join(placement.notes) or None,
-    )
+    await _attach(placement, sender, ticket["id"], files, comment_id=comment_id)
+    return _placed(placement.row)
 
 
 async def _customer_for(session: AsyncSession, message: Message) -> Record:
@@ -696,23 +707,36 @@ async def _customer_for(session: AsyncSession, message: Message) -> Record:
     return found
 
 
-async def _attach(
-    placement: _Placement, uploader: Record, ticket_id: uuid.UUID, *, comment_id: uuid.UUID | None
-) -> None:
-    """Each file through the attachments service (its limits, its type sniffing); an
-    empty or oversized file is left out and noted on the inbox row."""
-    settings = placement.uow.settings
-    limit = settings.max_attachment_bytes
-    storage = storage_from_settings(settings)
-    actor = _principal(placement, uploader)
+def _files(placement: _Placement) -> list[Attachment]:
+    """The message's files to attach; an empty or oversized one is left out and noted on
+    the inbox row."""
+    limit = placement.uow.settings.max_attachment_bytes
+    files = []
     for item in placement.message.attachments:
         name = item.file_name or "file"
         if not item.data:
             placement.notes.append(f"attachment {name!r} is empty: left out")
-            continue
-        if len(item.data) > limit:
+        elif len(item.data) > limit:
             placement.notes.append(f"attachment {name!r} is over {limit} bytes: left out")
-            continue
+        else:
+            files.append(item)
+    return files
+
+
+async def _attach(
+    placement: _Placement,
+    uploader: Record,
+    ticket_id: uuid.UUID,
+    files: list[Attachment],
+    *,
+    comment_id: uuid.UUID | None,
+) -> None:
+    """Each file through the attachments service (its limits, its type sniffing)."""
+    settings = placement.uow.settings
+    limit = settings.max_attachment_bytes
+    storage = storage_from_settings(settings)
+    actor = _principal(placement, uploader)
+    for item in files:
         await attachments.add_attachment(
             placement.uow,
             storage,
@@ -783,6 +807,31 @@ async def _finish(
     follow_up_of: uuid.UUID | None = None,
     reason: str | None = None,
 ) -> Outcome:
+    """Settle the row and write it (a message that opens or continues a ticket has its
+    row written with the ticket's statement instead: `_open`, `_reply`)."""
+    _settle(
+        row,
+        status,
+        ticket_id=ticket_id,
+        comment_id=comment_id,
+        thread_reason=thread_reason,
+        follow_up_of=follow_up_of,
+        reason=reason,
+    )
+    await InboxRepository(session).write(row["id"], _written(row))
+    return _placed(row)
+
+
+def _settle(
+    row: Record,
+    status: InboundStatus,
+    *,
+    ticket_id: uuid.UUID | None = None,
+    comment_id: uuid.UUID | None = None,
+    thread_reason: ThreadReason | None = None,
+    follow_up_of: uuid.UUID | None = None,
+    reason: str | None = None,
+) -> None:
     row["status"] = status
     row["ticket_id"] = ticket_id
     row["comment_id"] = comment_id
@@ -790,18 +839,26 @@ async def _finish(
     row["follow_up_of_ticket_id"] = follow_up_of
     row["reason"] = reason[:MAX_REASON] if reason else None
     row["processed_at"] = datetime.now(UTC)
-    await InboxRepository(session).write(row["id"], {name: row[name] for name in WRITTEN})
+
+
+def _written(row: Record) -> dict[str, Any]:
+    return {name: row[name] for name in WRITTEN}
+
+
+def _placed(row: Record) -> Outcome:
+    """The outcome of a row settled and written."""
+    thread_reason = row["thread_reason"]
     log.info(
         "inbound_placed",
         inbox_id=str(row["id"]),
-        status=status.value,
+        status=InboundStatus(row["status"]).value,
         thread_reason=thread_reason.value if thread_reason else None,
         reason=row["reason"],
     )
     return Outcome(
-        status=status,
+        status=row["status"],
         inbox_id=row["id"],
-        ticket_id=ticket_id,
-        comment_id=comment_id,
+        ticket_id=row["ticket_id"],
+        comment_id=row["comment_id"],
         reason=row["reason"],
     )

@@ -1,6 +1,8 @@
 """The append-only rows a change writes beside itself — ticket history, the change feed,
 outbox events — collected while a service makes the change and written by its explicit
-`write()`, in one statement.
+`write()`, in one statement. A change may also settle a row of its own beside itself
+(`update`: an inbox message's outcome with the ticket the message opened): a
+single-row UPDATE by id, written the same way.
 
 Nothing reads, updates or deletes these rows in the unit of work that writes them, so
 they are not ORM objects (an identity map and per-object flush bookkeeping would buy
@@ -30,7 +32,8 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from app.db.base import Base, new_id
-from app.db.tenancy import TenantMixin
+from app.db.tenancy import SoftDeleteMixin, TenantMixin
+from app.db.types import UtcNow
 from app.db.unit_of_work import UnitOfWork
 from app.kit.outbox import queue_relay
 from app.kit.repository import prebuilt, scoped
@@ -40,7 +43,12 @@ from app.models.outbox import OutboxEvent
 # table and shape (see the module docstring).
 CHAINED_ROWS = 12
 
-Shape = tuple[type[Base], tuple[tuple[str, Any], ...]]
+# One object, so every row stamped with it keeps one shape (SQL values are part of it).
+NOW = UtcNow()
+# A row's model, its columns (with the SQL of those that are SQL) and whether it is an
+# UPDATE of an existing row by its id rather than an INSERT.
+Shape = tuple[type[Base], tuple[tuple[str, Any], ...], bool]
+Row = tuple[type[Base], dict[str, Any], bool]
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,13 +67,21 @@ class Journal:
             raise TypeError("journal rows belong to a tenant: bind the unit of work first")
         self.uow = uow
         self.organization_id: uuid.UUID = organization_id
-        self.rows: list[tuple[type[Base], dict[str, Any]]] = []
+        self.rows: list[Row] = []
 
     def add(self, model: type[Base], **values: Any) -> None:
-        if not issubclass(model, TenantMixin):
-            raise TypeError(f"{model.__name__} is not a tenant model")
+        _check_tenant_model(model)
         row = {"id": new_id(), **values, "organization_id": self.organization_id}
-        self.rows.append((model, row))
+        self.rows.append((model, row, False))
+
+    def update(self, model: type[Base], row_id: uuid.UUID, **values: Any) -> None:
+        """Set `values` on the tenant's live row `row_id` of `model` (one this transaction
+        holds locked), and stamp its `updated_at`: a column's `onupdate` default does not run in
+        a statement written as a CTE."""
+        _check_tenant_model(model)
+        if "updated_at" in cast(sa.Table, model.__table__).c:
+            values = {**values, "updated_at": NOW}
+        self.rows.append((model, {"id": row_id, **values}, True))
 
     def event(
         self,
@@ -95,11 +111,11 @@ class Journal:
             await self._write_chained(rows)
             return
         groups: dict[Shape, list[dict[str, Any]]] = {}
-        for model, row in rows:
-            groups.setdefault((model, _columns(row)), []).append(_params(0, row))
+        for model, row, updating in rows:
+            groups.setdefault((model, _columns(row), updating), []).append(_params(0, row))
         for shape, params in groups.items():
             key = ("journal-rows", self.organization_id, shape)
-            statement = prebuilt(key, partial(self._insert, 0, *shape))
+            statement = prebuilt(key, partial(self._statement, 0, *shape))
             await self.uow.session.execute(statement, params)
 
     def take(self) -> tuple[tuple[Shape, ...], dict[str, Any]]:
@@ -110,22 +126,19 @@ class Journal:
         return _shape(rows), _chained_params(rows)
 
     def ctes(self, shape: tuple[Shape, ...]) -> list[sa.CTE]:
-        """The rows of `shape`, one INSERT CTE each."""
-        return [
-            self._insert(i, model, columns).cte(f"journal_{i}")
-            for i, (model, columns) in enumerate(shape)
-        ]
+        """The rows of `shape`, one INSERT (or UPDATE) CTE each."""
+        return [self._statement(i, *row).cte(f"journal_{i}") for i, row in enumerate(shape)]
 
-    def _handed_over(self) -> list[tuple[type[Base], dict[str, Any]]]:
+    def _handed_over(self) -> list[Row]:
         """The collected rows, forgotten here; an event among them queues the relay for
         after the commit (every event of the organization committed within the same
         slot shares one)."""
         rows, self.rows = self.rows, []
-        if any(model is OutboxEvent for model, _row in rows):
+        if any(model is OutboxEvent for model, _row, _updating in rows):
             queue_relay(self.uow)
         return rows
 
-    async def _write_chained(self, rows: list[tuple[type[Base], dict[str, Any]]]) -> None:
+    async def _write_chained(self, rows: list[Row]) -> None:
         # Values are parameters `r<row>_<column>`; SQL values (a function of the
         # transaction) and the tenant are part of the statement, built once per shape.
         shape = _shape(rows)
@@ -133,13 +146,14 @@ class Journal:
         statement = prebuilt(key, lambda: self._chained(shape))
         await self.uow.session.execute(statement, _chained_params(rows))
 
-    def _chained(self, shape: tuple[Shape, ...]) -> sa.Insert:
-        """One single-row INSERT per row, chained as CTEs of one statement."""
-        *earlier, (model, columns) = shape
-        last = self._insert(len(earlier), model, columns)
-        return last.add_cte(*self.ctes(tuple(earlier)))
+    def _chained(self, shape: tuple[Shape, ...]) -> sa.Insert | sa.Update:
+        """One single-row statement per row, chained as CTEs of one statement."""
+        *earlier, last = shape
+        return self._statement(len(earlier), *last).add_cte(*self.ctes(tuple(earlier)))
 
-    def _insert(self, i: int, model: type[Base], columns: tuple[tuple[str, Any], ...]) -> sa.Insert:
+    def _statement(
+        self, i: int, model: type[Base], columns: tuple[tuple[str, Any], ...], updating: bool
+    ) -> sa.Insert | sa.Update:
         """Row `i`: the tenant and SQL values in the statement, the rest `r<i>_<column>`."""
         table = cast(sa.Table, model.__table__)
         values: dict[str, Any] = {}
@@ -152,7 +166,15 @@ class Journal:
                 values[column] = sql(sa.bindparam(f"r{i}_{column}", type_=table.c[column].type))
             else:
                 values[column] = sa.bindparam(f"r{i}_{column}", type_=table.c[column].type)
-        return scoped(sa.insert(table).values(values))
+        if not updating:
+            return scoped(sa.insert(table).values(values))
+        row_id = values.pop("id")
+        statement = sa.update(table).where(
+            table.c.organization_id == self.organization_id, table.c.id == row_id
+        )
+        if issubclass(model, SoftDeleteMixin):
+            statement = statement.where(table.c.deleted_at.is_(None))
+        return scoped(statement.values(values))
 
 
 def _columns(row: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -168,8 +190,13 @@ def _sql(value: Any) -> Any:
     return None
 
 
-def _shape(rows: list[tuple[type[Base], dict[str, Any]]]) -> tuple[Shape, ...]:
-    return tuple((model, _columns(row)) for model, row in rows)
+def _check_tenant_model(model: type[Base]) -> None:
+    if not issubclass(model, TenantMixin):
+        raise TypeError(f"{model.__name__} is not a tenant model")
+
+
+def _shape(rows: list[Row]) -> tuple[Shape, ...]:
+    return tuple((model, _columns(row), updating) for model, row, updating in rows)
 
 
 def _params(i: int, row: dict[str, Any]) -> dict[str, Any]:
@@ -181,8 +208,8 @@ def _params(i: int, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _chained_params(rows: list[tuple[type[Base], dict[str, Any]]]) -> dict[str, Any]:
+def _chained_params(rows: list[Row]) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    for i, (_model, row) in enumerate(rows):
+    for i, (_model, row, _updating) in enumerate(rows):
         params |= _params(i, row)
     return params
