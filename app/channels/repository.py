@@ -123,6 +123,7 @@ class ChannelLookupRepository(PlatformRepository[Channel]):
         return found
 
 
+WITHOUT_PAYLOAD = tuple(column for column in INBOX.c if column.name != "raw_body")
 # The inbox list's columns: everything but the payload itself, and the payload's size.
 INBOX_COLUMNS = (
     *(column for column in INBOX.c if column.name not in {"raw_body", "organization_id"}),
@@ -159,15 +160,18 @@ class InboxRepository(Repository[InboundMessage]):
             {"channel_id": channel_id, "external_id": external_id},
         )
 
-    async def lock(self, inbox_id: uuid.UUID) -> Record | None:
+    async def lock(self, inbox_id: uuid.UUID, *, with_payload: bool = True) -> Record | None:
         """The row, held until the transaction ends: whoever holds it is the one
-        processing the message; everyone else waits and then finds it done."""
+        processing the message; everyone else waits and then finds it done. Without
+        `raw_body` for a caller that holds the payload already, or needs none."""
 
         def build() -> sa.Select[Any]:
-            statement = self.select_rows().where(INBOX.c.id == sa.bindparam("inbox_id"))
+            columns = INBOX.c if with_payload else WITHOUT_PAYLOAD
+            statement = self.select_rows(*columns).where(INBOX.c.id == sa.bindparam("inbox_id"))
             return statement.with_for_update()
 
-        return await self.row(self.prebuilt("lock", build), {"inbox_id": inbox_id})
+        statement = self.prebuilt(("lock", with_payload), build)
+        return await self.row(statement, {"inbox_id": inbox_id})
 
     async def write(self, inbox_id: uuid.UUID, values: dict[str, Any]) -> None:
         """Set `values` on a row this transaction holds locked."""

@@ -275,9 +275,10 @@ async def receive(database: Database, delivery: Delivery) -> Outcome:
         channel, inbox_id, existing = await _store(uow, delivery)
     if existing is not None and existing["status"] != InboundStatus.RECEIVED:
         return Outcome.duplicate_of(existing)
-    return await _process(
-        database, organization_id, channel, inbox_id, redelivery=existing is not None
-    )
+    # A message stored just now is placed from the payload in hand; a redelivery of
+    # one stored before, from what was stored (the bytes of record).
+    payload = None if existing is not None else delivery.body
+    return await _process(database, organization_id, channel, inbox_id, payload)
 
 
 # channel id -> (its organization, its type, when this entry expires)
@@ -359,7 +360,7 @@ async def _place_or_fail(uow: UnitOfWork, row: Record) -> Outcome:
     except Exception as exc:
         log.exception("inbound_failed", inbox_id=str(inbox_id))
         # Reloaded: the savepoint's changes are gone.
-        reloaded = await InboxRepository(uow.session).lock(inbox_id)
+        reloaded = await InboxRepository(uow.session).lock(inbox_id, with_payload=False)
         assert reloaded is not None
         reloaded["attempts"] += 1
         return await _finish(uow.session, reloaded, InboundStatus.FAILED, reason=_failure(exc))
@@ -408,17 +409,19 @@ async def _process(
     organization_id: uuid.UUID,
     channel: Channel,
     inbox_id: uuid.UUID,
-    *,
-    redelivery: bool,
+    payload: bytes | None,
 ) -> Outcome:
     try:
         async with committing(database.tenant_unit(organization_id)) as uow:
-            row = await InboxRepository(uow.session).lock(inbox_id)
+            inbox = InboxRepository(uow.session)
+            row = await inbox.lock(inbox_id, with_payload=payload is None)
             assert row is not None  # inbox rows are never deleted by hand
             if row["status"] != InboundStatus.RECEIVED:
                 return Outcome.duplicate_of(row)
-            if redelivery:
+            if payload is None:
                 log.info("inbound_resumed", inbox_id=str(inbox_id))
+            else:
+                row["raw_body"] = payload
             return await _place(uow, row, channel)
     except Exception as exc:
         log.exception("inbound_failed", inbox_id=str(inbox_id))
@@ -436,7 +439,7 @@ async def _mark_failed(
     database: Database, organization_id: uuid.UUID, inbox_id: uuid.UUID, reason: str
 ) -> Outcome:
     async with committing(database.tenant_unit(organization_id)) as uow:
-        row = await InboxRepository(uow.session).lock(inbox_id)
+        row = await InboxRepository(uow.session).lock(inbox_id, with_payload=False)
         assert row is not None
         if row["status"] not in (InboundStatus.RECEIVED, InboundStatus.FAILED):
             # Placed by someone else between the rollback and this transaction.
