@@ -88,7 +88,6 @@ class Message:
     sender_name: str = ""
     subject: str = ""
     text: str = ""  # the whole body as text
-    reply_text: str = ""  # without quoted mail and signature
     message_id: str | None = None
     in_reply_to: list[str] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
@@ -97,6 +96,12 @@ class Message:
     is_report: bool = False  # multipart/report: a delivery status notification
     attachments: list[Attachment] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was repaired or left out
+
+    @property
+    def reply_text(self) -> str:
+        """The body without the quoted mail and signature of an email, for a reply's
+        comment; worked out when a reply asks (a new ticket keeps the whole body)."""
+        return trimmed_reply(self.text) if self.kind is ChannelType.EMAIL else self.text
 
     @property
     def subject_number(self) -> str | None:
@@ -240,7 +245,6 @@ def _parse_chat(raw: bytes) -> Message:
         sender_name=_one_line(event.author.name),
         subject=_shorten(first_line, 80) or "Chat conversation",
         text=text,
-        reply_text=text,
         conversation_id=event.conversation_id.strip(),
     )
 
@@ -285,20 +289,18 @@ def _parse_envelope(raw: bytes) -> Message:
         key.lower(): value if isinstance(value, str) else ", ".join(value)
         for key, value in envelope.headers.items()
     }
-    return _finish(
-        Message(
-            kind=ChannelType.EMAIL,
-            sender_email=_address(address),
-            sender_name=_one_line(name),
-            subject=_one_line(envelope.subject),
-            text=text,
-            message_id=normalize_message_id(envelope.message_id),
-            in_reply_to=message_ids(envelope.in_reply_to),
-            references=message_ids(envelope.references),
-            headers=headers,
-            attachments=attachments,
-            notes=notes,
-        )
+    return Message(
+        kind=ChannelType.EMAIL,
+        sender_email=_address(address),
+        sender_name=_one_line(name),
+        subject=_one_line(envelope.subject),
+        text=text,
+        message_id=normalize_message_id(envelope.message_id),
+        in_reply_to=message_ids(envelope.in_reply_to),
+        references=message_ids(envelope.references),
+        headers=headers,
+        attachments=attachments,
+        notes=notes,
     )
 
 
@@ -332,21 +334,19 @@ def _parse_raw(raw: bytes) -> Message:
         for header in NOISE_HEADERS
         if (value := _header_text(mime, header)) is not None
     }
-    return _finish(
-        Message(
-            kind=ChannelType.EMAIL,
-            sender_email=_address(address),
-            sender_name=_one_line(name),
-            subject=_one_line(_header_text(mime, "Subject") or ""),
-            text=_body_text(plain, rich),
-            message_id=normalize_message_id(_header_text(mime, "Message-ID")),
-            in_reply_to=message_ids(_header_text(mime, "In-Reply-To")),
-            references=message_ids(_header_text(mime, "References")),
-            headers=headers,
-            is_report=mime.get_content_type() == "multipart/report",
-            attachments=attachments,
-            notes=notes,
-        )
+    return Message(
+        kind=ChannelType.EMAIL,
+        sender_email=_address(address),
+        sender_name=_one_line(name),
+        subject=_one_line(_header_text(mime, "Subject") or ""),
+        text=_body_text(plain, rich),
+        message_id=normalize_message_id(_header_text(mime, "Message-ID")),
+        in_reply_to=message_ids(_header_text(mime, "In-Reply-To")),
+        references=message_ids(_header_text(mime, "References")),
+        headers=headers,
+        is_report=mime.get_content_type() == "multipart/report",
+        attachments=attachments,
+        notes=notes,
     )
 
 
@@ -430,11 +430,6 @@ def _validated(model: type[Any], raw: bytes) -> Any:
 
 def _address(value: str) -> str:
     return _one_line(value).lower()
-
-
-def _finish(message: Message) -> Message:
-    message.reply_text = trimmed_reply(message.text)
-    return message
 
 
 # --- text ---------------------------------------------------------------------------------

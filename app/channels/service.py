@@ -519,11 +519,18 @@ async def _place(uow: UnitOfWork, row: Record, channel: Channel | None = None) -
 
 
 async def _parse(kind: ChannelType, content_type: str, body: bytes) -> Message:
-    """MIME parsing, sanitizing and reply trimming are CPU work: a large message is
-    parsed off the event loop (a small one costs less than the thread hop)."""
+    """MIME parsing and sanitizing are CPU work: a large message is parsed off the event
+    loop (a small one costs less than the thread hop)."""
     if len(body) <= PARSE_INLINE_BYTES:
         return parsing.parse(kind, content_type, body)
     return await anyio.to_thread.run_sync(parsing.parse, kind, content_type, body)
+
+
+async def _reply_text(message: Message) -> str:
+    """Trimming quoted mail is CPU work too: a long body is trimmed off the event loop."""
+    if len(message.text) <= PARSE_INLINE_BYTES:
+        return message.reply_text
+    return await anyio.to_thread.run_sync(lambda: message.reply_text)
 
 
 def _describe(row: Record, message: Message) -> None:
@@ -662,7 +669,7 @@ async def _reply(placement: _Placement, ticket: Record, reason: ThreadReason) ->
         await tickets.update_ticket(
             placement.uow, actor, ticket["id"], TicketUpdate(status=TicketStatus.OPEN)
         )
-    text = placement.message.reply_text.strip() or EMPTY_TEXT
+    text = (await _reply_text(placement.message)).strip() or EMPTY_TEXT
     # The comment's journal also registers the message and settles the inbox row.
     comment_id = new_id()
     files = _files(placement)

@@ -352,6 +352,38 @@ async def test_a_raw_reply_threads_by_its_headers_and_trims_the_quote(
     assert b"Please restart the printer." in row.raw_body  # the original is kept whole
 
 
+async def test_a_new_ticket_keeps_the_whole_body_and_a_reply_only_its_newest_part(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant
+) -> None:
+    """Quoted mail and the signature are trimmed from a reply's comment only: a message
+    that opens a ticket (a forward, say) keeps all of its text as the description."""
+    channel = await make_channel(client, tenant_a)
+    body = (
+        "Forwarding what the vendor said.\n\n"
+        "On Tue, Mar 4, 2025 at 9:02 AM Vendor <vendor@example.com> wrote:\n"
+        "> Replace the fuser.\n"
+    )
+    first_id = message_id()
+    created = (
+        await deliver(
+            client,
+            channel,
+            raw_email(sender="jane@example.org", message_id=first_id, text=body),
+        )
+    ).json()
+    ticket = await ticket_row(database, tenant_a, created["ticket_id"])
+    assert "> Replace the fuser." in ticket.description
+    reply = raw_email(
+        sender="jane@example.org",
+        subject="Re: Printer on fire",
+        text=body,
+        headers={"In-Reply-To": first_id},
+    )
+    assert (await deliver(client, channel, reply)).json()["status"] == "threaded"
+    [comment] = await comments_of(database, tenant_a, created["ticket_id"])
+    assert comment.content == "Forwarding what the vendor said."
+
+
 async def test_the_subject_number_threads_for_the_customer_and_staff_only(
     client: httpx.AsyncClient, database: Database, tenant_a: Tenant
 ) -> None:
