@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 
+from app.kit.errors import NotFound
 from app.kit.pagination import PageParams, PageResult, SortKey
 from app.kit.repository import PlatformRepository, Record, Repository, scoped
 from app.models.channel import (
@@ -28,7 +30,7 @@ from app.models.channel import (
     TicketMessageId,
 )
 from app.models.organization import Organization
-from app.models.ticket import ReplyDelivery, Ticket, TicketAttachment, TicketComment
+from app.models.ticket import Priority, ReplyDelivery, Ticket, TicketAttachment, TicketComment
 from app.models.user import Department, User
 
 CHANNELS = cast(sa.Table, Channel.__table__)
@@ -41,6 +43,26 @@ COMMENTS = cast(sa.Table, TicketComment.__table__)
 ATTACHMENTS = cast(sa.Table, TicketAttachment.__table__)
 
 CHANNEL_ORDER = [SortKey(CHANNELS.c.id)]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundChannel:
+    """A channel as receiving and placing a message reads it (a row, not an ORM object:
+    every delivery reads one)."""
+
+    id: uuid.UUID
+    type: ChannelType
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    is_active: bool
+    accept_unknown_senders: bool
+    new_tickets_per_sender_per_hour: int
+    default_department_id: uuid.UUID | None
+    default_priority: Priority
+
+
+INBOUND_COLUMNS = tuple(CHANNELS.c[name] for name in InboundChannel.__dataclass_fields__)
 # Newest first: ids are time-ordered, so this is the order messages arrived in.
 INBOX_ORDER = [SortKey(INBOX.c.id, descending=True)]
 LABEL = "channel"
@@ -70,15 +92,31 @@ class ChannelRepository(Repository[Channel]):
         )
         return await self.one_or_none(statement)
 
-    async def inbound(self, channel_id: uuid.UUID, kind: ChannelType) -> Channel | None:
+    async def inbound(self, channel_id: uuid.UUID, kind: ChannelType) -> InboundChannel | None:
         """The live channel of this type that a webhook caller names."""
-        statement = self.prebuilt(
-            "inbound",
-            lambda: self.select().where(
-                Channel.id == sa.bindparam("channel_id"), Channel.type == sa.bindparam("kind")
-            ),
-        )
-        return await self.one_or_none(statement, {"channel_id": channel_id, "kind": kind})
+
+        def build() -> sa.Select[Any]:
+            return self.select_rows(*INBOUND_COLUMNS).where(
+                CHANNELS.c.id == sa.bindparam("channel_id"),
+                CHANNELS.c.type == sa.bindparam("kind"),
+            )
+
+        arguments = {"channel_id": channel_id, "kind": kind}
+        found = await self.row(self.prebuilt("inbound", build), arguments)
+        return InboundChannel(**found) if found is not None else None
+
+    async def placing(self, channel_id: uuid.UUID) -> InboundChannel:
+        """The channel a stored message came through, deleted or not (a retry, the
+        sweep)."""
+
+        def build() -> sa.Select[Any]:
+            statement = self.select_rows(*INBOUND_COLUMNS, include_deleted=True)
+            return statement.where(CHANNELS.c.id == sa.bindparam("channel_id"))
+
+        found = await self.row(self.prebuilt("placing", build), {"channel_id": channel_id})
+        if found is None:
+            raise NotFound("No such channel.")
+        return InboundChannel(**found)
 
     async def check_address_free(
         self, kind: ChannelType, address: str, *, exclude: uuid.UUID | None = None

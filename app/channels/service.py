@@ -54,6 +54,7 @@ from app.channels.parsing import Attachment, BadPayload, Message, Unprocessable
 from app.channels.repository import (
     ChannelLookupRepository,
     ChannelRepository,
+    InboundChannel,
     InboxRepository,
     SenderRepository,
     ThreadingRepository,
@@ -366,7 +367,9 @@ async def _place_or_fail(uow: UnitOfWork, row: Record) -> Outcome:
         return await _finish(uow.session, reloaded, InboundStatus.FAILED, reason=_failure(exc))
 
 
-async def _store(uow: UnitOfWork, delivery: Delivery) -> tuple[Channel, uuid.UUID, Record | None]:
+async def _store(
+    uow: UnitOfWork, delivery: Delivery
+) -> tuple[InboundChannel, uuid.UUID, Record | None]:
     """The channel, the stored row's id, and the row when the message was there
     already."""
     channel = await ChannelRepository(uow.session).inbound(delivery.channel_id, delivery.kind)
@@ -407,7 +410,7 @@ async def _store(uow: UnitOfWork, delivery: Delivery) -> tuple[Channel, uuid.UUI
 async def _process(
     database: Database,
     organization_id: uuid.UUID,
-    channel: Channel,
+    channel: InboundChannel,
     inbox_id: uuid.UUID,
     payload: bytes | None,
 ) -> Outcome:
@@ -457,7 +460,7 @@ class _Placement:
 
     uow: UnitOfWork
     row: Record  # the inbox row, locked; `_finish` writes what the attempt set on it
-    channel: Channel
+    channel: InboundChannel
     message: Message
     sender: Record | None
     notes: list[str] = field(default_factory=list)
@@ -467,14 +470,14 @@ class _Placement:
         return self.uow.session
 
 
-async def _place(uow: UnitOfWork, row: Record, channel: Channel | None = None) -> Outcome:
+async def _place(uow: UnitOfWork, row: Record, channel: InboundChannel | None = None) -> Outcome:
     """Place a stored message; `channel` is the row's, when the caller has it. What the
     attempt learns of the message and its outcome are set on `row` and written once, by
     `_finish`."""
     row["attempts"] += 1
     session = uow.session
     if channel is None:
-        channel = await get_channel(session, row["channel_id"], include_deleted=True)
+        channel = await ChannelRepository(session).placing(row["channel_id"])
     try:
         message = await _parse(channel.type, row["content_type"], row["raw_body"])
     except Unprocessable as exc:

@@ -15,8 +15,8 @@ from datetime import datetime
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from app.channels.repository import InboundChannel
 from app.kit.errors import AppError
-from app.models.channel import Channel
 
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
@@ -29,7 +29,7 @@ class InvalidSignature(AppError):
         super().__init__(detail, headers={"WWW-Authenticate": 'StandardWebhooks realm="inbound"'})
 
 
-def verifying_secrets(channel: Channel, now: datetime) -> list[str]:
+def verifying_secrets(channel: InboundChannel, now: datetime) -> list[str]:
     """The current secret, and the previous one while its overlap lasts."""
     found = [channel.secret]
     expires = channel.previous_secret_expires_at
@@ -38,7 +38,7 @@ def verifying_secrets(channel: Channel, now: datetime) -> list[str]:
     return found
 
 
-def verify(channel: Channel, body: bytes, headers: Mapping[str, str], now: datetime) -> None:
+def verify(channel: InboundChannel, body: bytes, headers: Mapping[str, str], now: datetime) -> None:
     """The body was signed with one of the channel's secrets within ±5 minutes of now;
     otherwise `InvalidSignature`. Nothing of the body is parsed here."""
     signed = {name: value for name in SIGNATURE_HEADERS if (value := headers.get(name))}
