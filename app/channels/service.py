@@ -814,23 +814,14 @@ async def _finish(
     row: Record,
     status: InboundStatus,
     *,
+    reason: str | None,
     ticket_id: uuid.UUID | None = None,
     comment_id: uuid.UUID | None = None,
-    thread_reason: ThreadReason | None = None,
-    follow_up_of: uuid.UUID | None = None,
-    reason: str | None = None,
 ) -> Outcome:
-    """Settle the row and write it (a message that opens or continues a ticket has its
-    row written with the ticket's statement instead: `_open`, `_reply`)."""
-    _settle(
-        row,
-        status,
-        ticket_id=ticket_id,
-        comment_id=comment_id,
-        thread_reason=thread_reason,
-        follow_up_of=follow_up_of,
-        reason=reason,
-    )
+    """End an attempt that places nothing (failed, ignored, another channel's
+    duplicate): settle the row and write it. A message that opens or continues a ticket
+    has its row written with the ticket's statement instead (`_open`, `_reply`)."""
+    _settle(row, status, ticket_id=ticket_id, comment_id=comment_id, reason=reason)
     await InboxRepository(session).write(row["id"], _written(row))
     return _placed(row)
 
