@@ -611,15 +611,23 @@ async def _open(
         return await _finish(session, row, InboundStatus.IGNORED, reason=why)
     if sender is None and not channel.accept_unknown_senders:
         return await _finish(session, row, InboundStatus.IGNORED, reason="unknown_sender")
-    since = datetime.now(UTC) - RATE_WINDOW
-    inbox = InboxRepository(session)
-    # One sender's new messages to a channel are counted one at a time (until each
-    # commits), so concurrent deliveries cannot all pass under the limit together.
-    await inbox.advisory_lock(f"new_tickets:{channel.id}:{message.sender_email.lower()}")
-    opened = await inbox.tickets_opened_since(channel.id, message.sender_email, since)
-    if opened >= channel.new_tickets_per_sender_per_hour:
-        return await _finish(session, row, InboundStatus.IGNORED, reason="rate_limited")
-    customer = sender or await _customer_for(session, message)
+    if sender is not None:
+        customer, first_contact = sender, False
+    else:
+        customer, first_contact = await _customer_for(session, message)
+    # A sender whose user this transaction has just created has opened nothing yet (a
+    # concurrent delivery of theirs waited for that user's commit, then counts this
+    # one). Everyone else's new messages to a channel are counted one at a time, until
+    # each commits, so concurrent deliveries cannot all pass under the limit together.
+    # (A sender whose user was deleted meanwhile is counted again from their next
+    # message on.)
+    if not first_contact:
+        since = datetime.now(UTC) - RATE_WINDOW
+        inbox = InboxRepository(session)
+        await inbox.advisory_lock(f"new_tickets:{channel.id}:{message.sender_email.lower()}")
+        opened = await inbox.tickets_opened_since(channel.id, message.sender_email, since)
+        if opened >= channel.new_tickets_per_sender_per_hour:
+            return await _finish(session, row, InboundStatus.IGNORED, reason="rate_limited")
     description = message.text or EMPTY_TEXT
     if follow_up_of is not None:
         description = f"Follow-up to {follow_up_of['ticket_number']}.\n\n{description}"
@@ -699,10 +707,10 @@ async def _reply(placement: _Placement, ticket: Record, reason: ThreadReason) ->
     return _placed(placement.row)
 
 
-async def _customer_for(session: AsyncSession, message: Message) -> Record:
+async def _customer_for(session: AsyncSession, message: Message) -> tuple[Record, bool]:
     """The sender as a customer user (no password: they write by mail until someone
-    gives them a login); another delivery creating the same user at the same moment
-    wins and is used."""
+    gives them a login), and whether this call created it; another delivery creating
+    the same user at the same moment wins and is used."""
     first, _, last = message.sender_name.strip().partition(" ")
     created = await SenderRepository(session).add_customer(
         {
@@ -713,11 +721,11 @@ async def _customer_for(session: AsyncSession, message: Message) -> Record:
         }
     )
     if created is not None:
-        return created
+        return created, True
     found = await ThreadingRepository(session).user_by_email(message.sender_email)
     if found is None:
         raise RuntimeError("the sender's user was neither created nor found")
-    return found
+    return found, False
 
 
 def _files(placement: _Placement) -> list[Attachment]:
