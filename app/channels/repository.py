@@ -227,12 +227,6 @@ class InboxRepository(Repository[InboundMessage]):
             self.prebuilt(("write", columns), build), {"inbox_id": inbox_id, **arguments}
         )
 
-    async def status_of(self, channel_id: uuid.UUID, inbox_id: uuid.UUID) -> Record | None:
-        statement = self.select_rows(INBOX.c.id, INBOX.c.status).where(
-            INBOX.c.channel_id == channel_id, INBOX.c.id == inbox_id
-        )
-        return await self.row(statement)
-
     async def page_of(
         self,
         channel_id: uuid.UUID,

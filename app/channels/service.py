@@ -311,17 +311,14 @@ async def retry(uow: UnitOfWork, channel_id: uuid.UUID, inbox_id: uuid.UUID) -> 
     """An admin's second attempt at a failed message, placed like a new one, in the
     request's own transaction: the attempt runs in a savepoint, so a failure rolls back
     what it wrote and leaves the row `failed` with the new reason."""
-    session = uow.session
-    await get_channel(session, channel_id, include_deleted=True)
-    inbox = InboxRepository(session)
-    if await inbox.status_of(channel_id, inbox_id) is None:
+    channel = await ChannelRepository(uow.session).placing(channel_id)
+    row = await InboxRepository(uow.session).lock(inbox_id)
+    if row is None or row["channel_id"] != channel_id:
         raise NotFound("No such inbox message.")
-    row = await inbox.lock(inbox_id)
-    assert row is not None
     if row["status"] != InboundStatus.FAILED:
         status = InboundStatus(row["status"]).value
         raise Conflict(f"The message is {status}; only failed ones are retried.")
-    return await _place_or_fail(uow, row)
+    return await _place_or_fail(uow, row, channel)
 
 
 async def sweep_inbox(uow: UnitOfWork, *, now: datetime | None = None) -> int:
@@ -351,13 +348,15 @@ async def place_stored(uow: UnitOfWork, *, inbox_id: str) -> str:
     return str((await _place_or_fail(uow, row)).status)
 
 
-async def _place_or_fail(uow: UnitOfWork, row: Record) -> Outcome:
+async def _place_or_fail(
+    uow: UnitOfWork, row: Record, channel: InboundChannel | None = None
+) -> Outcome:
     """Place `row` in a savepoint of the caller's transaction: a failure rolls back what
     the attempt wrote and leaves the row `failed` with the reason."""
     inbox_id = row["id"]
     try:
         async with uow.session.begin_nested():
-            return await _place(uow, row)
+            return await _place(uow, row, channel)
     except Exception as exc:
         log.exception("inbound_failed", inbox_id=str(inbox_id))
         # Reloaded: the savepoint's changes are gone.
