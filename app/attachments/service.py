@@ -24,7 +24,7 @@ import json
 import re
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -280,6 +280,59 @@ async def _first_chunk(chunks: AsyncIterator[bytes]) -> bytes:
     return b""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """Bytes in storage under `key`, not yet any ticket's (`record_stored` makes them an
+    attachment; `discard` removes them)."""
+
+    key: str
+    file_name: str
+    size: int
+    content_type: str
+    sha256: str
+
+
+async def store_file(
+    storage: Storage,
+    organization_id: uuid.UUID,
+    file_name: str | None,
+    chunks: AsyncIterator[bytes],
+    *,
+    max_bytes: int,
+) -> StoredFile:
+    """Stream a file to storage while it is measured, hashed and sniffed; an empty one
+    is refused before anything is stored, and a failure midway (past `max_bytes`: a
+    413) leaves nothing behind. No database row is touched, so no lock is held while
+    the bytes move."""
+    first = await _first_chunk(chunks)
+    if not first:
+        raise ValidationFailed(
+            "The file is empty.", errors=[field_error("file", "must not be empty")]
+        )
+    key = new_storage_key(organization_id)
+    meter = _Meter(limit=max_bytes)
+    try:
+        await storage.save(key, meter.through(first, chunks))
+    except BaseException:
+        await discard(storage, [key])
+        raise
+    return StoredFile(
+        key=key,
+        file_name=display_name(file_name),
+        size=meter.size,
+        content_type=meter.sniffer.content_type(),
+        sha256=meter.digest.hexdigest(),
+    )
+
+
+async def discard(storage: Storage, keys: Iterable[str]) -> None:
+    """Delete stored objects whose rows will not commit. Shielded: a client that hangs
+    up mid-upload cancels the request, and the cleanup must still run."""
+    with anyio.CancelScope(shield=True):
+        for key in keys:
+            await storage.delete(key)
+
+
 async def add_attachment(
     uow: UnitOfWork,
     storage: Storage,
@@ -292,61 +345,90 @@ async def add_attachment(
 ) -> TicketAttachment:
     """Check, stream to storage, then record; every refusal happens before a byte is
     stored, and no failure after that leaves the object behind."""
+    organization_id = _uploader_organization(actor)
+    ticket = await tickets.get_ticket(uow.session, actor, ticket_id)
+    tickets.check_open(ticket)
+    comment = await _target_comment(uow.session, actor, ticket, upload.comment_id)
+    is_public = _visibility(actor, upload.is_public, comment, may_write_internal)
+    stored = await store_file(
+        storage, organization_id, upload.file_name, upload.chunks, max_bytes=max_bytes
+    )
+    try:
+        # The ticket is locked only now that the bytes are in (a slow client must not
+        # hold up every writer of the ticket) and checked again: deleted or closed
+        # meanwhile, the upload is refused; otherwise a delete or close waits for this
+        # transaction and finds the attachment in place.
+        ticket = await tickets.get_ticket(uow.session, actor, ticket_id, lock=True)
+        tickets.check_open(ticket)
+        return await _record(uow, actor, ticket, stored, comment, is_public)
+    except BaseException:
+        await discard(storage, [stored.key])
+        raise
+
+
+async def record_stored(
+    uow: UnitOfWork,
+    actor: Principal,
+    ticket_id: uuid.UUID,
+    files: Sequence[StoredFile],
+    *,
+    comment_id: uuid.UUID | None,
+    may_write_internal: bool,
+) -> None:
+    """Make files stored before their ticket or comment was written (`store_file`) its
+    attachments, with the checks and rows of an upload. Whoever stored them discards
+    them if this fails."""
+    _uploader_organization(actor)
+    ticket = await tickets.get_ticket(uow.session, actor, ticket_id, lock=True)
+    tickets.check_open(ticket)
+    comment = await _target_comment(uow.session, actor, ticket, comment_id)
+    is_public = _visibility(actor, None, comment, may_write_internal)
+    for stored in files:
+        await _record(uow, actor, ticket, stored, comment, is_public)
+
+
+def _uploader_organization(actor: Principal) -> uuid.UUID:
     if actor.user_id is None or actor.organization_id is None:
         raise Forbidden("Attachments are uploaded by users; API keys cannot upload them.")
-    session = uow.session
-    ticket = await tickets.get_ticket(session, actor, ticket_id)
-    tickets.check_open(ticket)
-    comment = await _target_comment(session, actor, ticket, upload.comment_id)
-    is_public = _visibility(actor, upload.is_public, comment, may_write_internal)
-    first = await _first_chunk(upload.chunks)
-    if not first:
-        raise ValidationFailed(
-            "The file is empty.", errors=[field_error("file", "must not be empty")]
-        )
+    return actor.organization_id
 
-    key = new_storage_key(actor.organization_id)
-    meter = _Meter(limit=max_bytes)
-    try:
-        await storage.save(key, meter.through(first, upload.chunks))
-        # The ticket is locked only once the bytes are in (a slow client must not hold
-        # up every writer of the ticket) and checked again: deleted or closed meanwhile,
-        # the upload is refused and its object removed; otherwise a delete or close
-        # waits for this transaction and finds the attachment in place.
-        ticket = await tickets.get_ticket(session, actor, ticket_id, lock=True)
-        tickets.check_open(ticket)
-        attachment = TicketAttachment(
-            ticket_id=ticket["id"],
-            comment_id=comment.id if comment is not None else None,
-            uploaded_by_id=actor.user_id,
-            file_name=display_name(upload.file_name),
-            file_size=meter.size,
-            content_type=meter.sniffer.content_type(),
-            storage_key=key,
-            sha256=meter.digest.hexdigest(),
-            is_public=is_public,
-        )
-        session.add(attachment)
-        if comment is not None:
-            comment.has_attachments = True
-        await session.flush()
-        # The one history/event mechanism: one row, one `ticket.attachment_added` event
-        # (and whatever else `record_changes` feeds), in this transaction.
-        journal = Journal(uow)
-        tickets.record_changes(
-            journal,
-            ticket,
-            actor.user_id,
-            {"attachment": (None, attachment.id)},
-            event=ATTACHMENT_ADDED,
-        )
-        await journal.write()
-    except BaseException:
-        # Shielded: a client that hangs up mid-upload cancels the request, and the
-        # cleanup must still run.
-        with anyio.CancelScope(shield=True):
-            await storage.delete(key)
-        raise
+
+async def _record(
+    uow: UnitOfWork,
+    actor: Principal,
+    ticket: Record,
+    stored: StoredFile,
+    comment: TicketComment | None,
+    is_public: bool,
+) -> TicketAttachment:
+    """The attachment's row and journal, on a ticket the caller has locked."""
+    assert actor.user_id is not None
+    attachment = TicketAttachment(
+        ticket_id=ticket["id"],
+        comment_id=comment.id if comment is not None else None,
+        uploaded_by_id=actor.user_id,
+        file_name=stored.file_name,
+        file_size=stored.size,
+        content_type=stored.content_type,
+        storage_key=stored.key,
+        sha256=stored.sha256,
+        is_public=is_public,
+    )
+    uow.session.add(attachment)
+    if comment is not None:
+        comment.has_attachments = True
+    await uow.session.flush()
+    # The one history/event mechanism: one row, one `ticket.attachment_added` event
+    # (and whatever else `record_changes` feeds), in this transaction.
+    journal = Journal(uow)
+    tickets.record_changes(
+        journal,
+        ticket,
+        actor.user_id,
+        {"attachment": (None, attachment.id)},
+        event=ATTACHMENT_ADDED,
+    )
+    await journal.write()
     return attachment
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,7 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.attachments import service as attachments
 from app.auth.principal import Principal, PrincipalKind
 from app.channels import parsing
-from app.channels.parsing import Attachment, BadPayload, Message, Unprocessable
+from app.channels.parsing import BadPayload, Message, Unprocessable
 from app.channels.repository import (
     ChannelLookupRepository,
     ChannelRepository,
@@ -636,33 +637,33 @@ async def _open(
     ):
         department_id = None
     # The ticket's statement also registers the message and settles the inbox row, so
-    # the organization's number counter, locked by that statement, is held over it and
-    # the commit only (and the files, when there are any).
+    # the organization's number counter, locked by that statement, is held over it, the
+    # attachments' rows and the commit only: the files are stored before it.
     ticket_id = new_id()
-    files = _files(placement)
-    journal = _registration(placement, ticket_id, None)
-    _settle(
-        row,
-        InboundStatus.CREATED,
-        ticket_id=ticket_id,
-        thread_reason=reason,
-        follow_up_of=follow_up_id,
-        reason="; ".join(placement.notes) or None,
-    )
-    journal.update(InboundMessage, row["id"], **_written(row))
-    await tickets.open_ticket(
-        placement.uow,
-        subject=(message.subject or _fallback_subject(message))[:255],
-        description=description[: parsing.MAX_TEXT],
-        customer_id=customer["id"],
-        created_by_id=customer["id"],
-        priority=channel.default_priority,
-        channel=TicketChannel(channel.type.value),
-        department_id=department_id,
-        ticket_id=ticket_id,
-        journal=journal,
-    )
-    await _attach(placement, customer, ticket_id, files, comment_id=None)
+    async with _stored_files(placement) as files:
+        journal = _registration(placement, ticket_id, None)
+        _settle(
+            row,
+            InboundStatus.CREATED,
+            ticket_id=ticket_id,
+            thread_reason=reason,
+            follow_up_of=follow_up_id,
+            reason="; ".join(placement.notes) or None,
+        )
+        journal.update(InboundMessage, row["id"], **_written(row))
+        await tickets.open_ticket(
+            placement.uow,
+            subject=(message.subject or _fallback_subject(message))[:255],
+            description=description[: parsing.MAX_TEXT],
+            customer_id=customer["id"],
+            created_by_id=customer["id"],
+            priority=channel.default_priority,
+            channel=TicketChannel(channel.type.value),
+            department_id=department_id,
+            ticket_id=ticket_id,
+            journal=journal,
+        )
+        await _attach(placement, customer, ticket_id, files, comment_id=None)
     return _placed(row)
 
 
@@ -674,35 +675,37 @@ async def _reply(placement: _Placement, ticket: Record, reason: ThreadReason) ->
     sender = placement.sender
     assert sender is not None  # `_thread` placed it for a known sender only
     actor = _principal(placement, sender)
-    if TicketStatus(ticket["status"]) is TicketStatus.RESOLVED and actor.is_customer:
-        # Through the tickets service, so the move is in history and the clocks resume.
-        await tickets.update_ticket(
-            placement.uow, actor, ticket["id"], TicketUpdate(status=TicketStatus.OPEN)
+    # The files are stored before the ticket is locked (by the reopening or the comment).
+    async with _stored_files(placement) as files:
+        if TicketStatus(ticket["status"]) is TicketStatus.RESOLVED and actor.is_customer:
+            # Through the tickets service, so the move is in history and the clocks
+            # resume.
+            await tickets.update_ticket(
+                placement.uow, actor, ticket["id"], TicketUpdate(status=TicketStatus.OPEN)
+            )
+        text = (await _reply_text(placement.message)).strip() or EMPTY_TEXT
+        # The comment's journal also registers the message and settles the inbox row.
+        comment_id = new_id()
+        journal = _registration(placement, ticket["id"], comment_id)
+        _settle(
+            placement.row,
+            InboundStatus.THREADED,
+            ticket_id=ticket["id"],
+            comment_id=comment_id,
+            thread_reason=reason,
+            reason="; ".join(placement.notes) or None,
         )
-    text = (await _reply_text(placement.message)).strip() or EMPTY_TEXT
-    # The comment's journal also registers the message and settles the inbox row.
-    comment_id = new_id()
-    files = _files(placement)
-    journal = _registration(placement, ticket["id"], comment_id)
-    _settle(
-        placement.row,
-        InboundStatus.THREADED,
-        ticket_id=ticket["id"],
-        comment_id=comment_id,
-        thread_reason=reason,
-        reason="; ".join(placement.notes) or None,
-    )
-    journal.update(InboundMessage, placement.row["id"], **_written(placement.row))
-    await tickets.add_comment(
-        placement.uow,
-        actor,
-        ticket["id"],
-        CommentCreate(content=text[: parsing.MAX_TEXT], comment_type=CommentType.PUBLIC),
-        may_write_internal=False,
-        comment_id=comment_id,
-        journal=journal,
-    )
-    await _attach(placement, sender, ticket["id"], files, comment_id=comment_id)
+        journal.update(InboundMessage, placement.row["id"], **_written(placement.row))
+        await tickets.add_comment(
+            placement.uow,
+            actor,
+            ticket["id"],
+            CommentCreate(content=text[: parsing.MAX_TEXT], comment_type=CommentType.PUBLIC),
+            may_write_internal=False,
+            comment_id=comment_id,
+            journal=journal,
+        )
+        await _attach(placement, sender, ticket["id"], files, comment_id=comment_id)
     return _placed(placement.row)
 
 
@@ -727,46 +730,57 @@ async def _customer_for(session: AsyncSession, message: Message) -> tuple[Record
     return found, False
 
 
-def _files(placement: _Placement) -> list[Attachment]:
-    """The message's files to attach; an empty or oversized one is left out and noted on
-    the inbox row."""
-    limit = placement.uow.settings.max_attachment_bytes
-    files = []
-    for item in placement.message.attachments:
-        name = item.file_name or "file"
-        if not item.data:
-            placement.notes.append(f"attachment {name!r} is empty: left out")
-        elif len(item.data) > limit:
-            placement.notes.append(f"attachment {name!r} is over {limit} bytes: left out")
-        else:
-            files.append(item)
-    return files
+@asynccontextmanager
+async def _stored_files(placement: _Placement) -> AsyncIterator[list[attachments.StoredFile]]:
+    """The message's files, in storage (through the attachments service: its limits, its
+    type sniffing) before the block writes the rows they belong to, so no row lock is
+    held while their bytes move; removed again when the block fails. An empty or
+    oversized file is left out and noted on the inbox row."""
+    settings = placement.uow.settings
+    limit = settings.max_attachment_bytes
+    organization_id = placement.uow.organization_id
+    assert organization_id is not None  # placing runs in the channel's tenant unit
+    storage = storage_from_settings(settings)
+    stored: list[attachments.StoredFile] = []
+    try:
+        for item in placement.message.attachments:
+            name = item.file_name or "file"
+            if not item.data:
+                placement.notes.append(f"attachment {name!r} is empty: left out")
+            elif len(item.data) > limit:
+                placement.notes.append(f"attachment {name!r} is over {limit} bytes: left out")
+            else:
+                stored.append(
+                    await attachments.store_file(
+                        storage,
+                        organization_id,
+                        item.file_name,
+                        _chunks(item.data),
+                        max_bytes=limit,
+                    )
+                )
+        yield stored
+    except BaseException:
+        await attachments.discard(storage, [file.key for file in stored])
+        raise
 
 
 async def _attach(
     placement: _Placement,
     uploader: Record,
     ticket_id: uuid.UUID,
-    files: list[Attachment],
+    files: list[attachments.StoredFile],
     *,
     comment_id: uuid.UUID | None,
 ) -> None:
-    """Each file through the attachments service (its limits, its type sniffing)."""
-    settings = placement.uow.settings
-    limit = settings.max_attachment_bytes
-    storage = storage_from_settings(settings)
-    actor = _principal(placement, uploader)
-    for item in files:
-        await attachments.add_attachment(
+    if files:
+        await attachments.record_stored(
             placement.uow,
-            storage,
-            actor,
+            _principal(placement, uploader),
             ticket_id,
-            attachments.NewAttachment(
-                file_name=item.file_name, chunks=_chunks(item.data), comment_id=comment_id
-            ),
+            files,
+            comment_id=comment_id,
             may_write_internal=False,
-            max_bytes=limit,
         )
 
 

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from app.channels import service as channel_service
 from app.config import Settings
 from app.db.database import Database
+from app.kit.storage import storage_from_settings
 from app.main import create_app
 from app.models import Channel, InboundMessage, Ticket, TicketAttachment, TicketComment, User
 from app.models.channel import InboundStatus
@@ -738,6 +739,127 @@ async def test_an_oversized_attachment_is_left_out_and_noted(
     async with database.tenant_session(tenant_a.org.id) as session:
         names = (await session.scalars(sa.select(TicketAttachment.file_name))).all()
     assert names == ["ok.pdf"]
+
+
+class GatedStorage:
+    """The configured storage, whose saves wait for `release` once they have begun: a
+    file's bytes held in flight for as long as a test needs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.inner = storage_from_settings(settings)
+        self.saving = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def save(self, key: str, chunks: AsyncIterator[bytes]) -> None:
+        self.saving.set()
+        await self.release.wait()
+        await self.inner.save(key, chunks)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+
+@asynccontextmanager
+async def file_in_flight(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, delivery: Any
+) -> AsyncIterator[asyncio.Task[httpx.Response]]:
+    """`delivery` under way, its first attachment's bytes held until the block ends."""
+    gated = GatedStorage(settings)
+    monkeypatch.setattr(channel_service, "storage_from_settings", lambda _settings: gated)
+    task = asyncio.ensure_future(delivery)
+    try:
+        await asyncio.wait_for(gated.saving.wait(), 10)
+        yield task
+    finally:
+        gated.release.set()
+        await task
+
+
+async def test_no_lock_is_held_while_an_attachment_is_stored(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    database: Database,
+    tenant_a: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The files go to storage before the ticket's statement (which locks the
+    organization's number counter) and before a reply locks its ticket: a slow store
+    holds up neither another ticket's creation nor the ticket's other writers."""
+    channel = await make_channel(client, tenant_a)
+    sender = f"jane-{uuid.uuid4().hex[:6]}@example.org"
+    raw = raw_email(sender=sender, attachments=[("scan.pdf", "application/pdf", PDF)])
+    agent = tenant_a["agent"].headers
+    customer = tenant_a["customer"].user_id
+    async with file_in_flight(monkeypatch, settings, deliver(client, channel, raw)) as new:
+        other = await asyncio.wait_for(
+            client.post(
+                f"{API}/tickets",
+                json={"subject": "Meanwhile", "customer_id": str(customer)},
+                headers=agent,
+            ),
+            5,
+        )
+        assert other.status_code == 201, other.text
+    created = new.result().json()
+    assert created["status"] == "created"
+    first = (await inbox_rows(database, tenant_a, channel["id"]))[0]
+    reply = raw_email(
+        sender=sender,
+        headers={"In-Reply-To": f"<{first.message_id}>"},
+        attachments=[("log.txt", "text/plain", b"hello")],
+    )
+    ticket_url = f"{API}/tickets/{created['ticket_id']}"
+    async with file_in_flight(monkeypatch, settings, deliver(client, channel, reply)) as answer:
+        note = await asyncio.wait_for(
+            client.post(
+                f"{ticket_url}/comments",
+                json={"content": "On it", "comment_type": "internal"},
+                headers=agent,
+            ),
+            5,
+        )
+        assert note.status_code == 201, note.text
+    threaded = answer.result().json()
+    assert threaded["status"] == "threaded"
+    listed = await client.get(f"{ticket_url}/attachments", headers=agent)
+    assert sorted(a["file_name"] for a in listed.json()["items"]) == ["log.txt", "scan.pdf"]
+
+
+async def test_a_placement_that_fails_after_storing_removes_its_files(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    database: Database,
+    tenant_a: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reply whose ticket is deleted while its file is being stored fails (an admin
+    can retry it) and leaves no object behind."""
+    channel = await make_channel(client, tenant_a)
+    sender = f"jane-{uuid.uuid4().hex[:6]}@example.org"
+    created = (await deliver(client, channel, raw_email(sender=sender))).json()
+    first = (await inbox_rows(database, tenant_a, channel["id"]))[0]
+    reply = raw_email(
+        sender=sender,
+        headers={"In-Reply-To": f"<{first.message_id}>"},
+        attachments=[("log.txt", "text/plain", b"hello")],
+    )
+    storage = storage_from_settings(settings)
+    before = {key async for group in storage.key_groups() for key, _at in group}
+    async with file_in_flight(monkeypatch, settings, deliver(client, channel, reply)) as answer:
+        deleted = await asyncio.wait_for(
+            client.delete(
+                f"{API}/tickets/{created['ticket_id']}", headers=tenant_a["admin"].headers
+            ),
+            5,
+        )
+        assert deleted.status_code == 204, deleted.text
+    response = answer.result()
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "failed"
+    after = {key async for group in storage.key_groups() for key, _at in group}
+    assert after == before
+    async with database.tenant_session(tenant_a.org.id) as session:
+        assert (await session.scalars(sa.select(TicketAttachment.id))).all() == []
 
 
 # --- size and malformed input ---------------------------------------------------------------
