@@ -41,9 +41,11 @@ from app.tickets.router import router as tickets_router
 from app.users.router import router as users_router
 from app.webhooks.router import router as webhooks_router
 
-# FastAPI tries routes one by one, several microseconds each: the busiest come first.
+# FastAPI tries routes one by one, several microseconds each: the busiest come first
+# (the tickets API, and the inbound hooks email providers and chat platforms call).
 API_ROUTERS = (
     tickets_router,
+    inbound_router,
     attachments_router,
     changes_router,
     custom_fields_router,
@@ -55,7 +57,6 @@ API_ROUTERS = (
     reports_router,
     notifications_router,
     channels_router,
-    inbound_router,
     webhooks_router,
     organizations_router,
     api_keys_router,
