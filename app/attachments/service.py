@@ -2,7 +2,9 @@
 
 * A file is streamed to storage in chunks while its size, SHA-256 and content type are
   worked out; past `max_attachment_bytes` the upload stops with a 413 and the partial
-  object is deleted. Nothing is stored before the caller has been checked.
+  object is deleted. An upload stores nothing before the caller, the ticket and the
+  comment have been checked; what is refused after storing (the ticket closed or
+  deleted meanwhile) deletes the object again.
 * The content type comes from the bytes (magic numbers, then UTF-8 text / JSON), never
   from the client's `Content-Type`, so a download cannot be steered into rendering as
   something else. The client's file name is cleaned and kept for display only; the
@@ -302,8 +304,8 @@ async def store_file(
 ) -> StoredFile:
     """Stream a file to storage while it is measured, hashed and sniffed; an empty one
     is refused before anything is stored, and a failure midway (past `max_bytes`: a
-    413) leaves nothing behind. No database row is touched, so no lock is held while
-    the bytes move."""
+    413) leaves nothing behind. No database row is touched: a caller that stores before
+    it locks keeps its locks off the bytes' path."""
     first = await _first_chunk(chunks)
     if not first:
         raise ValidationFailed(
@@ -326,11 +328,16 @@ async def store_file(
 
 
 async def discard(storage: Storage, keys: Iterable[str]) -> None:
-    """Delete stored objects whose rows will not commit. Shielded: a client that hangs
-    up mid-upload cancels the request, and the cleanup must still run."""
+    """Delete stored objects whose rows will not commit, while the caller's failure
+    propagates: an object that cannot be deleted is logged and left for the orphan
+    sweep. Shielded: a client that hangs up mid-upload cancels the request, and the
+    cleanup must still run."""
     with anyio.CancelScope(shield=True):
         for key in keys:
-            await storage.delete(key)
+            try:
+                await storage.delete(key)
+            except Exception:
+                log.warning("stored_file_not_deleted", key=key, exc_info=True)
 
 
 async def add_attachment(
@@ -343,8 +350,8 @@ async def add_attachment(
     may_write_internal: bool,
     max_bytes: int,
 ) -> TicketAttachment:
-    """Check, stream to storage, then record; every refusal happens before a byte is
-    stored, and no failure after that leaves the object behind."""
+    """Check, stream to storage, then record under the ticket's lock; no failure after
+    the bytes are stored leaves the object behind."""
     organization_id = _uploader_organization(actor)
     ticket = await tickets.get_ticket(uow.session, actor, ticket_id)
     tickets.check_open(ticket)

@@ -733,9 +733,10 @@ async def _customer_for(session: AsyncSession, message: Message) -> tuple[Record
 @asynccontextmanager
 async def _stored_files(placement: _Placement) -> AsyncIterator[list[attachments.StoredFile]]:
     """The message's files, in storage (through the attachments service: its limits, its
-    type sniffing) before the block writes the rows they belong to, so no row lock is
-    held while their bytes move; removed again when the block fails. An empty or
-    oversized file is left out and noted on the inbox row."""
+    type sniffing) before the block writes the rows they belong to, so neither the
+    organization's number counter nor the ticket's row is locked while their bytes
+    move; removed again when the block fails. An empty or oversized file is left out
+    and noted on the inbox row."""
     settings = placement.uow.settings
     limit = settings.max_attachment_bytes
     organization_id = placement.uow.organization_id

@@ -862,6 +862,46 @@ async def test_a_placement_that_fails_after_storing_removes_its_files(
         assert (await session.scalars(sa.select(TicketAttachment.id))).all() == []
 
 
+class FailingSecondSave:
+    """The configured storage, whose second save fails (a full disk, say)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.inner = storage_from_settings(settings)
+        self.saves = 0
+
+    async def save(self, key: str, chunks: AsyncIterator[bytes]) -> None:
+        self.saves += 1
+        if self.saves == 2:
+            raise OSError("No space left on device")
+        await self.inner.save(key, chunks)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+
+async def test_a_file_that_cannot_be_stored_removes_the_ones_stored_before_it(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    database: Database,
+    tenant_a: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    channel = await make_channel(client, tenant_a)
+    raw = raw_email(attachments=[("a.pdf", "application/pdf", PDF), ("b.png", "image/png", PNG)])
+    storage = storage_from_settings(settings)
+    before = {key async for group in storage.key_groups() for key, _at in group}
+    failing = FailingSecondSave(settings)
+    monkeypatch.setattr(channel_service, "storage_from_settings", lambda _settings: failing)
+    response = await deliver(client, channel, raw)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "failed"
+    assert failing.saves == 2
+    after = {key async for group in storage.key_groups() for key, _at in group}
+    assert after == before
+    assert await count(database, tenant_a, Ticket) == 0
+    assert await count(database, tenant_a, TicketAttachment) == 0
+
+
 # --- size and malformed input ---------------------------------------------------------------
 
 
