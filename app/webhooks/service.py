@@ -21,7 +21,10 @@ and the delivery is due again.
 refused address — is retried on `RetrySchedule` (backoff with jitter, at least three
 days, never sooner than `Retry-After`), then `failed`. Every attempt is a row. A
 success clears the subscription's `failing_since`; a failure starts it, and one a day
-or more after it disables the endpoint and notifies the organization's admins.
+or more after it disables the endpoint and notifies the organization's admins. A retry
+the backoff would schedule past that day comes at the day's end instead (unless the
+receiver's `Retry-After` asks for later), so a dead endpoint is disabled after 24 hours,
+not after the next day-long step.
 
 Retries wait in the database (`next_attempt_at`): the periodic sweep
 (`app.webhooks.tasks.sweep_deliveries`) queues a job for every subscription with a
@@ -61,7 +64,7 @@ from app.models.webhook import (
 from app.notifications.service import notify
 from app.webhooks.events import EVENT_TYPES, TEST_EVENT, wants
 from app.webhooks.repository import AttemptRepository, DeliveryRepository, WebhookRepository
-from app.webhooks.schedule import RetrySchedule
+from app.webhooks.schedule import MAX_RETRY_AFTER_SECONDS, RetrySchedule
 from app.webhooks.schemas import WebhookCreate, WebhookUpdate
 from app.webhooks.sender import Outcome, Outgoing
 from app.webhooks.targets import url_problem
@@ -371,6 +374,8 @@ async def record(
     streak."""
     deliveries = DeliveryRepository(uow.session)
     last_error: str | None = None
+    # Each delivery to try again, with the earliest moment its receiver allows.
+    retrying: list[tuple[WebhookDelivery, datetime]] = []
     for outcome in outcomes:
         delivery = await deliveries.lock(outcome.delivery_id)
         if delivery is None:
@@ -406,10 +411,28 @@ async def record(
         )
         if delivery.next_attempt_at is None:
             delivery.status = DeliveryStatus.FAILED
+        else:
+            asked = min(outcome.retry_after or 0.0, MAX_RETRY_AFTER_SECONDS)
+            retrying.append((delivery, now + timedelta(seconds=asked)))
     await uow.session.flush()
     if outcomes:
         delivered = any(outcome.delivered for outcome in outcomes)
-        await _follow_streak(uow, subscription_id, delivered, now, last_error)
+        failing_since = await _follow_streak(uow, subscription_id, delivered, now, last_error)
+        if failing_since is not None:
+            _retry_by(failing_since + FAILING_LIMIT, retrying, now)
+            await uow.session.flush()
+
+
+def _retry_by(
+    deadline: datetime, retrying: Sequence[tuple[WebhookDelivery, datetime]], now: datetime
+) -> None:
+    """The attempt that shows whether the endpoint has failed for `FAILING_LIMIT` comes
+    at `deadline`, not a backoff step later — or when the receiver asked, if later."""
+    if deadline <= now:
+        return
+    for delivery, allowed in retrying:
+        if delivery.next_attempt_at is not None and delivery.next_attempt_at > deadline:
+            delivery.next_attempt_at = min(delivery.next_attempt_at, max(deadline, allowed))
 
 
 async def _follow_streak(
@@ -418,11 +441,13 @@ async def _follow_streak(
     delivered: bool,
     now: datetime,
     last_error: str | None,
-) -> None:
+) -> datetime | None:
+    """The subscription's failure streak after these attempts: when it began, or None
+    (delivered, or no longer a subscription)."""
     subscriptions = WebhookRepository(uow.session)
     subscription = await subscriptions.lock(subscription_id)
     if subscription is None:
-        return
+        return None
     if delivered:
         subscription.failing_since = None
     elif subscription.failing_since is None:
@@ -430,6 +455,7 @@ async def _follow_streak(
     elif subscription.disabled_at is None and now - subscription.failing_since >= FAILING_LIMIT:
         await _disable(uow, subscription, now, last_error)
     await uow.session.flush()
+    return subscription.failing_since
 
 
 async def _disable(
