@@ -68,9 +68,11 @@ async def send_all(
     *,
     allow_private: bool,
     tls: ssl.SSLContext,
+    seconds_per_post: float = TIMEOUT_SECONDS,
 ) -> list[Outcome]:
     """POST every item to `url` at once (they are of different tickets, so no order
-    holds between them); one resolution and one connection pool for the batch."""
+    holds between them); one resolution and one connection pool for the batch. Each
+    POST gets `seconds_per_post` in all, from connecting to its answer's excerpt."""
     try:
         target = await pinned(url, allow_private=allow_private)
     except TargetRefused as refused:
@@ -79,13 +81,21 @@ async def send_all(
             for item in items
         ]
     async with httpx.AsyncClient(
-        timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False, verify=tls
+        timeout=seconds_per_post, follow_redirects=False, trust_env=False, verify=tls
     ) as client:
-        return list(await asyncio.gather(*(_send(client, target, secrets, item) for item in items)))
+        return list(
+            await asyncio.gather(
+                *(_send(client, target, secrets, item, seconds_per_post) for item in items)
+            )
+        )
 
 
 async def _send(
-    client: httpx.AsyncClient, target: Pinned, secrets: Sequence[str], item: Outgoing
+    client: httpx.AsyncClient,
+    target: Pinned,
+    secrets: Sequence[str],
+    item: Outgoing,
+    seconds: float,
 ) -> Outcome:
     # The wall clock, whatever clock schedules the retries: receivers reject a
     # timestamp more than a few minutes off theirs.
@@ -97,16 +107,21 @@ async def _send(
     headers["host"] = target.host_header
     started = time.perf_counter()
     try:
-        async with client.stream(
-            "POST", target.url, content=item.body, headers=headers, extensions=target.extensions
-        ) as response:
+        # httpx's timeout bounds each step (connect, each read); the deadline bounds the
+        # whole, so a receiver trickling its answer cannot hold a worker's slot longer.
+        async with (
+            asyncio.timeout(seconds),
+            client.stream(
+                "POST", target.url, content=item.body, headers=headers, extensions=target.extensions
+            ) as response,
+        ):
             excerpt = bytearray()
             async for chunk in response.aiter_bytes():
                 excerpt += chunk
                 if len(excerpt) >= EXCERPT_BYTES:
                     break
-    except httpx.TimeoutException:
-        error = f"timed out after {TIMEOUT_SECONDS:g} s"
+    except (httpx.TimeoutException, TimeoutError):
+        error = f"timed out after {seconds:g} s"
         return Outcome(item.delivery_id, None, error, _since(started), None, None, sent)
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]

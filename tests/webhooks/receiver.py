@@ -32,6 +32,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
+    # Seconds between the body's bytes, sent one at a time (a receiver that trickles).
+    drip: float = 0.0
 
 
 Answer = Callable[[Received], Reply]
@@ -94,7 +96,14 @@ class Receiver:
             head = [f"HTTP/1.1 {reply.status} Status", f"Content-Length: {len(reply.body)}"]
             head += [f"{name}: {value}" for name, value in reply.headers.items()]
             head.append("Connection: close")
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + reply.body)
+            writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+            if reply.drip:
+                for byte in reply.body:
+                    await writer.drain()
+                    await asyncio.sleep(reply.drip)
+                    writer.write(bytes([byte]))
+            else:
+                writer.write(reply.body)
             await writer.drain()
         finally:
             writer.close()

@@ -26,7 +26,7 @@ from app.webhooks.targets import TargetRefused, pinned, tls_context, url_problem
 from tests.support.api import field_locs, page_ids, problem
 from tests.support.identity import Tenant
 from tests.webhooks.conftest import WEBHOOKS, make_webhook, subscription
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import Receiver, Reply
 
 SECRET = "whsec_" + "A" * 43 + "="
 
@@ -209,6 +209,28 @@ async def test_a_name_resolving_to_loopback_is_refused_at_send_time(receiver: Re
     [allowed] = await send_all(url, [SECRET], [item], allow_private=True, tls=tls_context())
     assert allowed.status_code == 204
     assert receiver.requests[0].headers["host"] == f"localhost:{receiver.port}"
+
+
+async def test_a_receiver_trickling_its_answer_is_cut_off_at_the_deadline(
+    receiver: Receiver,
+) -> None:
+    """Each byte arrives well within the per-read timeout, yet the POST as a whole gets
+    no more than its deadline: a slow receiver cannot hold a worker's slot."""
+    receiver.answer = lambda _request: Reply(200, body=b"x" * 20, drip=0.2)
+    item = Outgoing(uuid.uuid4(), b"{}")
+    url = receiver.url()
+    [outcome] = await send_all(
+        url, [SECRET], [item], allow_private=True, tls=tls_context(), seconds_per_post=1.0
+    )
+    assert outcome.status_code is None
+    assert outcome.error == "timed out after 1 s"
+    assert outcome.duration_ms is not None and 1000 <= outcome.duration_ms < 2000
+    # A prompt answer within the same deadline is delivered.
+    receiver.answer = lambda _request: Reply(200, body=b"x" * 20)
+    [prompt] = await send_all(
+        url, [SECRET], [item], allow_private=True, tls=tls_context(), seconds_per_post=1.0
+    )
+    assert prompt.status_code == 200 and prompt.excerpt == "x" * 20
 
 
 async def tls_receiver(ca: trustme.CA, name: str) -> Receiver:
