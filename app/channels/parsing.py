@@ -274,7 +274,7 @@ class _Envelope(BaseModel):
 
 def _parse_envelope(raw: bytes) -> Message:
     envelope = _validated(_Envelope, raw)
-    name, address = parseaddr(envelope.sender)
+    name, address = parseaddr(_header_value("From", envelope.sender))
     notes: list[str] = []
     text = _body_text(envelope.text, envelope.html)
     attachments = []
@@ -286,14 +286,14 @@ def _parse_envelope(raw: bytes) -> Message:
             continue
         attachments.append(Attachment(item.filename, data))
     headers = {
-        key.lower(): value if isinstance(value, str) else ", ".join(value)
+        key.lower(): _header_value(key, value if isinstance(value, str) else ", ".join(value))
         for key, value in envelope.headers.items()
     }
     return Message(
         kind=ChannelType.EMAIL,
         sender_email=_address(address),
         sender_name=_one_line(name),
-        subject=_one_line(envelope.subject),
+        subject=_one_line(_header_value("Subject", envelope.subject)),
         text=text,
         message_id=normalize_message_id(envelope.message_id),
         in_reply_to=message_ids(envelope.in_reply_to),
@@ -400,6 +400,17 @@ def _file_name(part: MimePart) -> str | None:
         return name
     extension = mimetypes.guess_extension(part.get_content_type()) or ""
     return f"attachment{extension}"
+
+
+def _header_value(name: str, value: str) -> str:
+    """An envelope's header field read as the same header of a raw message is (the
+    email package's header registry: RFC 2047 encoded words decoded, folding undone);
+    a value it cannot read is kept as sent."""
+    unfolded = " ".join(value.splitlines())
+    try:
+        return str(policy.default.header_factory(name, unfolded))
+    except Exception:
+        return unfolded
 
 
 def _header_text(message: MimePart, name: str) -> str | None:

@@ -54,6 +54,26 @@ def test_quoted_printable_multipart_alternative_and_encoded_headers() -> None:
     assert message.attachments == []
 
 
+def test_an_envelopes_headers_are_decoded_as_a_raw_messages_are() -> None:
+    """Providers pass header values through as they arrived: encoded words and folds."""
+    envelope = {
+        "message_id": "<enc-1@mail.example.org>",
+        "from": "=?utf-8?q?Ren=C3=A9e_M=C3=BCller?= <renee@example.org>",
+        "subject": "=?iso-8859-1?q?Pr=FCfung?=\r\n [TK-000042]",
+        "text": "Hallo",
+        "headers": {"Auto-Submitted": "=?us-ascii?q?auto-replied?="},
+    }
+    message = parsing.parse(EMAIL, parsing.JSON_MEDIA, json.dumps(envelope).encode())
+    assert message.sender_email == "renee@example.org"
+    assert message.sender_name == "Renée Müller"
+    assert message.subject == "Prüfung [TK-000042]"
+    assert message.subject_number == "TK-000042"
+    assert parsing.noise(message) == "auto_submitted"
+    plain = dict(envelope, subject="Plain [TK-7]", **{"from": "Jane <jane@example.org>"})
+    message = parsing.parse(EMAIL, parsing.JSON_MEDIA, json.dumps(plain).encode())
+    assert (message.sender_name, message.subject) == ("Jane", "Plain [TK-7]")
+
+
 def test_inline_images_calendar_invites_and_forwarded_mail_are_attachments() -> None:
     raw = (
         b"From: jane@example.org\r\nMessage-ID: <rel@x>\r\nMIME-Version: 1.0\r\n"
