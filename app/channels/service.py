@@ -482,6 +482,11 @@ async def _place(uow: UnitOfWork, row: Record, channel: InboundChannel | None = 
         message = await _parse(channel.type, row["content_type"], row["raw_body"])
     except Unprocessable as exc:
         return await _finish(session, row, InboundStatus.FAILED, reason=str(exc))
+    if message.kind is ChannelType.EMAIL and message.message_id is None:
+        # A mail that names no Message-ID goes by the one derived from it (its inbox
+        # row's external id), registered like any other: the same mail through another
+        # channel is then recognised too.
+        message.message_id = row["external_id"]
     _describe(row, message)
     if (noise := parsing.noise(message)) is not None:
         return await _finish(session, row, InboundStatus.IGNORED, reason=noise)

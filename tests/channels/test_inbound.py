@@ -528,7 +528,13 @@ async def test_a_message_without_message_id_is_identified_by_sender_date_and_bod
     assert again["status"] == "duplicate"
     assert again["ticket_id"] == first["ticket_id"]
     [row] = await inbox_rows(database, tenant_a, channel["id"])
-    assert row.external_id.startswith("sha256-") and row.message_id is None
+    assert row.external_id.startswith("sha256-") and row.message_id == row.external_id
+    # It goes by that id everywhere: the same mail through another channel is known.
+    other = await make_channel(client, tenant_a)
+    elsewhere = (await deliver(client, other, raw)).json()
+    assert elsewhere["status"] == "duplicate"
+    assert elsewhere["ticket_id"] == first["ticket_id"]
+    assert await count(database, tenant_a, Ticket) == 1
 
 
 async def test_the_same_message_through_two_channels_is_placed_once(
