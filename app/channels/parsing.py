@@ -26,6 +26,7 @@ import mimetypes
 import re
 from dataclasses import dataclass, field
 from email import policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.message import Message as MimePart
 from email.parser import BytesHeaderParser, BytesParser
@@ -42,6 +43,9 @@ RFC822 = "message/rfc822"
 JSON_MEDIA = "application/json"
 MAX_ID_LENGTH = 998  # a header line's limit (RFC 5322), and the column's
 MAX_TEXT = 100_000  # what a ticket's description and a comment hold
+MAX_DECODED_HEADER = 4096  # longer envelope header values are kept as sent
+# The ids `derived_id` gives mail that names none end so; no mail program knows them.
+DERIVED_ID_SUFFIX = "@derived"
 # The reply parser is a set of regular expressions: past this much text a reply is
 # kept whole rather than spending the request on finding its quote.
 MAX_REPLY_PARSE = 100_000
@@ -139,8 +143,23 @@ def identify(kind: ChannelType, content_type: str, raw: bytes) -> Identity:
         raise BadPayload("An email envelope needs a `message_id` or at least `from`.")
     headers = envelope.get("headers")
     date = (headers.get("Date") or headers.get("date")) if isinstance(headers, dict) else None
-    body = json.dumps([envelope.get("text"), envelope.get("html")], sort_keys=True)
+    files = envelope.get("attachments")
+    content = [
+        envelope.get("subject"),
+        envelope.get("text"),
+        envelope.get("html"),
+        [_file_digest(item) for item in files] if isinstance(files, list) else None,
+    ]
+    body = json.dumps(content, sort_keys=True)
     return Identity(external_id=derived_id(sender, str(date or ""), body.encode()))
+
+
+def _file_digest(item: object) -> object:
+    if not isinstance(item, dict):
+        return None
+    data = item.get("content_base64")
+    digest = hashlib.sha256(data.encode()).hexdigest() if isinstance(data, str) else None
+    return [item.get("filename"), digest]
 
 
 def _identify_raw(raw: bytes) -> Identity:
@@ -149,21 +168,24 @@ def _identify_raw(raw: bytes) -> Identity:
         message_id = normalize_message_id(_header_text(headers, "Message-ID"))
         sender = _header_text(headers, "From") or ""
         date = _header_text(headers, "Date") or ""
+        subject = _header_text(headers, "Subject") or ""
     except Exception as exc:  # the parser's many ways of refusing garbage
         raise BadPayload("The message's headers cannot be read.") from exc
     if message_id is not None:
         return Identity(external_id=message_id, message_id=message_id)
-    return Identity(external_id=derived_id(sender, date, _raw_body(raw)))
+    body = subject.encode() + b"\0" + _raw_body(raw)
+    return Identity(external_id=derived_id(sender, date, body))
 
 
-def derived_id(sender: str, date: str, body: bytes) -> str:
-    """The id of a message that names none: a redelivery of the same message gets the
-    same one."""
+def derived_id(sender: str, date: str, content: bytes) -> str:
+    """The id of a message that names none, from its sender, date and content (subject,
+    bodies, files): a redelivery of the same message gets the same one, another
+    message of the same sender another one."""
     digest = hashlib.sha256()
-    for part in (sender.strip().lower().encode(), date.strip().encode(), body):
+    for part in (sender.strip().lower().encode(), date.strip().encode(), content):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
-    return f"sha256-{digest.hexdigest()}@derived"
+    return f"sha256-{digest.hexdigest()}{DERIVED_ID_SUFFIX}"
 
 
 def _raw_body(raw: bytes) -> bytes:
@@ -274,7 +296,7 @@ class _Envelope(BaseModel):
 
 def _parse_envelope(raw: bytes) -> Message:
     envelope = _validated(_Envelope, raw)
-    name, address = parseaddr(_header_value("From", envelope.sender))
+    name, address = parseaddr(_unfolded(envelope.sender))
     notes: list[str] = []
     text = _body_text(envelope.text, envelope.html)
     attachments = []
@@ -286,14 +308,15 @@ def _parse_envelope(raw: bytes) -> Message:
             continue
         attachments.append(Attachment(item.filename, data))
     headers = {
-        key.lower(): _header_value(key, value if isinstance(value, str) else ", ".join(value))
+        key.lower(): _encoded_words(value if isinstance(value, str) else ", ".join(value))
         for key, value in envelope.headers.items()
+        if key.lower() in NOISE_HEADERS
     }
     return Message(
         kind=ChannelType.EMAIL,
         sender_email=_address(address),
-        sender_name=_one_line(name),
-        subject=_one_line(_header_value("Subject", envelope.subject)),
+        sender_name=_one_line(_encoded_words(name)),
+        subject=_one_line(_encoded_words(envelope.subject)),
         text=text,
         message_id=normalize_message_id(envelope.message_id),
         in_reply_to=message_ids(envelope.in_reply_to),
@@ -402,15 +425,23 @@ def _file_name(part: MimePart) -> str | None:
     return f"attachment{extension}"
 
 
-def _header_value(name: str, value: str) -> str:
-    """An envelope's header field read as the same header of a raw message is (the
-    email package's header registry: RFC 2047 encoded words decoded, folding undone);
-    a value it cannot read is kept as sent."""
-    unfolded = " ".join(value.splitlines())
+def _unfolded(value: str) -> str:
+    return " ".join(value.splitlines())
+
+
+def _encoded_words(value: str) -> str:
+    """An envelope's header text as a raw message's reads: folding undone and RFC 2047
+    encoded words decoded (`email.header`, linear in the length; the header registry's
+    address parser is not, and the sender controls these values). A value too long to
+    be a header, or not decodable, is kept as sent."""
+    text = _unfolded(value)
+    if "=?" not in text or len(text) > MAX_DECODED_HEADER:
+        return text
     try:
-        return str(policy.default.header_factory(name, unfolded))
-    except Exception:
-        return unfolded
+        decoded = str(make_header(decode_header(text)))
+    except Exception:  # the decoder's many ways of refusing a malformed word
+        return text
+    return decoded if decoded.strip() else text
 
 
 def _header_text(message: MimePart, name: str) -> str | None:

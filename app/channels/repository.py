@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
+from app.channels import parsing
 from app.kit.errors import NotFound
 from app.kit.pagination import PageParams, PageResult, SortKey
 from app.kit.repository import PlatformRepository, Record, Repository, scoped
@@ -375,6 +376,11 @@ class SenderRepository(Repository[User]):
 PLACED = (InboundStatus.CREATED, InboundStatus.THREADED)
 
 
+# What our mail's In-Reply-To and References may name: ids the mail itself carried, not
+# the ones derived for mail that had none (no mail program knows those).
+_NAMEABLE = ~MESSAGE_IDS.c.message_id.endswith(parsing.DERIVED_ID_SUFFIX, autoescape=True)
+
+
 class ReplyRepository(Repository[TicketComment]):
     """What sending a staff reply reads and locks: the reply, its ticket and people, the
     channel and conversation it answers through, the thread's Message-IDs, its files."""
@@ -448,7 +454,11 @@ class ReplyRepository(Repository[TicketComment]):
         """The ticket's Message-IDs (both directions) oldest first: the first one and the
         `newest` latest, which is what a References header keeps of a long thread."""
         columns = (MESSAGE_IDS.c.id, MESSAGE_IDS.c.message_id, MESSAGE_IDS.c.direction)
-        of_ticket = (*self.scope(TicketMessageId), MESSAGE_IDS.c.ticket_id == ticket_id)
+        of_ticket = (
+            *self.scope(TicketMessageId),
+            MESSAGE_IDS.c.ticket_id == ticket_id,
+            _NAMEABLE,
+        )
         first = sa.select(*columns).where(*of_ticket).order_by(MESSAGE_IDS.c.id).limit(1)
         latest = (
             sa.select(*columns).where(*of_ticket).order_by(MESSAGE_IDS.c.id.desc()).limit(newest)
@@ -464,6 +474,7 @@ class ReplyRepository(Repository[TicketComment]):
                 *self.scope(TicketMessageId),
                 MESSAGE_IDS.c.ticket_id == ticket_id,
                 MESSAGE_IDS.c.direction == MessageDirection.INBOUND,
+                _NAMEABLE,
             )
             .order_by(MESSAGE_IDS.c.id.desc())
             .limit(1)

@@ -69,9 +69,11 @@ def test_an_envelopes_headers_are_decoded_as_a_raw_messages_are() -> None:
     assert message.subject == "Prüfung [TK-000042]"
     assert message.subject_number == "TK-000042"
     assert parsing.noise(message) == "auto_submitted"
-    plain = dict(envelope, subject="Plain [TK-7]", **{"from": "Jane <jane@example.org>"})
+    # Plain values read as before; what cannot be decoded is kept as sent.
+    plain = dict(envelope, subject="=?utf-8?b?!!!?=", **{"from": "jane@example.org (Jane)"})
     message = parsing.parse(EMAIL, parsing.JSON_MEDIA, json.dumps(plain).encode())
-    assert (message.sender_name, message.subject) == ("Jane", "Plain [TK-7]")
+    assert (message.sender_email, message.sender_name) == ("jane@example.org", "Jane")
+    assert message.subject == "=?utf-8?b?!!!?="
 
 
 def test_inline_images_calendar_invites_and_forwarded_mail_are_attachments() -> None:
@@ -121,11 +123,22 @@ def test_a_missing_message_id_is_derived_from_sender_date_and_body() -> None:
     first = parsing.identify(EMAIL, parsing.RFC822, raw)
     relayed = parsing.identify(EMAIL, parsing.RFC822, b"Received: by relay\r\n" + raw)
     other = parsing.identify(EMAIL, parsing.RFC822, raw.replace(b"Hello", b"Hullo"))
+    titled = parsing.identify(EMAIL, parsing.RFC822, b"Subject: Invoice\r\n" + raw)
     assert first.message_id is None
     assert first.external_id == relayed.external_id != other.external_id
-    envelope = {"from": "jane@example.org", "text": "Hello"}
-    derived = parsing.identify(EMAIL, parsing.JSON_MEDIA, json.dumps(envelope).encode())
-    assert derived.external_id.startswith("sha256-")
+    assert titled.external_id not in (first.external_id, other.external_id)
+    envelope = {"from": "jane@example.org", "text": "See attached"}
+
+    def derived(**fields: object) -> str:
+        body = json.dumps({**envelope, **fields}).encode()
+        return parsing.identify(EMAIL, parsing.JSON_MEDIA, body).external_id
+
+    assert derived().startswith("sha256-") and derived() == derived()
+    # Two mails of one sender with the same text are told apart by subject and files.
+    files = [{"filename": "a.pdf", "content_base64": "JVBERg=="}]
+    variants = {derived(), derived(subject="Invoice 1"), derived(attachments=files)}
+    other_file = [{"filename": "a.pdf", "content_base64": "JVBERi0="}]
+    assert len(variants | {derived(attachments=other_file)}) == 4
 
 
 @pytest.mark.parametrize(

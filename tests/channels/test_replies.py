@@ -470,6 +470,23 @@ async def test_an_agent_reply_is_mailed_and_the_customers_answer_threads_back(
     assert follow_up["Message-ID"] != mail["Message-ID"]
 
 
+async def test_a_reply_to_mail_without_a_message_id_names_none_of_ours_derived(
+    outbound: Outbound, smtp: SmtpServer, tenant_a: Tenant
+) -> None:
+    """The id derived for a mail that named none is ours alone: our answer does not
+    claim to reply to it (no mail program knows it)."""
+    out = outbound
+    customer = f"jane-{uuid.uuid4().hex[:8]}@example.org"
+    _, _, ticket = await mail_ticket(out, tenant_a, sender=customer, message_id=None)
+    created = await reply(out, tenant_a, ticket["id"], "We are on it.")
+    assert await send(out, tenant_a.org.id, created["id"]) == "sent"
+    [received] = smtp.sink.to(customer)
+    mail = received.message
+    row = await comment_row(out.database, tenant_a, created["id"])
+    assert mail["Message-ID"] == f"<{row.outgoing_message_id}>"
+    assert mail["In-Reply-To"] is None and mail["References"] is None
+
+
 async def test_notes_customer_comments_and_other_tickets_send_nothing(
     outbound: Outbound, smtp: SmtpServer, tenant_a: Tenant
 ) -> None:
