@@ -6,6 +6,7 @@ and the one that records what happened."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 import uuid
@@ -105,27 +106,39 @@ async def _send(
     headers = headers_for(secrets, str(item.delivery_id), now, item.body)
     sent = {name: value for name, value in headers.items() if name != "webhook-signature"}
     headers["host"] = target.host_header
+    request = client.build_request(
+        "POST", target.url, content=item.body, headers=headers, extensions=target.extensions
+    )
     started = time.perf_counter()
+    # httpx's timeout bounds each step (connect, each read); the deadline bounds the
+    # whole, so a receiver trickling its answer cannot hold a worker's slot longer.
+    deadline = asyncio.timeout(seconds)
     try:
-        # httpx's timeout bounds each step (connect, each read); the deadline bounds the
-        # whole, so a receiver trickling its answer cannot hold a worker's slot longer.
-        async with (
-            asyncio.timeout(seconds),
-            client.stream(
-                "POST", target.url, content=item.body, headers=headers, extensions=target.extensions
-            ) as response,
-        ):
-            excerpt = bytearray()
-            async for chunk in response.aiter_bytes():
-                excerpt += chunk
-                if len(excerpt) >= EXCERPT_BYTES:
-                    break
-    except (httpx.TimeoutException, TimeoutError):
+        async with deadline:
+            response = await client.send(request, stream=True)
+    except (httpx.TimeoutException, TimeoutError) as exc:
+        if isinstance(exc, TimeoutError) and not deadline.expired():
+            raise
         error = f"timed out after {seconds:g} s"
         return Outcome(item.delivery_id, None, error, _since(started), None, None, sent)
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]
         return Outcome(item.delivery_id, None, error, _since(started), None, None, sent)
+    # The status is in: the receiver has answered. Its body is only an excerpt for the
+    # record, read within what is left of the deadline; a body cut short keeps the
+    # answer (a 2xx that trickles its body still took the event).
+    excerpt = bytearray()
+    try:
+        async with asyncio.timeout_at(deadline.when()):
+            async for chunk in response.aiter_bytes():
+                excerpt += chunk
+                if len(excerpt) >= EXCERPT_BYTES:
+                    break
+    except (httpx.HTTPError, TimeoutError):
+        pass
+    finally:
+        with contextlib.suppress(httpx.HTTPError):
+            await response.aclose()
     text = bytes(excerpt[:EXCERPT_BYTES]).decode("utf-8", errors="replace").replace("\x00", "")
     return Outcome(
         item.delivery_id,

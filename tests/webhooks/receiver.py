@@ -32,8 +32,10 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
-    # Seconds between the body's bytes, sent one at a time (a receiver that trickles).
+    # Seconds between the bytes of the answer (`drip`: the whole of it; `drip_body`: the
+    # body, after a prompt status line and headers), sent one at a time.
     drip: float = 0.0
+    drip_body: float = 0.0
 
 
 Answer = Callable[[Received], Reply]
@@ -96,14 +98,22 @@ class Receiver:
             head = [f"HTTP/1.1 {reply.status} Status", f"Content-Length: {len(reply.body)}"]
             head += [f"{name}: {value}" for name, value in reply.headers.items()]
             head.append("Connection: close")
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
-            if reply.drip:
-                for byte in reply.body:
-                    await writer.drain()
-                    await asyncio.sleep(reply.drip)
-                    writer.write(bytes([byte]))
-            else:
-                writer.write(reply.body)
-            await writer.drain()
+            answer_head = ("\r\n".join(head) + "\r\n\r\n").encode()
+            await _trickle(writer, answer_head, reply.drip)
+            await _trickle(writer, reply.body, reply.drip or reply.drip_body)
+        except ConnectionError:
+            pass  # the client gave up on a trickling answer
         finally:
             writer.close()
+
+
+async def _trickle(writer: asyncio.StreamWriter, data: bytes, seconds: float) -> None:
+    """`data` at once, or a byte every `seconds`."""
+    if not seconds:
+        writer.write(data)
+        await writer.drain()
+        return
+    for byte in data:
+        await asyncio.sleep(seconds)
+        writer.write(bytes([byte]))
+        await writer.drain()
