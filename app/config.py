@@ -131,8 +131,8 @@ class Settings(BaseSettings):
     webhook_allow_private_targets: bool = False
     outbound_ca_file: Path | None = Field(
         default=None,
-        description="PEM file of certificate authorities trusted for webhook deliveries "
-        "and chat replies besides the public ones (receivers behind an internal CA).",
+        description="PEM file of certificate authorities trusted for webhook deliveries, "
+        "chat replies and the SMTP server besides the public ones (an internal CA).",
     )
     max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_attachment_bytes: int = Field(default=25 * 1_048_576, ge=1024)

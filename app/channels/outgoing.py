@@ -292,7 +292,9 @@ async def _send(uow: UnitOfWork, claimed: Claimed, now: datetime) -> Outcome:
     except (OSError, ValueError) as exc:
         # A file gone from storage, an address the mail format cannot carry.
         return senders.failed(f"the message cannot be built: {exc}", permanent=True)
-    return await senders.send_mail(settings, mail, message.comment_id)
+    return await senders.send_mail(
+        settings, mail, message.comment_id, tls=tls_context(settings.outbound_ca_file)
+    )
 
 
 async def record(

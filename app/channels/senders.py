@@ -136,12 +136,16 @@ async def build_message(mail: Mail, storage: Storage, now: datetime) -> EmailMes
     return message
 
 
-async def send_mail(settings: Settings, message: EmailMessage, comment_id: uuid.UUID) -> Outcome:
+async def send_mail(
+    settings: Settings, message: EmailMessage, comment_id: uuid.UUID, *, tls: ssl.SSLContext
+) -> Outcome:
+    """Through `SMTP_URL`'s server (TLS checked against `tls`'s authorities), or without
+    one into `MAIL_DIR`."""
     server = settings.smtp
     if server is None:
         await write_eml(settings.mail_dir, message, comment_id)
         return SENT
-    return await _smtp(server, message)
+    return await _smtp(server, message, tls)
 
 
 async def write_eml(directory: Path, message: EmailMessage, comment_id: uuid.UUID) -> Path:
@@ -160,7 +164,7 @@ async def write_eml(directory: Path, message: EmailMessage, comment_id: uuid.UUI
     return target
 
 
-async def _smtp(server: SmtpServer, message: EmailMessage) -> Outcome:
+async def _smtp(server: SmtpServer, message: EmailMessage, tls: ssl.SSLContext) -> Outcome:
     """One SMTP transaction. A recipient refused with 5xx, or a message refused with
     5xx after DATA, will be refused again: permanent. Everything else — 4xx, a refused
     sender or login (a configuration an admin can fix), a connection that fails or
@@ -174,6 +178,7 @@ async def _smtp(server: SmtpServer, message: EmailMessage) -> Outcome:
             password=server.password,
             use_tls=server.implicit_tls,
             start_tls=server.starttls,
+            tls_context=tls,
             timeout=SMTP_TIMEOUT_SECONDS,
         )
     except aiosmtplib.SMTPRecipientsRefused as exc:
