@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from app.channels import service as channel_service
 from app.config import Settings
 from app.db.database import Database
-from app.kit.storage import storage_from_settings
+from app.kit.storage import Storage, storage_from_settings
 from app.main import create_app
 from app.models import Channel, InboundMessage, Ticket, TicketAttachment, TicketComment, User
 from app.models.channel import InboundStatus
@@ -765,6 +765,10 @@ class GatedStorage:
         await self.inner.delete(key)
 
 
+async def stored_keys(storage: Storage) -> set[str]:
+    return {key async for group in storage.key_groups() for key, _at in group}
+
+
 @asynccontextmanager
 async def file_in_flight(
     monkeypatch: pytest.MonkeyPatch, settings: Settings, delivery: Any
@@ -850,7 +854,7 @@ async def test_a_placement_that_fails_after_storing_removes_its_files(
         attachments=[("log.txt", "text/plain", b"hello")],
     )
     storage = storage_from_settings(settings)
-    before = {key async for group in storage.key_groups() for key, _at in group}
+    before = await stored_keys(storage)
     async with file_in_flight(monkeypatch, settings, deliver(client, channel, reply)) as answer:
         deleted = await asyncio.wait_for(
             client.delete(
@@ -862,7 +866,7 @@ async def test_a_placement_that_fails_after_storing_removes_its_files(
     response = answer.result()
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "failed"
-    after = {key async for group in storage.key_groups() for key, _at in group}
+    after = await stored_keys(storage)
     assert after == before
     async with database.tenant_session(tenant_a.org.id) as session:
         assert (await session.scalars(sa.select(TicketAttachment.id))).all() == []
@@ -895,14 +899,14 @@ async def test_a_file_that_cannot_be_stored_removes_the_ones_stored_before_it(
     channel = await make_channel(client, tenant_a)
     raw = raw_email(attachments=[("a.pdf", "application/pdf", PDF), ("b.png", "image/png", PNG)])
     storage = storage_from_settings(settings)
-    before = {key async for group in storage.key_groups() for key, _at in group}
+    before = await stored_keys(storage)
     failing = FailingSecondSave(settings)
     monkeypatch.setattr(channel_service, "storage_from_settings", lambda _settings: failing)
     response = await deliver(client, channel, raw)
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "failed"
     assert failing.saves == 2
-    after = {key async for group in storage.key_groups() for key, _at in group}
+    after = await stored_keys(storage)
     assert after == before
     assert await count(database, tenant_a, Ticket) == 0
     assert await count(database, tenant_a, TicketAttachment) == 0

