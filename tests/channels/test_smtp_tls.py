@@ -1,6 +1,7 @@
 """Replies mailed over TLS with a login, to a real local SMTP server (aiosmtpd) whose
 certificate an internal authority (`OUTBOUND_CA_FILE`) issued: STARTTLS, TLS from the
-first byte, and the certificate refused when that authority is not trusted."""
+first byte, the certificate refused when that authority is not trusted, and a refused
+login."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ class Mailbox:
 
 def check_login(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
     valid = isinstance(data, LoginPassword) and (data.login, data.password) == (LOGIN, PASSWORD)
-    return AuthResult(success=valid)
+    # `handled=False`: aiosmtpd then answers a refusal with 535 itself (its default says
+    # the authenticator already answered, and the client waits for a reply never sent).
+    return AuthResult(success=valid, handled=False)
 
 
 def free_port() -> int:
@@ -136,5 +139,18 @@ async def test_an_untrusted_certificate_sends_nothing_and_is_retried(
     # The public authorities alone do not know the internal one.
     outcome = await senders.send_mail(configured, message(), uuid.uuid4(), tls=tls_context())
     assert outcome.error is not None and "CERTIFICATE_VERIFY_FAILED" in outcome.error
+    assert not outcome.sent and not outcome.permanent
+    assert mailbox.received == []
+
+
+async def test_a_refused_login_sends_nothing_and_is_retried(
+    settings: Settings, mail_server: Any, ca_file: Path
+) -> None:
+    kind, port, mailbox = mail_server
+    wrong = smtp_url(kind, port).get_secret_value().replace(PASSWORD.decode(), "wrong")
+    configured = settings.model_copy(update={"smtp_url": SecretStr(wrong)})
+    outcome = await senders.send_mail(configured, message(), uuid.uuid4(), tls=tls_context(ca_file))
+    # A login an admin can correct: retried with the backoff, never given up on at once.
+    assert outcome.error is not None and outcome.error.startswith("SMTP 535")
     assert not outcome.sent and not outcome.permanent
     assert mailbox.received == []
