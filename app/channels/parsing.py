@@ -29,7 +29,7 @@ from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.message import Message as MimePart
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesFeedParser, BytesHeaderParser
 from email.utils import getaddresses, parseaddr
 from typing import Any
 
@@ -44,6 +44,7 @@ JSON_MEDIA = "application/json"
 MAX_ID_LENGTH = 998  # a header line's limit (RFC 5322), and the column's
 MAX_TEXT = 100_000  # what a ticket's description and a comment hold
 MAX_DECODED_HEADER = 4096  # longer envelope header values are kept as sent
+FEED_CHUNK = 64 * 1024  # bytes of a raw message handed to the MIME parser at a time
 # The ids `derived_id` gives mail that names none end so; no mail program knows them.
 DERIVED_ID_SUFFIX = "@derived"
 # The reply parser is a set of regular expressions: past this much text a reply is
@@ -58,6 +59,8 @@ _BLOCK_END = re.compile(
     r"<\s*(br|/p|/div|/li|/tr|/h[1-6]|/blockquote|/pre|/table)\b[^>]*>", re.IGNORECASE
 )
 _BLANK_LINES = re.compile(r"\n[ \t]*\n([ \t]*\n)+")
+# An empty line, whatever the line endings (the parser's): where a message's headers end.
+_HEADERS_END = re.compile(rb"\r\n\r\n|\n\r?\n|\r\r")
 # Controls other than tab and line breaks: never part of a ticket's text.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -118,7 +121,7 @@ class Message:
 
 
 def identify(kind: ChannelType, content_type: str, raw: bytes) -> Identity:
-    if not raw.strip():
+    if not raw or raw.isspace():  # (`strip` would copy a large message)
         raise BadPayload("The body is empty.")
     if kind is ChannelType.CHAT:
         event = _json_object(raw)
@@ -164,7 +167,9 @@ def _file_digest(item: object) -> object:
 
 def _identify_raw(raw: bytes) -> Identity:
     try:
-        headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+        # The header block alone: the parser would otherwise copy the whole message
+        # several times over (a str of it, and a StringIO of four bytes a character).
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(raw[: _head_end(raw)])
         message_id = normalize_message_id(_header_text(headers, "Message-ID"))
         sender = _header_text(headers, "From") or ""
         date = _header_text(headers, "Date") or ""
@@ -173,27 +178,38 @@ def _identify_raw(raw: bytes) -> Identity:
         raise BadPayload("The message's headers cannot be read.") from exc
     if message_id is not None:
         return Identity(external_id=message_id, message_id=message_id)
-    body = subject.encode() + b"\0" + _raw_body(raw)
-    return Identity(external_id=derived_id(sender, date, body))
+    return Identity(external_id=derived_id(sender, date, subject.encode(), b"\0", _raw_body(raw)))
 
 
-def derived_id(sender: str, date: str, content: bytes) -> str:
+def derived_id(sender: str, date: str, *content: bytes | memoryview) -> str:
     """The id of a message that names none, from its sender, date and content (subject,
-    bodies, files): a redelivery of the same message gets the same one, another
-    message of the same sender another one."""
+    bodies, files; the pieces hashed as one): a redelivery of the same message gets the
+    same one, another message of the same sender another one."""
     digest = hashlib.sha256()
-    for part in (sender.strip().lower().encode(), date.strip().encode(), content):
+    for part in (sender.strip().lower().encode(), date.strip().encode()):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
+    digest.update(sum(len(piece) for piece in content).to_bytes(8, "big"))
+    for piece in content:
+        digest.update(piece)
     return f"sha256-{digest.hexdigest()}{DERIVED_ID_SUFFIX}"
 
 
-def _raw_body(raw: bytes) -> bytes:
+def _head_end(raw: bytes) -> int:
+    """Where the header block ends (its blank line included); the whole message when
+    nothing follows the headers."""
+    blank = _HEADERS_END.search(raw)
+    return blank.end() if blank else len(raw)
+
+
+def _raw_body(raw: bytes) -> memoryview:
+    """What follows the first blank line, as derived ids have always read it (CRLF
+    endings first), and without a copy of it."""
     for separator in (b"\r\n\r\n", b"\n\n"):
-        _head, found, body = raw.partition(separator)
-        if found:
-            return body
-    return b""
+        at = raw.find(separator)
+        if at >= 0:
+            return memoryview(raw)[at + len(separator) :]
+    return memoryview(b"")
 
 
 def normalize_message_id(value: Any) -> str | None:
@@ -329,7 +345,7 @@ def _parse_envelope(raw: bytes) -> Message:
 
 def _parse_raw(raw: bytes) -> Message:
     try:
-        mime = BytesParser(policy=policy.default).parsebytes(raw)
+        mime = _mime(raw)
     except Exception as exc:
         raise Unprocessable(f"the MIME structure cannot be read ({type(exc).__name__})") from exc
     assert isinstance(mime, EmailMessage)
@@ -373,6 +389,16 @@ def _parse_raw(raw: bytes) -> Message:
     )
 
 
+def _mime(raw: bytes) -> MimePart:
+    """The parsed message, fed to the parser a piece at a time: `parsebytes` first
+    copies the whole message into a str and then into a StringIO (four bytes a
+    character), several times the message's size at once."""
+    parser = BytesFeedParser(policy=policy.default)
+    for start in range(0, len(raw), FEED_CHUNK):
+        parser.feed(raw[start : start + FEED_CHUNK])
+    return parser.close()
+
+
 def _leaves(part: MimePart) -> list[MimePart]:
     """The parts that carry content, in order; a forwarded message (message/rfc822) is
     one part — an attachment — not a source of body text."""
@@ -413,6 +439,14 @@ def _part_bytes(part: MimePart, notes: list[str]) -> bytes:
         except Exception:  # an unserializable forwarded message: leave it out, say so
             notes.append("a forwarded message could not be kept")
             return b""
+    payload = part.get_payload()
+    if isinstance(payload, str) and part.get("content-transfer-encoding", "").lower() == "base64":
+        # Decoded from the text as it stands; `get_payload(decode=True)` splits it into
+        # lines and joins them first, about four copies of a large file at once.
+        try:
+            return base64.b64decode(payload)
+        except (binascii.Error, ValueError):
+            pass  # bad padding or stray bytes: the email package's decoder mends those
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
 
