@@ -1,12 +1,15 @@
-"""The inbound scenario: signed email deliveries to a channel, new tickets and threaded
+"""The inbound scenario: signed email deliveries to channels, new tickets and threaded
 replies, against our own create-ticket throughput in the same run.
 
 The contract's target is a ratio of our own numbers (no ceiling app: the ceiling has no
 channels): inbound accepted messages per second over plain creates per second, each
-measured in alternating rounds on the same server. Every delivery is a distinct message
-signed the Standard Webhooks way, prepared before its round (wrk cannot sign) and
-handed to `wrk/scenario.lua` as a file: one line per request, `webhook-id`,
-`webhook-timestamp`, `webhook-signature` and the JSON envelope, tab-separated.
+measured in alternating rounds on the same server. Both sides spread over the same
+organizations — one channel each, the creates by a token of each — and are measured
+once more within one organization, where every new ticket of either kind waits for the
+organization's number. Every delivery is a distinct message signed the Standard
+Webhooks way, prepared before its round (wrk cannot sign) and handed to
+`wrk/scenario.lua` as a file: one line per request, `webhook-id`, `webhook-timestamp`,
+`webhook-signature`, the channel's inbound path and the JSON envelope, tab-separated.
 """
 
 from __future__ import annotations
@@ -43,12 +46,19 @@ class Channel:
 
 @dataclass
 class Thread:
+    channel: Channel
     message_id: str
     sender: str
 
 
-async def create_channel(async_url: str, secret_key: str, organization: uuid.UUID) -> Channel:
-    """An email channel of `organization`, made by the product's own service."""
+# The delivery `i` of a round (`run` names the round): the channel it goes to, its body.
+Build = Callable[[str, int], tuple[Channel, bytes]]
+
+
+async def create_channels(
+    async_url: str, secret_key: str, organizations: list[uuid.UUID]
+) -> list[Channel]:
+    """An email channel of each organization, made by the product's own service."""
     from app.channels import service as channels
     from app.channels.schemas import ChannelCreate
     from app.config import Settings
@@ -57,18 +67,21 @@ async def create_channel(async_url: str, secret_key: str, organization: uuid.UUI
 
     settings = Settings(database_url=async_url, secret_key=secret_key, _env_file=None)  # type: ignore[call-arg]
     database = Database(settings)
+    made = []
     try:
-        uow = database.tenant_unit(organization)
-        try:
-            created = await channels.create_channel(
-                uow.session,
-                ChannelCreate(type=ChannelType.EMAIL, name="Bench", address=ADDRESS),
-            )
-            channel = Channel(created.id, created.secret, f"/api/v1/inbound/email/{created.id}")
-            await uow.commit()
-        finally:
-            await uow.close()
-        return channel
+        for organization in organizations:
+            uow = database.tenant_unit(organization)
+            try:
+                created = await channels.create_channel(
+                    uow.session,
+                    ChannelCreate(type=ChannelType.EMAIL, name="Bench", address=ADDRESS),
+                )
+                path = f"/api/v1/inbound/email/{created.id}"
+                made.append(Channel(created.id, created.secret, path))
+                await uow.commit()
+            finally:
+                await uow.close()
+        return made
     finally:
         await database.dispose()
 
@@ -85,14 +98,20 @@ def envelope(message_id: str, sender: str, **fields: Any) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def new_message(run: str, i: int) -> bytes:
-    return envelope(f"<{run}-{i}@bench.example>", f"sender-{i % SENDERS}@customers.example")
+def new_messages(channels: list[Channel]) -> Build:
+    """New tickets, each from one of `SENDERS` senders, to the channels in turn."""
+
+    def build(run: str, i: int) -> tuple[Channel, bytes]:
+        sender = f"sender-{i % SENDERS}@customers.example"
+        return channels[i % len(channels)], envelope(f"<{run}-{i}@bench.example>", sender)
+
+    return build
 
 
-def reply_to(threads: list[Thread]) -> Callable[[str, int], bytes]:
-    def build(run: str, i: int) -> bytes:
+def reply_to(threads: list[Thread]) -> Build:
+    def build(run: str, i: int) -> tuple[Channel, bytes]:
         thread = threads[i % len(threads)]
-        return envelope(
+        return thread.channel, envelope(
             f"<{run}-{i}@bench.example>",
             thread.sender,
             subject="Re: Printer on fire",
@@ -103,27 +122,33 @@ def reply_to(threads: list[Thread]) -> Callable[[str, int], bytes]:
     return build
 
 
-def write_requests(path: Path, channel: Channel, build: Callable[[str, int], bytes]) -> None:
+def write_requests(path: Path, build: Build) -> None:
     """`PER_ROUND` deliveries of messages nobody sent before, signed now."""
-    signer = Webhook(channel.secret)
+    signers: dict[uuid.UUID, Webhook] = {}
     now = datetime.now(UTC)
     run = uuid.uuid4().hex
     with path.open("w") as lines:
         for i in range(PER_ROUND):
-            body = build(run, i)
+            channel, body = build(run, i)
+            signer = signers.setdefault(channel.id, Webhook(channel.secret))
             webhook_id = f"msg_{run}_{i}"
             signature = signer.sign(webhook_id, now, body)
-            lines.write(f"{webhook_id}\t{int(now.timestamp())}\t{signature}\t{body.decode()}\n")
+            lines.write(
+                f"{webhook_id}\t{int(now.timestamp())}\t{signature}\t{channel.path}\t"
+                f"{body.decode()}\n"
+            )
 
 
-def open_threads(base_url: str, channel: Channel) -> list[Thread]:
-    """`THREADS` tickets opened through the channel, for the reply rounds to answer."""
-    signer = Webhook(channel.secret)
+def open_threads(base_url: str, channels: list[Channel]) -> list[Thread]:
+    """`THREADS` tickets opened through the channels in turn, for the reply rounds to
+    answer."""
     threads = []
     with httpx.Client(base_url=base_url, timeout=30) as client:
         for i in range(THREADS):
+            channel = channels[i % len(channels)]
+            signer = Webhook(channel.secret)
             message_id = f"<thread-{uuid.uuid4().hex}@bench.example>"
-            thread = Thread(message_id, f"thread-{i}@bench.example")
+            thread = Thread(channel, message_id, f"thread-{i}@bench.example")
             body = envelope(thread.message_id, thread.sender)
             webhook_id = f"msg_{uuid.uuid4().hex}"
             response = client.post(
@@ -142,7 +167,9 @@ def open_threads(base_url: str, channel: Channel) -> list[Thread]:
     return threads
 
 
-async def outcomes(dsn: str, channel: Channel, settle_seconds: float = 10.0) -> dict[str, int]:
+async def outcomes(
+    dsn: str, channels: list[Channel], settle_seconds: float = 10.0
+) -> dict[str, int]:
     """How the stored deliveries ended: every one should be `created` or `threaded`.
     wrk's last round ends with requests in flight (stored, not yet placed): they are
     given `settle_seconds` to finish."""
@@ -153,9 +180,9 @@ async def outcomes(dsn: str, channel: Channel, settle_seconds: float = 10.0) -> 
         deadline = time.monotonic() + settle_seconds
         while True:
             rows = await connection.fetch(
-                "SELECT status, count(*) AS n FROM inbound_messages WHERE channel_id = $1 "
-                "GROUP BY status",
-                channel.id,
+                "SELECT status, count(*) AS n FROM inbound_messages "
+                "WHERE channel_id = ANY($1::uuid[]) GROUP BY status",
+                [channel.id for channel in channels],
             )
             statuses: dict[str, int] = {row["status"]: row["n"] for row in rows}
             if "received" not in statuses or time.monotonic() > deadline:
@@ -165,23 +192,49 @@ async def outcomes(dsn: str, channel: Channel, settle_seconds: float = 10.0) -> 
         await connection.close()
 
 
-def report(rows: dict[str, dict[str, Any]], statuses: dict[str, int]) -> str:
-    create = rows["create"]["requests_per_second"]
+# Each row's baseline: the create measured over the same organizations.
+BASELINES = {
+    "create": "create",
+    "inbound_new": "create",
+    "inbound_reply": "create",
+    "create_one_org": "create_one_org",
+    "inbound_new_one_org": "create_one_org",
+}
+LABELS = {
+    "create": "create",
+    "inbound_new": "inbound, new tickets",
+    "inbound_reply": "inbound, threaded replies",
+    "create_one_org": "create, one organization",
+    "inbound_new_one_org": "inbound, new tickets, one organization",
+}
+
+
+def ratios(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
+    found = {}
+    for name, row in rows.items():
+        baseline = rows[BASELINES[name]]["requests_per_second"]
+        found[name] = row["requests_per_second"] / baseline if baseline else 0.0
+    return found
+
+
+def report(rows: dict[str, dict[str, Any]], statuses: dict[str, int], organizations: int) -> str:
+    of = ratios(rows)
     lines = [
         "### Inbound channels",
         "",
-        "Signed JSON email deliveries to one channel (new tickets from 5,000 senders; "
-        f"replies threaded into {THREADS} tickets by In-Reply-To) against our own create, "
-        "alternating rounds on the same server; target >= 0.5.",
+        f"Signed JSON email deliveries to a channel in each of {organizations} organizations "
+        f"(new tickets from {SENDERS:,} senders; replies threaded into {THREADS} tickets by "
+        "In-Reply-To) against our own create in the same organizations, alternating rounds "
+        "on the same server; then new tickets and creates within one organization, where "
+        "each waits for the organization's number. Target >= 0.5.",
         "",
         "| scenario | req/s | p50 ms | p99 ms | errors | / create |",
         "|---|---|---|---|---|---|",
     ]
     for name, m in rows.items():
-        ratio = m["requests_per_second"] / create if create else 0.0
         lines.append(
-            f"| {name} | {m['requests_per_second']:,.0f} | {m['p50_ms']:.1f} | "
-            f"{m['p99_ms']:.1f} | {m['errors']} | {ratio:.2f} |"
+            f"| {LABELS[name]} | {m['requests_per_second']:,.0f} | {m['p50_ms']:.1f} | "
+            f"{m['p99_ms']:.1f} | {m['errors']} | {of[name]:.2f} |"
         )
     stored = ", ".join(f"{status} {n:,}" for status, n in sorted(statuses.items()))
     lines += ["", f"Stored deliveries: {stored}."]

@@ -466,9 +466,11 @@ def run_api(
     rounds: int,
     keep_database: bool,
     inbound_scenario: bool,
+    inbound_organizations: int,
 ) -> tuple[dict[str, Any], str, Table]:
     """The API scenarios, then `timer_scenarios` again with idle SLA timer workers, then
-    (`inbound_scenario`) signed deliveries to a channel against our own create."""
+    (`inbound_scenario`) signed deliveries to channels of `inbound_organizations`
+    organizations against our own create in them."""
     allowed, in_use = asyncio.run(common.connection_headroom())
     # Both apps' pools (20 per uvicorn worker) and the idle timer workers' few.
     needed = 2 * workers * 20 + 4 * timer_workers
@@ -612,7 +614,7 @@ def run_api(
                 dsn,
                 async_url,
                 secret,
-                target.id,
+                [organization.id for organization in orgs[:inbound_organizations]],
                 load_env,
                 duration=duration,
                 rounds=rounds,
@@ -647,16 +649,14 @@ def run_api(
             }
             markdown += "\n" + with_timers_markdown(rows, with_rows, with_meta)
         if inbound_rows:
-            create = inbound_rows["create"]["requests_per_second"]
+            spread = min(inbound_organizations, organizations)
             payload["inbound"] = {
+                "organizations": spread,
                 "results": inbound_rows,
                 "stored": stored,
-                "ratios": {
-                    name: row["requests_per_second"] / create if create else 0.0
-                    for name, row in inbound_rows.items()
-                },
+                "ratios": inbound.ratios(inbound_rows),
             }
-            markdown += "\n" + inbound.report(inbound_rows, stored)
+            markdown += "\n" + inbound.report(inbound_rows, stored, spread)
         return payload, markdown, table
     finally:
         for server in servers:
@@ -674,7 +674,7 @@ def measure_inbound(
     dsn: str,
     async_url: str,
     secret: str,
-    organization: uuid.UUID,
+    organizations: list[uuid.UUID],
     load_env: dict[str, str],
     *,
     duration: int,
@@ -682,22 +682,34 @@ def measure_inbound(
     connections: int,
     retried: list[str],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
-    """Our create, new inbound messages and threaded replies, in alternating rounds on
-    our server (after a 2 s warm-up each); each inbound round sends messages signed for
-    it. Returns the measurements and how the stored deliveries ended."""
-    channel = asyncio.run(inbound.create_channel(async_url, secret, organization))
+    """Our create, new inbound messages and threaded replies spread over
+    `organizations` (a channel and an agent's token of each), then creates and new
+    messages within the first of them alone, in alternating rounds on our server (after a
+    2 s warm-up each); each inbound round sends messages signed for it. Returns the
+    measurements and how the stored deliveries ended. `load_env`'s token is the first
+    organization's."""
+    channels = asyncio.run(inbound.create_channels(async_url, secret, organizations))
+    accounts = RUN_DIR / "accounts.txt"
+    accounts.write_text(
+        "".join(
+            "{}\t{}\n".format(*asyncio.run(mint_token(async_url, secret, organization)))
+            for organization in organizations
+        )
+    )
     base = f"http://127.0.0.1:{port}"
     builders = {
-        "inbound_new": inbound.new_message,
-        "inbound_reply": inbound.reply_to(inbound.open_threads(base, channel)),
+        "inbound_new": inbound.new_messages(channels),
+        "inbound_reply": inbound.reply_to(inbound.open_threads(base, channels)),
+        "inbound_new_one_org": inbound.new_messages(channels[:1]),
     }
+    creates = {"create": "create_spread", "create_one_org": "create"}
     deliveries = RUN_DIR / "inbound.txt"
 
     def run(name: str, seconds: int, retry: list[str] | None) -> Measurement:
-        env, scenario = dict(load_env), "create"
-        if name in builders:
-            inbound.write_requests(deliveries, channel, builders[name])
-            env |= {"BENCH_INBOUND": str(deliveries), "BENCH_INBOUND_PATH": channel.path}
+        env, scenario = dict(load_env) | {"BENCH_ACCOUNTS": str(accounts)}, creates.get(name)
+        if scenario is None:
+            inbound.write_requests(deliveries, builders[name])
+            env |= {"BENCH_INBOUND": str(deliveries)}
             scenario = "inbound"
         return run_wrk(
             wrk,
@@ -710,7 +722,7 @@ def measure_inbound(
             retried=retry,
         )
 
-    names = ["create", *builders]
+    names = list(inbound.LABELS)
     for name in names:
         run(name, 2, None)
     rounds_of: dict[str, list[Measurement]] = {name: [] for name in names}
@@ -720,10 +732,10 @@ def measure_inbound(
     rows = {name: asdict(combine(measured)) for name, measured in rounds_of.items()}
     for name, row in rows.items():
         console.print(
-            f"{name:>14}     ours: {row['requests_per_second']:,.0f} req/s, "
+            f"{name:>20}     ours: {row['requests_per_second']:,.0f} req/s, "
             f"p99 {row['p99_ms']:.1f} ms, errors {row['errors']}"
         )
-    return rows, asyncio.run(inbound.outcomes(dsn, channel))
+    return rows, asyncio.run(inbound.outcomes(dsn, channels))
 
 
 def _names(text: str, known: list[str], what: str) -> list[str]:
@@ -793,6 +805,12 @@ def main(
             help="With the API scenarios: signed channel deliveries against our create.",
         ),
     ] = True,
+    inbound_organizations: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Organizations the inbound scenario spreads over, one channel each."
+        ),
+    ] = 10,
     outbound_organizations: Annotated[
         int, typer.Option(min=1, help="Organizations, one webhook subscription each.")
     ] = 10,
@@ -846,6 +864,7 @@ def main(
             rounds=rounds,
             keep_database=keep_database,
             inbound_scenario=inbound_scenario,
+            inbound_organizations=inbound_organizations,
         )
         console.print(table)
     if only in ("all", "sla_timers"):

@@ -1,7 +1,8 @@
 -- One script for every scenario; the runner passes what it needs in the environment.
 -- BENCH_SCENARIO: create | create_contended | list | list_filtered | search | get | comment
--- | patch_status | inbound (create_contended: our full create against the ceiling's bare one, which
--- takes the number and inserts the row; the ceiling reads `bare`, our API ignores it)
+-- | patch_status | inbound | create_spread (create_contended: our full create against the
+-- ceiling's bare one, which takes the number and inserts the row; the ceiling reads `bare`,
+-- our API ignores it; create_spread: creates by the BENCH_ACCOUNTS in turn)
 -- BENCH_TOKEN: bearer token; BENCH_CUSTOMER: a customer id of the organization;
 -- BENCH_IDS: file of ticket ids (get); BENCH_OPEN_IDS: ids of open tickets (comment; and
 -- patch_status moves each one open -> pending -> open ..., every thread its own slice).
@@ -25,11 +26,12 @@ local ids = load(os.getenv("BENCH_IDS"))
 local open_ids = load(os.getenv("BENCH_OPEN_IDS"))
 
 -- inbound: BENCH_INBOUND is a file of signed deliveries, one per line (webhook-id,
--- webhook-timestamp, webhook-signature, body; tab-separated), each sent once;
--- BENCH_INBOUND_PATH the channel's inbound URL.
+-- webhook-timestamp, webhook-signature, the channel's inbound path, body; tab-separated),
+-- each sent once.
 local inbound = {}
 for _, line in ipairs(load(os.getenv("BENCH_INBOUND"))) do
-  local id, timestamp, signature, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+  local id, timestamp, signature, path, body =
+    line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
   inbound[#inbound + 1] = {
     headers = {
       ["webhook-id"] = id,
@@ -37,10 +39,24 @@ for _, line in ipairs(load(os.getenv("BENCH_INBOUND"))) do
       ["webhook-signature"] = signature,
       ["Content-Type"] = "application/json",
     },
+    path = path,
     body = body,
   }
 end
-local inbound_path = os.getenv("BENCH_INBOUND_PATH")
+
+-- create_spread: BENCH_ACCOUNTS is a file of an agent's token and a customer id of each
+-- organization, tab-separated, one organization per line.
+local accounts = {}
+for _, line in ipairs(load(os.getenv("BENCH_ACCOUNTS"))) do
+  local account_token, account_customer = line:match("^([^\t]*)\t(.*)$")
+  accounts[#accounts + 1] = {
+    headers = {
+      ["Authorization"] = "Bearer " .. account_token,
+      ["Content-Type"] = "application/json",
+    },
+    customer = account_customer,
+  }
+end
 
 function setup(thread)
   thread:set("thread_index", #threads)
@@ -85,7 +101,11 @@ request = function()
     local stride = tonumber(os.getenv("BENCH_THREADS"))
     local slot = ((thread_index or 0) + stride * (counter - 1)) % #inbound + 1
     local delivery = inbound[slot]
-    return wrk.format("POST", inbound_path, delivery.headers, delivery.body)
+    return wrk.format("POST", delivery.path, delivery.headers, delivery.body)
+  elseif scenario == "create_spread" then
+    local account = accounts[((thread_index or 0) + counter) % #accounts + 1]
+    return wrk.format("POST", base .. "/tickets", account.headers,
+      '{"subject":"Bench ticket","customer_id":"' .. account.customer .. '","tags":["bench"]}')
   elseif scenario == "patch_status" then
     local stride = tonumber(os.getenv("BENCH_THREADS"))
     local per_thread = math.floor(#open_ids / stride)
