@@ -71,7 +71,7 @@ class PlatformAccountRepository(PlatformRepository[User]):
     async def login_user(self, email: str, client_id: str | None) -> User | None:
         """A live user of the live organization `client_id` names (its slug), or a
         superuser when there is none."""
-        statement = self.select().where(sa.func.lower(User.email) == email.strip().lower())
+        statement = self.select().where(User.email == email.strip().lower())
         if client_id:
             statement = statement.join(
                 Organization,

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from app.channels import parsing
 from app.kit.errors import NotFound
 from app.kit.pagination import PageParams, PageResult, SortKey
-from app.kit.repository import PlatformRepository, Record, Repository, scoped
+from app.kit.repository import PlatformRepository, Record, Repository, scoped, stated
 from app.models.channel import (
     Channel,
     ChannelType,
@@ -252,7 +252,7 @@ class InboxRepository(Repository[InboundMessage]):
             return self.select_rows(sa.func.count()).where(
                 INBOX.c.channel_id == sa.bindparam("channel_id"),
                 INBOX.c.sender_email == sa.bindparam("sender_email"),
-                INBOX.c.status == InboundStatus.CREATED,
+                stated(INBOX.c.status, InboundStatus.CREATED),  # ix_inbound_messages_sender_created
                 INBOX.c.created_at >= sa.bindparam("since", type_=INBOX.c.created_at.type),
             )
 
@@ -342,7 +342,7 @@ class ThreadingRepository(Repository[TicketMessageId]):
 
         def build() -> sa.Select[Any]:
             statement = sa.select(USERS.c.id, USERS.c.role).where(
-                *self.scope(User), sa.func.lower(USERS.c.email) == sa.bindparam("email")
+                *self.scope(User), USERS.c.email == sa.bindparam("email")
             )
             return scoped(statement)
 
@@ -355,15 +355,16 @@ class SenderRepository(Repository[User]):
     model = User
 
     async def add_customer(self, values: dict[str, Any]) -> Record | None:
-        """Insert the customer user unless a live user of the organization holds the
-        address (any case) already: then None, and nothing is written — of concurrent
-        deliveries from one new sender exactly one creates the user."""
+        """Insert the customer user (its `email` in lower case, as stored addresses are)
+        unless a live user of the organization holds the address already: then None, and
+        nothing is written — of concurrent deliveries from one new sender exactly one
+        creates the user."""
         columns = tuple(sorted(values))
 
         def build() -> sa.Insert:
             statement = self.insert_unless_present(
                 columns,
-                [USERS.c.organization_id, sa.func.lower(USERS.c.email)],
+                [USERS.c.organization_id, USERS.c.email],
                 where=USERS.c.deleted_at.is_(None),
             )
             return statement.returning(USERS.c.id, USERS.c.role)
@@ -421,7 +422,7 @@ class ReplyRepository(Repository[TicketComment]):
             self.select()
             .where(
                 TicketComment.id == comment_id,
-                TicketComment.delivery_status == ReplyDelivery.QUEUED,
+                stated(TicketComment.delivery_status, ReplyDelivery.QUEUED),
                 TicketComment.delivery_next_attempt_at <= now,
             )
             .with_for_update(skip_locked=True, key_share=True)
@@ -509,7 +510,7 @@ class DueReplyRepository(PlatformRepository[TicketComment]):
         statement = (
             sa.select(COMMENTS.c.organization_id, COMMENTS.c.id)
             .where(
-                COMMENTS.c.delivery_status == ReplyDelivery.QUEUED,
+                stated(COMMENTS.c.delivery_status, ReplyDelivery.QUEUED),
                 COMMENTS.c.delivery_next_attempt_at <= now,
             )
             .order_by(COMMENTS.c.delivery_next_attempt_at)
@@ -528,7 +529,7 @@ class UnplacedInboxRepository(PlatformRepository[InboundMessage]):
         the oldest first (`ix_inbound_messages_received` holds only those)."""
         statement = (
             sa.select(INBOX.c.organization_id, INBOX.c.id)
-            .where(INBOX.c.status == InboundStatus.RECEIVED, INBOX.c.created_at < before)
+            .where(stated(INBOX.c.status, InboundStatus.RECEIVED), INBOX.c.created_at < before)
             .order_by(INBOX.c.created_at)
             .limit(limit)
         )

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from app.db.base import Base
 from app.db.session import TENANT_SCOPED, TenantContextMissing, is_system, session_organization
@@ -60,6 +61,16 @@ def scoped(statement: Statement, *, include_deleted: bool = False) -> Statement:
     if include_deleted:
         options["include_deleted"] = True
     return statement.execution_options(**options)
+
+
+def stated(
+    column: sa.ColumnElement[Any] | QueryableAttribute[Any], value: Any
+) -> sa.ColumnElement[bool]:
+    """`column = value`, the value written into the statement's text rather than bound:
+    for the condition of a partial index. asyncpg prepares every statement, and the
+    generic plan PostgreSQL settles on for one (made without the values) cannot use a
+    partial index whose condition it would have to prove from a bound value."""
+    return column == sa.literal(value, column.type, literal_execute=True)
 
 
 def prebuilt(key: Hashable, build: Callable[[], Built]) -> Built:

@@ -101,8 +101,10 @@ class User(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
     belong to no organization (a CHECK ties the two together), so the tenant filter and
     RLS hide them from every tenant session. Soft deletion is `deleted_at`; a soft-deleted
     user can no longer authenticate, their tickets and
-    comments stay. Email is unique per organization, case-insensitively, among
-    non-deleted users (and among superusers)."""
+    comments stay. Email is stored in lower case (a CHECK) and unique per organization
+    among non-deleted users (and among superusers). Look-ups compare the column itself:
+    under row-level security an index is used only for leakproof conditions, and
+    `lower()` is not one, so `lower(email) = :x` read every user of the organization."""
 
     __tablename__ = "users"
     __tenant_nullable__ = True
@@ -110,18 +112,19 @@ class User(TenantMixin, SoftDeleteMixin, TimestampMixin, Base):
         sa.Index(
             "uq_users_email",
             "organization_id",
-            sa.text("lower(email)"),
+            "email",
             unique=True,
             postgresql_where=not_deleted("users"),
             sqlite_where=not_deleted("users"),
         ),
         sa.Index(
             "uq_users_superuser_email",
-            sa.text("lower(email)"),
+            "email",
             unique=True,
             postgresql_where=sa.text("deleted_at IS NULL AND organization_id IS NULL"),
             sqlite_where=sa.text("deleted_at IS NULL AND organization_id IS NULL"),
         ),
+        sa.CheckConstraint("email = lower(email)", name="email_lowercase"),
         sa.Index("ix_users_organization_id_role", "organization_id", "role"),
         sa.CheckConstraint(
             "(is_superuser AND organization_id IS NULL) "

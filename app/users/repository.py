@@ -52,10 +52,10 @@ class UserRepository(Repository[User]):
         return await self.page(statement, page, [SortKey(User.id)])
 
     async def check_email_free(self, email: str, *, exclude: uuid.UUID | None = None) -> None:
-        """Emails are unique per organization regardless of case, as the partial index
-        `uq_users_email` states them."""
+        """Emails are unique per organization regardless of case (stored in lower case),
+        as the partial index `uq_users_email` states them."""
         await self.check_unique(
-            sa.func.lower(User.email) == email.lower(),
+            User.email == email.lower(),
             exclude=exclude,
             detail="A user with this email already exists in the organization.",
         )
@@ -114,7 +114,7 @@ class SuperuserRepository(PlatformRepository[User]):
         return self.select().where(User.organization_id.is_(None))
 
     async def by_email(self, email: str) -> User | None:
-        statement = self._superusers().where(sa.func.lower(User.email) == email.strip().lower())
+        statement = self._superusers().where(User.email == email.strip().lower())
         return await self.one_or_none(statement)
 
     async def get(self, user_id: uuid.UUID) -> User | None:

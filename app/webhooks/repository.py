@@ -12,7 +12,7 @@ from typing import cast
 import sqlalchemy as sa
 
 from app.kit.pagination import PageParams, PageResult, SortKey
-from app.kit.repository import PlatformRepository, Record, Repository, scoped
+from app.kit.repository import PlatformRepository, Record, Repository, scoped, stated
 from app.models.user import Role, User
 from app.models.webhook import (
     DeliveryStatus,
@@ -170,7 +170,7 @@ class DeliveryRepository(Repository[WebhookDelivery]):
                 *self.scope(),
                 earlier.c.organization_id == self.organization_id,
                 earlier.c.subscription_id == subscription_id,
-                earlier.c.status == DeliveryStatus.PENDING,
+                stated(earlier.c.status, DeliveryStatus.PENDING),
                 earlier.c.aggregate_id == DELIVERIES.c.aggregate_id,
                 earlier.c.event_id < DELIVERIES.c.event_id,
             )
@@ -179,7 +179,7 @@ class DeliveryRepository(Repository[WebhookDelivery]):
             self.select_rows(DELIVERIES.c.id, DELIVERIES.c.payload)
             .where(
                 DELIVERIES.c.subscription_id == subscription_id,
-                DELIVERIES.c.status == DeliveryStatus.PENDING,
+                stated(DELIVERIES.c.status, DeliveryStatus.PENDING),
                 DELIVERIES.c.next_attempt_at <= now,
                 ~waits_for_earlier,
             )
@@ -197,7 +197,7 @@ class DeliveryRepository(Repository[WebhookDelivery]):
             self.update()
             .where(
                 DELIVERIES.c.subscription_id == subscription_id,
-                DELIVERIES.c.status == DeliveryStatus.PENDING,
+                stated(DELIVERIES.c.status, DeliveryStatus.PENDING),
                 DELIVERIES.c.next_attempt_at > now,
             )
             .values(next_attempt_at=now)
@@ -246,7 +246,7 @@ class DueDeliveryRepository(PlatformRepository[WebhookDelivery]):
                 ),
             )
             .where(
-                DELIVERIES.c.status == DeliveryStatus.PENDING,
+                stated(DELIVERIES.c.status, DeliveryStatus.PENDING),
                 DELIVERIES.c.next_attempt_at <= now,
             )
             .distinct()

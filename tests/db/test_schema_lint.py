@@ -14,7 +14,7 @@ TENANT_TABLES = {
 # (table, columns) → why it may leave organization_id out
 UNIQUE_EXCEPTIONS = {
     ("api_keys", ("prefix",)): "looked up before the organization is known",
-    ("users", ("lower(email)",)): "superusers' emails: they have no organization",
+    ("users", ("email",)): "superusers' emails: they have no organization",
 }
 FK_EXCEPTIONS = {
     ("user_sessions", ("user_id",)): "ties superusers' sessions (no organization) to a user",

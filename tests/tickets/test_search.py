@@ -10,11 +10,9 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal, PrincipalKind
 from app.db.database import Database
-from app.db.session import ORGANIZATION_ID
 from app.kit.pagination import PageParams, cursor_after
 from app.models.organization import Organization
 from app.models.ticket import (
@@ -33,6 +31,7 @@ from app.tickets.repository import (
 )
 from app.tickets.service import open_ticket
 from tests.support.identity import API, Tenant
+from tests.support.plans import generic_plan, plan
 
 PAGE = PageParams(limit=50, cursor=None)
 ONE = PageParams(limit=1, cursor=None)
@@ -223,96 +222,6 @@ async def big_org(database: Database) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
     return org.id, customer.id, agent.id
 
 
-def _scans(plan: Any) -> list[tuple[str, str]]:
-    """(node type, relation or index name) of every scan in the plan."""
-    found = []
-    if isinstance(plan, dict):
-        if "Node Type" in plan and "Relation Name" in plan:
-            found.append((plan["Node Type"], plan["Relation Name"]))
-        if "Index Name" in plan:
-            found.append((plan["Node Type"], plan["Index Name"]))
-        for value in plan.values():
-            found += _scans(value)
-    elif isinstance(plan, list):
-        for item in plan:
-            found += _scans(item)
-    return found
-
-
-async def _driver(session: AsyncSession) -> Any:
-    """The asyncpg connection under the tenant session's transaction (begun: the app
-    role and the tenant are set, so row-level security applies to what runs on it)."""
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
-    role, tenant = await driver.fetchrow(
-        "SELECT current_user, current_setting('app.organization_id', true)"
-    )
-    assert (role, tenant) == ("helpdesk_app", str(session.info[ORGANIZATION_ID]))
-    return driver
-
-
-Bound = tuple[sa.Select[Any], dict[str, Any]]
-
-
-def _driver_statement(session: AsyncSession, bound: Bound) -> tuple[str, list[Any]]:
-    """The statement as the asyncpg dialect sends it (`$n` placeholders, IN lists
-    expanded) and its arguments in placeholder order, each through its type's bind
-    processor, as execution would (JSON serialized, enums as their values, timestamps
-    normalized). Public API only: `construct_expanded_state` brings processors for the
-    expanded IN values alone; the others come from each bind's type."""
-    statement, arguments = bound
-    dialect = session.get_bind().dialect
-    compiled = statement.compile(dialect=dialect)
-    expanded = compiled.construct_expanded_state(arguments)
-    assert expanded.positiontup is not None, "not a positional paramstyle"
-    processors = {
-        name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-        for name, bind in compiled.binds.items()
-    }
-    processors.update(expanded.processors)
-    values = []
-    for name in expanded.positiontup:
-        value = expanded.parameters[name]
-        process = processors.get(name)
-        values.append(process(value) if process is not None else value)
-    return expanded.statement, values
-
-
-async def _plan(session: AsyncSession, statement: Bound) -> list[tuple[str, str]]:
-    """The scans of the plan for the statement's own values, as the tenant (under RLS)."""
-    sql, arguments = _driver_statement(session, statement)
-    driver = await _driver(session)
-    rows = await driver.fetch(f"EXPLAIN (FORMAT JSON) {sql}", *arguments)
-    plan = rows[0][0]
-    return _scans(json.loads(plan) if isinstance(plan, str) else plan)
-
-
-async def _generic_plan(session: AsyncSession, statement: Bound) -> list[tuple[str, str]]:
-    """`EXPLAIN EXECUTE` of the statement PREPAREd, under `force_generic_plan` (an
-    EXPLAIN with bound values would plan for those values), as the tenant (under RLS)."""
-    sql, arguments = _driver_statement(session, statement)
-    assert arguments, "a statement without parameters has no generic plan to check"
-    driver = await _driver(session)
-    await driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-    types = [parameter.name for parameter in (await driver.prepare(sql)).get_parameters()]
-    name = f"shape_{uuid.uuid4().hex[:12]}"
-    await driver.execute(f"PREPARE {name}({', '.join(types)}) AS {sql}")
-    literals = ", ".join(_literal(argument) for argument in arguments)
-    rows = await driver.fetch(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({literals})")
-    await driver.execute(f"DEALLOCATE {name}")
-    plan = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
-    assert "$1" in json.dumps(plan), "not a generic plan"
-    return _scans(plan)
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, list | tuple):  # an array parameter
-        return "ARRAY[" + ", ".join(_literal(item) for item in value) + "]"
-    text = value.isoformat() if isinstance(value, datetime) else str(value)
-    return "'" + text.replace("'", "''") + "'"
-
-
 FILTERS: list[tuple[str, dict[str, Any]]] = [
     ("default", {}),
     ("status", {"statuses": [TicketStatus.OPEN]}),
@@ -349,7 +258,7 @@ async def test_list_queries_use_indexes_at_100k_rows(
         statement = TicketRepository(session).list_statement(
             principal, _filters(options, customer, agent), PAGE, "-created_at"
         )
-        scans = await _plan(session, statement)
+        scans = await plan(session, statement)
     assert ("Seq Scan", "tickets") not in scans, scans
     assert any(relation == "tickets" for _, relation in scans), scans
 
@@ -408,7 +317,7 @@ async def test_list_statements_use_indexes_in_their_generic_plan(
                 statement = repository.list_statement(
                     principal, filters, page, sort, include_deleted=name == "include-deleted"
                 )
-                scans = await _generic_plan(session, statement)
+                scans = await generic_plan(session, statement)
                 assert ("Seq Scan", "tickets") not in scans, (sort, cursor, scans)
                 assert any(relation == "tickets" for _, relation in scans), (sort, scans)
 
@@ -425,8 +334,8 @@ async def test_the_sla_breach_filter_reads_its_partial_index(
         statement = TicketRepository(session).list_statement(
             principal, filters, PAGE, "-created_at"
         )
-        custom_scans = await _plan(session, statement)
-        generic_scans = await _generic_plan(session, statement)
+        custom_scans = await plan(session, statement)
+        generic_scans = await generic_plan(session, statement)
     for scans in (custom_scans, generic_scans):
         assert any(name == "ix_tickets_sla_breach" for _, name in scans), scans
 
@@ -438,7 +347,7 @@ async def test_get_by_id_uses_the_primary_key(
     principal = Principal(PrincipalKind.USER, agent, org, Role.AGENT)
     async with database.tenant_session(org) as session:
         statement = TicketRepository(session).get_statement(principal, uuid.uuid4(), False, False)
-        scans = await _plan(session, statement)
+        scans = await plan(session, statement)
     assert ("Seq Scan", "tickets") not in scans, scans
     assert any(relation == "tickets" for _, relation in scans), scans
 
@@ -455,7 +364,7 @@ async def test_search_reads_comments_through_their_gin_index(
         statement = repository.list_statement(
             principal, TicketFilters(q="zeppelin"), PAGE, "-created_at"
         )
-        scans = await _plan(session, statement)
+        scans = await plan(session, statement)
         found = (
             await repository.list_visible(
                 principal, TicketFilters(q="zeppelin"), PAGE, "-created_at"
