@@ -689,6 +689,7 @@ def measure_inbound(
     measurements and how the stored deliveries ended. `load_env`'s token is the first
     organization's."""
     channels = asyncio.run(inbound.create_channels(async_url, secret, organizations))
+    asyncio.run(inbound.seed_history(dsn, channels))
     accounts = RUN_DIR / "accounts.txt"
     accounts.write_text(
         "".join(
