@@ -232,7 +232,8 @@ async def outcomes(
         while True:
             rows = await connection.fetch(
                 "SELECT status, count(*) AS n FROM inbound_messages "
-                "WHERE channel_id = ANY($1::uuid[]) GROUP BY status",
+                "WHERE channel_id = ANY($1::uuid[]) AND external_id NOT LIKE 'history-%' "
+                "GROUP BY status",
                 [channel.id for channel in channels],
             )
             statuses: dict[str, int] = {row["status"]: row["n"] for row in rows}

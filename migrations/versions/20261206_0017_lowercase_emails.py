@@ -21,7 +21,9 @@ depends_on: str | Sequence[str] | None = None
 LIVE = sa.text("deleted_at IS NULL")
 LIVE_SUPERUSER = sa.text("deleted_at IS NULL AND organization_id IS NULL")
 # SQLite adds a CHECK only by rebuilding the table from its reflection, which loses the
-# partial and expression indexes it cannot reflect: the same rule, as triggers.
+# partial and expression indexes it cannot reflect: the same rule, as triggers. A later
+# migration that rebuilds `users` on SQLite drops them and must create them again
+# (tests/embedded/test_embedded_paths.py fails without them).
 SQLITE_TRIGGERS = {
     f"users_email_lowercase_{event.lower()}": (
         f"CREATE TRIGGER users_email_lowercase_{event.lower()} BEFORE {event} ON users "

@@ -162,14 +162,24 @@ def test_derived_ids_stay_what_they_were() -> None:
             {"filename": "a.txt", "content_type": "text/plain", "content_base64": "aGk="}
         ],
     }
-    ids = [
-        parsing.identify(EMAIL, parsing.RFC822, crlf).external_id,
-        parsing.identify(EMAIL, parsing.RFC822, crlf.replace(b"\r\n", b"\n")).external_id,
-        parsing.identify(EMAIL, parsing.JSON_MEDIA, json.dumps(envelope).encode()).external_id,
+    head = b"From: jane@example.org\r\nDate: Tue, 4 Mar 2025 09:00:00 +0000\r\n"
+    raw = [
+        crlf,
+        crlf.replace(b"\r\n", b"\n"),
+        crlf.replace(b"\r\n", b"\r"),  # bare CR line ends
+        head + b"Subject: Only headers\r\n",  # nothing after the headers
+        head.replace(b"\r\n", b"\n") + b"\r\nBody\r\n\r\nMore\n",  # mixed line ends
     ]
+    ids = [parsing.identify(EMAIL, parsing.RFC822, message).external_id for message in raw]
+    ids.append(
+        parsing.identify(EMAIL, parsing.JSON_MEDIA, json.dumps(envelope).encode()).external_id
+    )
     assert ids == [
         "sha256-d78cf8979a02bbbb950759634a024390b3fc31f824c6bc6efdf06db87233348b@derived",
         "sha256-b976a56c8d43399ead73dd06648f396533a1598646c90de297b4d126bad2ade5@derived",
+        "sha256-49f3a3590063be867d727637765ce48d5ca908edc5c9c2617431bc58c9552f7f@derived",
+        "sha256-a16d6dde5289f45561f25aa372aa2d79e68ff0c75d33bab19eb6990ecf78920c@derived",
+        "sha256-df6bcedff960141bd049172e94e03004a13beee7c3391483b6ae1c40ff57f2ba@derived",
         "sha256-78f3d8dbbcf142b797b11c7384d95fabc0efeaece4ce16d08ad0ea5c78d931d8@derived",
     ]
 

@@ -32,6 +32,7 @@ from tests.support.plans import Sent, generic_plan_of, plan_of, sent
 USERS = 3000
 MESSAGES = 3000
 DELIVERED = 3000
+REPLIES = 3000
 # The tables that grow with use (a small one, read whole, may be cheaper so).
 LARGE = {"users", "inbound_messages", "webhook_deliveries", "ticket_comments"}
 
@@ -46,8 +47,8 @@ class Busy(NamedTuple):
 @pytest.fixture(scope="module")
 async def busy(database: Database) -> Busy:
     """An organization with `USERS` customers, a channel that opened `MESSAGES`
-    tickets (inbox rows `created`) and a webhook subscription with `DELIVERED` events
-    delivered, built in SQL."""
+    tickets (inbox rows `created`), a ticket with `REPLIES` replies mailed (`sent`) and
+    a webhook subscription with `DELIVERED` events delivered, built in SQL."""
     async with database.system_session() as session:
         org = Organization(name="Busy", slug=f"busy-{uuid.uuid4().hex[:10]}")
         session.add(org)
@@ -96,9 +97,30 @@ async def busy(database: Database) -> Busy:
             ),
             {"org": org.id, "subscription": subscription.id, "n": DELIVERED},
         )
+        await session.execute(
+            sa.text(
+                """
+                WITH ticket AS (
+                    INSERT INTO tickets (id, organization_id, ticket_number, subject,
+                        description, status, priority, channel, customer_id, created_at,
+                        updated_at)
+                    SELECT gen_random_uuid(), :org, 'TK-000001', 'Printer', '', 'open',
+                        'medium', 'email', id, now(), now()
+                    FROM users WHERE organization_id = :org LIMIT 1
+                    RETURNING id, customer_id
+                )
+                INSERT INTO ticket_comments (id, organization_id, ticket_id, author_id, content,
+                    comment_type, delivery_status, created_at, updated_at)
+                SELECT gen_random_uuid(), :org, ticket.id, ticket.customer_id, 'Reply ' || g,
+                    'public', 'sent', now(), now()
+                FROM ticket CROSS JOIN generate_series(1, :n) AS g
+                """
+            ),
+            {"org": org.id, "n": REPLIES},
+        )
         await session.commit()
     async with database.system_session() as session:
-        for table in ("users", "inbound_messages", "webhook_deliveries"):
+        for table in ("users", "inbound_messages", "webhook_deliveries", "ticket_comments"):
             await session.execute(sa.text(f"ANALYZE {table}"))
         await session.commit()
     return Busy(org.id, channel.id, org.slug, subscription.id)
