@@ -156,6 +156,20 @@ class DeliveryRepository(Repository[WebhookDelivery]):
         )
         return await self.one_or_none(statement)
 
+    async def lock_all(self, delivery_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, WebhookDelivery]:
+        """The deliveries by id, locked in one statement (in id order, as every locker of
+        several takes them, so two cannot deadlock)."""
+        if not delivery_ids:
+            return {}
+        statement = (
+            self.select()
+            .where(WebhookDelivery.id.in_(sorted(delivery_ids)))
+            .order_by(WebhookDelivery.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return {delivery.id: delivery for delivery in await self.all(statement)}
+
     async def claim_due(
         self, subscription_id: uuid.UUID, now: datetime, limit: int
     ) -> list[Record]:

@@ -372,12 +372,12 @@ async def record(
 ) -> None:
     """Each attempt's row and its delivery's new state, then the subscription's failure
     streak."""
-    deliveries = DeliveryRepository(uow.session)
+    locked = await DeliveryRepository(uow.session).lock_all([o.delivery_id for o in outcomes])
     last_error: str | None = None
     # Each delivery to try again, with the earliest moment its receiver allows.
     retrying: list[tuple[WebhookDelivery, datetime]] = []
     for outcome in outcomes:
-        delivery = await deliveries.lock(outcome.delivery_id)
+        delivery = locked.get(outcome.delivery_id)
         if delivery is None:
             continue
         delivery.attempt_count += 1

@@ -45,9 +45,9 @@ async def deliver_subscription(
     (tests move the clock instead of waiting)."""
     subscription = uuid.UUID(subscription_id)
     attempts = 0
-    for _ in range(MAX_BATCHES):
-        batch = await claim(uow, subscription, clock())
-        await uow.commit()
+    batch = await claim(uow, subscription, clock())
+    await uow.commit()
+    for round_ in range(MAX_BATCHES):
         if batch is None or not batch.items:
             return attempts
         outcomes = await sender.send_all(
@@ -58,9 +58,13 @@ async def deliver_subscription(
             tls=tls_context(uow.settings.outbound_ca_file),
         )
         await record(uow, subscription, outcomes, clock(), schedule)
-        await uow.commit()
-        # The next claim finds what this batch let through: a ticket's next event.
         attempts += len(outcomes)
+        # The next batch is claimed in the transaction that records this one (one
+        # transaction a batch, not two); it finds what this batch let through: a
+        # ticket's next event. The last round claims nothing it would not send.
+        last = round_ == MAX_BATCHES - 1
+        batch = None if last else await claim(uow, subscription, clock())
+        await uow.commit()
     # The next slot's job (its id is not this running job's, which the queue would
     # refuse), queued when `run_job` commits.
     queue_delivery(uow, subscription)

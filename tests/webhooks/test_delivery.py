@@ -29,7 +29,8 @@ from app.kit.outbox import relay_outbox
 from app.models.outbox import OutboxEvent
 from app.models.webhook import DeliveryStatus
 from app.webhooks.schedule import RetrySchedule
-from app.webhooks.tasks import deliver_subscription, sweep_deliveries
+from app.webhooks.service import CLAIM_BATCH
+from app.webhooks.tasks import MAX_BATCHES, deliver_subscription, sweep_deliveries
 from tests.support.api import problem
 from tests.support.identity import API, Tenant
 from tests.support.workers import run_worker_burst
@@ -542,3 +543,29 @@ async def test_an_event_relayed_twice_makes_one_delivery(
             sa.select(sa.func.count()).where(OutboxEvent.relay_after.is_not(None))
         )
     assert held == 0
+
+
+async def test_a_job_sends_its_share_and_leaves_the_rest_free_for_the_next(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant, receiver: Receiver
+) -> None:
+    webhook = await make_webhook(client, tenant_a, receiver.url())
+    share = MAX_BATCHES * CLAIM_BATCH
+    # No job runner attached: the delivery jobs below are the only ones.
+    plain = Database(database.settings)
+    try:
+        await record_events(plain, tenant_a, share + 5)
+        await run_job(plain, relay_outbox, tenant_a.org.id)
+        now = datetime.now(UTC) + timedelta(seconds=1)
+
+        assert await run_deliveries(plain, tenant_a, webhook["id"], now) == share
+        rows = await deliveries(plain, tenant_a, webhook["id"])
+        waiting = [row for row in rows if row.status is DeliveryStatus.PENDING]
+        # Claimed by nobody: the job took no lease on what it was not going to send.
+        assert len(waiting) == 5
+        assert all(
+            row.next_attempt_at is not None and row.next_attempt_at <= now for row in waiting
+        )
+        assert await run_deliveries(plain, tenant_a, webhook["id"], now) == 5
+        assert len({r.headers["webhook-id"] for r in receiver.requests}) == share + 5
+    finally:
+        await plain.dispose()
