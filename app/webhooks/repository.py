@@ -157,8 +157,9 @@ class DeliveryRepository(Repository[WebhookDelivery]):
         return await self.one_or_none(statement)
 
     async def lock_all(self, delivery_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, WebhookDelivery]:
-        """The deliveries by id, locked in one statement (in id order, as every locker of
-        several takes them, so two cannot deadlock)."""
+        """The deliveries by id, locked in one statement, in id order (two jobs locking
+        overlapping batches take the rows in the same order, so neither waits on the
+        other in a cycle)."""
         if not delivery_ids:
             return {}
         statement = (
