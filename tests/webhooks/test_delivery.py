@@ -27,7 +27,7 @@ from app.kit.jobs import ArqJobQueue, run_job
 from app.kit.journal import Journal
 from app.kit.outbox import relay_outbox
 from app.models.outbox import OutboxEvent
-from app.models.webhook import DeliveryStatus
+from app.models.webhook import DeliveryStatus, WebhookDelivery
 from app.webhooks.schedule import RetrySchedule
 from app.webhooks.service import CLAIM_BATCH
 from app.webhooks.tasks import MAX_BATCHES, deliver_subscription, sweep_deliveries
@@ -555,7 +555,16 @@ async def test_a_job_sends_its_share_and_leaves_the_rest_free_for_the_next(
     try:
         await record_events(plain, tenant_a, share + 5)
         await run_job(plain, relay_outbox, tenant_a.org.id)
-        now = datetime.now(UTC) + timedelta(seconds=1)
+        # Due an hour from now: the app's own periodic sweep (real time) leaves them to
+        # the jobs below, which run with the clock two hours ahead.
+        async with plain.tenant_session(tenant_a.org.id) as session:
+            await session.execute(
+                sa.update(WebhookDelivery)
+                .where(WebhookDelivery.subscription_id == uuid.UUID(webhook["id"]))
+                .values(next_attempt_at=datetime.now(UTC) + timedelta(hours=1))
+            )
+            await session.commit()
+        now = datetime.now(UTC) + timedelta(hours=2)
 
         assert await run_deliveries(plain, tenant_a, webhook["id"], now) == share
         rows = await deliveries(plain, tenant_a, webhook["id"])
