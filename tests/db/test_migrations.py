@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -50,3 +53,22 @@ def test_round_trip_on_postgresql() -> None:
 
 def test_round_trip_on_sqlite(tmp_path: Path) -> None:
     _round_trip(f"sqlite+aiosqlite:///{tmp_path / 'helpdesk.db'}")
+    # Users' addresses are stored in lower case (look-ups compare them as stored): on
+    # SQLite the rule is a pair of triggers, which a rebuild of the table would drop.
+    with closing(sqlite3.connect(tmp_path / "helpdesk.db")) as connection:
+        connection.execute(
+            "INSERT INTO organizations (id, name, slug) VALUES ('o1', 'Acme', 'acme')"
+        )
+        connection.execute(
+            "INSERT INTO users (id, organization_id, email, role) "
+            "VALUES ('u1', 'o1', 'jane@example.org', 'customer')"
+        )
+        for statement in (
+            "UPDATE users SET email = 'Jane@Example.org'",
+            "INSERT INTO users (id, organization_id, email, role) "
+            "VALUES ('u2', 'o1', 'New@Example.ORG', 'customer')",
+        ):
+            with pytest.raises(sqlite3.IntegrityError, match="ck_users_email_lowercase"):
+                connection.execute(statement)
+        rows = connection.execute("SELECT email FROM users").fetchall()
+    assert rows == [("jane@example.org",)]

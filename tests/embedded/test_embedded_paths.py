@@ -295,20 +295,3 @@ async def test_the_sla_report_ranks_the_same_on_sqlite(
         body = response.json()
         assert body["groups"] == [{"key": key, "label": label, **expected}]
         assert body["total"] == expected
-
-
-def test_embedded_addresses_are_stored_in_lower_case(embedded_path: Path) -> None:
-    # Look-ups compare the address as stored; SQLite holds the rule as triggers.
-    before = count(embedded_path, "SELECT count(*) FROM users WHERE email = lower(email)")
-    # The app's in-process jobs write meanwhile: wait for the write lock as they do.
-    with sqlite3.connect(embedded_path, timeout=30) as connection:
-        for statement in (
-            "UPDATE users SET email = upper(email)",
-            "INSERT INTO users (id, organization_id, email, role) "
-            "SELECT lower(hex(randomblob(16))), organization_id, 'New@Example.ORG', 'customer' "
-            "FROM users WHERE organization_id IS NOT NULL LIMIT 1",
-        ):
-            with pytest.raises(sqlite3.IntegrityError, match="ck_users_email_lowercase"):
-                connection.execute(statement)
-    assert count(embedded_path, "SELECT count(*) FROM users WHERE email <> lower(email)") == 0
-    assert count(embedded_path, "SELECT count(*) FROM users") == before
