@@ -39,6 +39,7 @@ from app.sla.timers import TimerLoop
 from app.sla_policies.router import router as sla_policies_router
 from app.tickets.router import router as tickets_router
 from app.users.router import router as users_router
+from app.webhooks import connections
 from app.webhooks.router import router as webhooks_router
 
 # FastAPI tries routes one by one, several microseconds each: the busiest come first
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if timers is not None:
                 await timers.close()
             await database.jobs.close()
+            await connections.close_all()
             await database.dispose()
 
     # Swagger UI (/docs) and ReDoc (/redoc) load their scripts from the installed

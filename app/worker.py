@@ -38,6 +38,7 @@ from app.observability import configure_logging
 from app.sla.recompute import RECOMPUTE_JOB
 from app.sla.timers import TimerLoop
 from app.tickets.service import recompute_clocks
+from app.webhooks import connections
 from app.webhooks.service import DELIVER_JOB
 from app.webhooks.tasks import SWEEP_EVERY_SECONDS as WEBHOOK_SWEEP_SECONDS
 from app.webhooks.tasks import SWEEP_JOB as WEBHOOK_SWEEP_JOB
@@ -176,6 +177,7 @@ async def run(settings: Settings) -> None:
     finally:
         await timers.close()
         await redis.aclose()
+        await connections.close_all()
         await database.dispose()
 
 

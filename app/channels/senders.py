@@ -29,6 +29,7 @@ from standardwebhooks import Webhook
 
 from app.config import Settings, SmtpServer
 from app.kit.storage import Storage
+from app.webhooks.connections import client_for
 from app.webhooks.targets import TargetRefused, pinned, url_problem
 
 SMTP_TIMEOUT_SECONDS = 30.0
@@ -249,14 +250,13 @@ async def send_chat(reply: ChatReply, *, allow_private: bool, tls: ssl.SSLContex
         "host": target.host_header,
     }
     try:
-        async with httpx.AsyncClient(
-            timeout=CHAT_TIMEOUT_SECONDS,
-            follow_redirects=False,
-            trust_env=False,
-            verify=tls,
-        ) as client:
+        async with client_for(target, tls) as client:
             response = await client.post(
-                target.url, content=body, headers=headers, extensions=target.extensions
+                target.url,
+                content=body,
+                headers=headers,
+                extensions=target.extensions,
+                timeout=CHAT_TIMEOUT_SECONDS,
             )
     except httpx.TimeoutException:
         return failed(f"the chat platform did not answer within {CHAT_TIMEOUT_SECONDS:g} s")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks import Webhook
 
+from app.webhooks.connections import client_for
 from app.webhooks.schedule import retry_after_seconds
 from app.webhooks.targets import Pinned, TargetRefused, pinned
 
@@ -72,8 +73,9 @@ async def send_all(
     seconds_per_post: float = TIMEOUT_SECONDS,
 ) -> list[Outcome]:
     """POST every item to `url` at once (they are of different tickets, so no order
-    holds between them); one resolution and one connection pool for the batch. Each
-    POST gets `seconds_per_post` in all, from connecting to its answer's excerpt."""
+    holds between them); one resolution for the batch, over the target's kept
+    connections (`connections`). Each POST gets `seconds_per_post` in all, from
+    connecting to its answer's excerpt."""
     try:
         target = await pinned(url, allow_private=allow_private)
     except TargetRefused as refused:
@@ -81,9 +83,7 @@ async def send_all(
             Outcome(item.delivery_id, None, f"refused: {refused}", None, None, None, {})
             for item in items
         ]
-    async with httpx.AsyncClient(
-        timeout=seconds_per_post, follow_redirects=False, trust_env=False, verify=tls
-    ) as client:
+    async with client_for(target, tls) as client:
         return list(
             await asyncio.gather(
                 *(_send(client, target, secrets, item, seconds_per_post) for item in items)
@@ -107,7 +107,12 @@ async def _send(
     sent = {name: value for name, value in headers.items() if name != "webhook-signature"}
     headers["host"] = target.host_header
     request = client.build_request(
-        "POST", target.url, content=item.body, headers=headers, extensions=target.extensions
+        "POST",
+        target.url,
+        content=item.body,
+        headers=headers,
+        extensions=target.extensions,
+        timeout=seconds,
     )
     started = time.perf_counter()
     # httpx's timeout bounds each step (connect, each read); the deadline bounds the

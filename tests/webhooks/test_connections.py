@@ -1,0 +1,86 @@
+"""Kept connections (`app.webhooks.connections`): a receiver's next batch reuses the
+connection of the last, two names of one address never share one, and a client is
+closed once idle — never while a request is under way on it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from app.webhooks import connections
+from app.webhooks.sender import Outcome, Outgoing, send_all
+from app.webhooks.targets import tls_context
+from tests.webhooks.receiver import Receiver, Reply
+
+SECRET = "whsec_" + "A" * 43 + "="
+
+
+@pytest.fixture
+async def kept() -> AsyncIterator[Receiver]:
+    """A receiver that keeps connections open between requests, as most servers do."""
+    live = Receiver(keep_alive=True)
+    await live.start()
+    yield live
+    await live.stop()
+
+
+async def post(url: str) -> Outcome:
+    item = Outgoing(uuid.uuid4(), b"{}")
+    [outcome] = await send_all(url, [SECRET], [item], allow_private=True, tls=tls_context())
+    assert outcome.status_code == 204, outcome.error
+    return outcome
+
+
+async def test_a_receivers_next_batch_reuses_the_connection(kept: Receiver) -> None:
+    await post(kept.url())
+    await post(kept.url())
+    first, second = kept.requests
+    assert first.connection == second.connection
+    assert kept.closed == []
+
+
+async def test_two_names_of_one_address_never_share_a_connection(kept: Receiver) -> None:
+    """`127.1` resolves to 127.0.0.1 too: same address and port, another name."""
+    await post(kept.url(host="127.0.0.1"))
+    await post(kept.url(host="127.1"))
+    await post(kept.url(host="127.0.0.1"))
+    by_number, by_other_name, by_number_again = kept.requests
+    assert by_other_name.headers["host"] == f"127.1:{kept.port}"
+    assert by_number.connection == by_number_again.connection != by_other_name.connection
+
+
+async def test_an_idle_client_is_closed_and_one_in_use_is_not(
+    kept: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connections, "KEEPALIVE_SECONDS", 0.2)
+    slow = Receiver(keep_alive=True)
+    slow.answer = lambda _request: Reply(delay=1.0)
+    await slow.start()
+    try:
+        # Under way past the keep-alive, on a client of its own.
+        answering = asyncio.create_task(post(slow.url()))
+        await slow.wait_for(1)
+        await post(kept.url())
+        await asyncio.sleep(0.4)
+        # Its release closes the clients idle past the keep-alive: the first one of
+        # `kept`, not the one waiting on `slow`.
+        await post(kept.url(host="127.1"))
+        first = kept.requests[0].connection
+        await kept.wait_closed(first)
+        await answering
+        assert slow.closed == []
+    finally:
+        await slow.stop()
+
+
+async def test_close_all_closes_the_loops_connections(kept: Receiver) -> None:
+    await post(kept.url())
+    await connections.close_all()
+    connection = kept.requests[0].connection
+    await kept.wait_closed(connection)
+    # A later delivery makes a new client.
+    await post(kept.url())
+    assert kept.requests[1].connection != connection
