@@ -98,6 +98,10 @@ class Pinned:
 
 
 async def resolve(host: str, port: int) -> list[Address]:
+    # An address is its own resolution: no trip to the resolver's thread for it.
+    literal = literal_address(host) if "%" not in host else None
+    if literal is not None:
+        return [literal]
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
         found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -5,6 +5,9 @@ role gates and tenant isolation."""
 from __future__ import annotations
 
 import ast
+import asyncio
+import ipaddress
+import socket
 import ssl
 import uuid
 from pathlib import Path
@@ -22,7 +25,7 @@ from app.webhooks import service as webhooks
 from app.webhooks.events import EVENT_TYPES
 from app.webhooks.schemas import WebhookCreate
 from app.webhooks.sender import Outcome, Outgoing, send_all
-from app.webhooks.targets import TargetRefused, pinned, tls_context, url_problem
+from app.webhooks.targets import TargetRefused, pinned, resolve, tls_context, url_problem
 from tests.support.api import field_locs, page_ids, problem
 from tests.support.identity import Tenant
 from tests.webhooks.conftest import WEBHOOKS, make_webhook, subscription
@@ -162,6 +165,16 @@ async def test_a_patch_is_checked_like_a_create(
 def test_private_literals_are_refused_without_the_flag(url: str) -> None:
     assert url_problem(url, https_only=False, allow_private=False) is not None
     assert url_problem(url, https_only=False, allow_private=True) is None
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.1", "2130706433", "0x7f.0.0.1", "::1", "::ffff:10.0.0.1", "8.8.8.8"]
+)
+async def test_an_address_in_any_form_resolves_as_the_system_resolver_has_it(host: str) -> None:
+    """Addresses skip the resolver: they must come out as it would give them."""
+    loop = asyncio.get_running_loop()
+    found = await loop.getaddrinfo(host, 80, type=socket.SOCK_STREAM)
+    assert await resolve(host, 80) == [ipaddress.ip_address(found[0][4][0])]
 
 
 def test_public_urls_pass_and_production_wants_https() -> None:
