@@ -117,40 +117,48 @@ class OutboxRepository(Repository[OutboxEvent]):
         its time has come, any other unless its aggregate has an event held back (which
         goes first). On PostgreSQL rows another relay holds are skipped, so concurrent
         relays never take one twice."""
-        held = aliased(OutboxEvent)
-        held_aggregates = sa.select(held.aggregate_id).where(
-            held.organization_id == self.organization_id,
-            held.dispatched_at.is_(None),
-            held.relay_after.is_not(None),
-        )
-        statement = (
-            self.select()
-            .where(
-                OutboxEvent.dispatched_at.is_(None),
-                sa.or_(
-                    OutboxEvent.relay_after <= now,
-                    sa.and_(
-                        OutboxEvent.relay_after.is_(None),
-                        OutboxEvent.aggregate_id.not_in(held_aggregates),
-                    ),
-                ),
+
+        def build() -> sa.Select[tuple[OutboxEvent]]:
+            held = aliased(OutboxEvent)
+            held_aggregates = sa.select(held.aggregate_id).where(
+                held.organization_id == self.organization_id,
+                held.dispatched_at.is_(None),
+                held.relay_after.is_not(None),
             )
-            .order_by(OutboxEvent.id)
-            .limit(limit)
-        )
-        if self.dialect == "postgresql":
-            statement = statement.with_for_update(skip_locked=True)
-        # Fresh attempt counts even for events this session loaded before.
-        return await self.all(statement.execution_options(populate_existing=True))
+            statement = (
+                self.select()
+                .where(
+                    OutboxEvent.dispatched_at.is_(None),
+                    sa.or_(
+                        OutboxEvent.relay_after <= sa.bindparam("now"),
+                        sa.and_(
+                            OutboxEvent.relay_after.is_(None),
+                            OutboxEvent.aggregate_id.not_in(held_aggregates),
+                        ),
+                    ),
+                )
+                .order_by(OutboxEvent.id)
+                .limit(sa.bindparam("limit"))
+                # Fresh attempt counts even for events this session loaded before.
+                .execution_options(populate_existing=True)
+            )
+            if self.dialect == "postgresql":
+                statement = statement.with_for_update(skip_locked=True)
+            return statement
+
+        return await self.all(self.prebuilt("pending", build), {"now": now, "limit": limit})
 
     async def mark_dispatched(self, event_ids: Sequence[uuid.UUID], now: datetime) -> None:
-        statement = (
-            self.update()
-            .where(OutboxEvent.id.in_(event_ids))
-            .values(dispatched_at=now, relay_after=None)
-            .execution_options(synchronize_session=False)
+        statement = self.prebuilt(
+            "mark_dispatched",
+            lambda: (
+                self.update()
+                .where(OutboxEvent.id.in_(sa.bindparam("ids", expanding=True)))
+                .values(dispatched_at=sa.bindparam("now"), relay_after=None)
+                .execution_options(synchronize_session=False)
+            ),
         )
-        await self.session.execute(statement)
+        await self.session.execute(statement, {"ids": list(event_ids), "now": now})
 
     async def hold_back(self, event: OutboxEvent, error: str, now: datetime) -> datetime:
         """Hold `event` back after a failure; returns when it is tried again."""
@@ -203,14 +211,21 @@ async def relay_batch(uow: UnitOfWork, now: datetime) -> Relayed:
         return Relayed(0, more=False)
     full = len(events) == RELAY_BATCH
     try:
-        async with uow.session.begin_nested():
-            await _dispatch(uow, events)
-            await outbox.mark_dispatched([event.id for event in events], now)
+        await _dispatch(uow, events)
+        await outbox.mark_dispatched([event.id for event in events], now)
         EVENTS_RELAYED.inc(len(events))
         return Relayed(len(events), more=full or any(e.relay_attempts for e in events))
     except Exception as error:
         if transient(error):
             raise
+    # The batch fails rarely, so it takes no savepoint: its transaction is rolled back
+    # whole (the handlers' writes and queued work with it) and the same events, locked
+    # again, go one at a time, each in a savepoint.
+    await uow.rollback()
+    if not await outbox.relay_alone():
+        return Relayed(0, more=False, busy=True)
+    events = await outbox.pending(RELAY_BATCH, now)
+    full = len(events) == RELAY_BATCH
     dispatched = 0
     released = False
     # A ticket's later events wait behind its failed one (the next `pending` leaves them

@@ -175,8 +175,11 @@ class Repository(Generic[ModelT]):
         found = (await self.session.execute(statement)).scalar_one_or_none()
         return cast(ModelT | None, found)
 
-    async def all(self, statement: AnySelect) -> Sequence[ModelT]:
-        return cast(Sequence[ModelT], (await self.session.execute(statement)).scalars().all())
+    async def all(
+        self, statement: AnySelect, params: Mapping[str, Any] | None = None
+    ) -> Sequence[ModelT]:
+        found = (await self.session.execute(statement, params)).scalars().all()
+        return cast(Sequence[ModelT], found)
 
     async def row(
         self, statement: sa.Executable, params: Mapping[str, Any] | None = None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -92,17 +92,24 @@ class WebhookRepository(Repository[WebhookSubscription]):
 
     async def receiving(self) -> list[Record]:
         """The subscriptions events go to (`ix_webhook_subscriptions_active`)."""
-        statement = self.select_rows(SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.events).where(
-            *_deliverable(SUBSCRIPTIONS)
+        statement = self.prebuilt(
+            "receiving",
+            lambda: self.select_rows(SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.events).where(
+                *_deliverable(SUBSCRIPTIONS)
+            ),
         )
         return await self.rows(statement)
 
     async def sending(self, subscription_id: uuid.UUID) -> Record | None:
         """What a delivery job needs of a subscription that receives events."""
-        statement = self.select_rows(*SENDING_COLUMNS).where(
-            SUBSCRIPTIONS.c.id == subscription_id, *_deliverable(SUBSCRIPTIONS)
+        statement = self.prebuilt(
+            "sending",
+            lambda: self.select_rows(*SENDING_COLUMNS).where(
+                SUBSCRIPTIONS.c.id == sa.bindparam("subscription_id"),
+                *_deliverable(SUBSCRIPTIONS),
+            ),
         )
-        return await self.row(statement)
+        return await self.row(statement, {"subscription_id": subscription_id})
 
     async def admin_ids(self) -> list[uuid.UUID]:
         """The organization's live admins (who hear of a disabled endpoint)."""
@@ -162,14 +169,18 @@ class DeliveryRepository(Repository[WebhookDelivery]):
         other in a cycle)."""
         if not delivery_ids:
             return {}
-        statement = (
-            self.select()
-            .where(WebhookDelivery.id.in_(sorted(delivery_ids)))
-            .order_by(WebhookDelivery.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+        statement = self.prebuilt(
+            "lock_all",
+            lambda: (
+                self.select()
+                .where(WebhookDelivery.id.in_(sa.bindparam("ids", expanding=True)))
+                .order_by(WebhookDelivery.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ),
         )
-        return {delivery.id: delivery for delivery in await self.all(statement)}
+        found = await self.all(statement, {"ids": sorted(delivery_ids)})
+        return {delivery.id: delivery for delivery in found}
 
     async def claim_due(
         self, subscription_id: uuid.UUID, now: datetime, limit: int
@@ -178,32 +189,38 @@ class DeliveryRepository(Repository[WebhookDelivery]):
         the one of its oldest pending event (a later event waits until the earlier one
         is delivered or given up). Locked; on PostgreSQL rows another job holds are
         skipped, so two jobs never take the same delivery."""
-        earlier = DELIVERIES.alias("earlier")
-        waits_for_earlier = sa.exists(
-            sa.select(earlier.c.id).where(
-                # The outer table's scope restated: the subquery names it (correlated).
-                *self.scope(),
-                earlier.c.organization_id == self.organization_id,
-                earlier.c.subscription_id == subscription_id,
-                stated(earlier.c.status, DeliveryStatus.PENDING),
-                earlier.c.aggregate_id == DELIVERIES.c.aggregate_id,
-                earlier.c.event_id < DELIVERIES.c.event_id,
+
+        def build() -> sa.Select[Any]:
+            subscription = sa.bindparam("subscription_id", type_=DELIVERIES.c.subscription_id.type)
+            earlier = DELIVERIES.alias("earlier")
+            waits_for_earlier = sa.exists(
+                sa.select(earlier.c.id).where(
+                    # The outer table's scope restated: the subquery names it (correlated).
+                    *self.scope(),
+                    earlier.c.organization_id == self.organization_id,
+                    earlier.c.subscription_id == subscription,
+                    stated(earlier.c.status, DeliveryStatus.PENDING),
+                    earlier.c.aggregate_id == DELIVERIES.c.aggregate_id,
+                    earlier.c.event_id < DELIVERIES.c.event_id,
+                )
             )
-        )
-        statement = (
-            self.select_rows(DELIVERIES.c.id, DELIVERIES.c.payload)
-            .where(
-                DELIVERIES.c.subscription_id == subscription_id,
-                stated(DELIVERIES.c.status, DeliveryStatus.PENDING),
-                DELIVERIES.c.next_attempt_at <= now,
-                ~waits_for_earlier,
+            statement = (
+                self.select_rows(DELIVERIES.c.id, DELIVERIES.c.payload)
+                .where(
+                    DELIVERIES.c.subscription_id == subscription,
+                    stated(DELIVERIES.c.status, DeliveryStatus.PENDING),
+                    DELIVERIES.c.next_attempt_at <= sa.bindparam("now"),
+                    ~waits_for_earlier,
+                )
+                .order_by(DELIVERIES.c.event_id)
+                .limit(sa.bindparam("limit"))
             )
-            .order_by(DELIVERIES.c.event_id)
-            .limit(limit)
-        )
-        if self.dialect == "postgresql":
-            statement = statement.with_for_update(skip_locked=True, of=DELIVERIES)
-        return await self.rows(statement)
+            if self.dialect == "postgresql":
+                statement = statement.with_for_update(skip_locked=True, of=DELIVERIES)
+            return statement
+
+        arguments = {"subscription_id": subscription_id, "now": now, "limit": limit}
+        return await self.rows(self.prebuilt("claim_due", build), arguments)
 
     async def resume(self, subscription_id: uuid.UUID, now: datetime) -> None:
         """Every pending delivery of the subscription due now (an endpoint enabled
@@ -221,12 +238,15 @@ class DeliveryRepository(Repository[WebhookDelivery]):
 
     async def lease(self, delivery_ids: Sequence[uuid.UUID], until: datetime) -> None:
         """Not due again before `until`: the claimer's, while it sends."""
-        statement = (
-            self.update()
-            .where(DELIVERIES.c.id.in_(list(delivery_ids)))
-            .values(next_attempt_at=until)
+        statement = self.prebuilt(
+            "lease",
+            lambda: (
+                self.update()
+                .where(DELIVERIES.c.id.in_(sa.bindparam("ids", expanding=True)))
+                .values(next_attempt_at=sa.bindparam("until"))
+            ),
         )
-        await self.session.execute(statement)
+        await self.session.execute(statement, {"ids": list(delivery_ids), "until": until})
 
 
 class AttemptRepository(Repository[WebhookDeliveryAttempt]):
