@@ -91,16 +91,13 @@ def prebuilt(key: Hashable, build: Callable[[], Built]) -> Built:
 class Repository(Generic[ModelT]):
     model: ClassVar[type[Base]]
 
-    @property
-    def dialect(self) -> str:
-        return self.session.get_bind().dialect.name
-
     def __init__(self, session: AsyncSession) -> None:
         organization_id = session_organization(session.sync_session)
         if organization_id is None or is_system(session.sync_session):
             raise TenantContextMissing(f"{type(self).__name__} needs a tenant session")
         self.session = session
         self.organization_id: uuid.UUID = organization_id
+        self.dialect: str = session.get_bind().dialect.name
 
     # --- building -----------------------------------------------------------------------
 
@@ -193,8 +190,9 @@ class Repository(Generic[ModelT]):
         return [dict(m) for m in (await self.session.execute(statement, params)).mappings()]
 
     def prebuilt(self, shape: Hashable, build: Callable[[], Statement]) -> Statement:
-        """This tenant's statement of `shape`, built by `build` once (see `prebuilt`)."""
-        return prebuilt((type(self), self.organization_id, shape), build)
+        """This tenant's statement of `shape`, built by `build` once (see `prebuilt`);
+        per dialect too, as `build` may differ by it (row locks on PostgreSQL only)."""
+        return prebuilt((type(self), self.dialect, self.organization_id, shape), build)
 
     async def scalar(
         self, statement: sa.Executable, params: Mapping[str, Any] | None = None

@@ -1,29 +1,31 @@
 """HTTP clients kept between deliveries: one per pinned target, so a receiver's next
-batch reuses the open connections (and TLS sessions) of the last one instead of
-connecting again — a client, a connection and a TLS handshake a batch cost more CPU than
-the POSTs themselves.
+batch goes over the connections the last one opened (TLS included) instead of a new
+client, connection and handshake each time.
 
 A client serves exactly one target: the address `targets.pinned` checked, the `Host`
 the request names, and the certificate authorities it trusts. Two names that resolve to
-one address never share a connection, so a request never travels over a connection (or
-a TLS session) made for another name; a name that resolves elsewhere gets a new client,
-whose connections go to the newly checked address.
+one address never share a connection, so a request never travels over a connection made
+for another name; a name that resolves elsewhere gets a new client, whose connections go
+to the newly checked address. Clients keep no cookies: a receiver's `Set-Cookie` never
+comes back with a later delivery, whichever organization sends it.
 
-Clients belong to the event loop they were made on (their connections do). A client
-nobody is using is closed once its connections have idled past `KEEPALIVE_SECONDS`, or
-when more than `IDLE_CLIENTS` targets are idle; `close_all` closes the loop's clients
-at shutdown.
+Clients belong to the event loop they were made on (their connections do; a process
+runs one loop, tests may run several). A client nobody is using is closed once it has
+idled `KEEPALIVE_SECONDS` (a task of the loop looks while any client is open), or at
+once when more than `IDLE_CLIENTS` are idle; never while a request is under way on it.
+`close_all` closes them at shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 
@@ -33,6 +35,9 @@ from app.webhooks.targets import Pinned
 # so a connection is not reused just as its server closes it.
 KEEPALIVE_SECONDS = 1.5
 IDLE_CLIENTS = 64
+# httpx's own defaults, which an explicit `Limits` would otherwise drop.
+MAX_CONNECTIONS = 100
+MAX_KEEPALIVE_CONNECTIONS = 20
 
 _Key = tuple[str, str, ssl.SSLContext]
 
@@ -42,15 +47,103 @@ class _Entry:
     client: httpx.AsyncClient
     users: int = 0
     idle_since: float = field(default_factory=time.monotonic)
+    # Taken out of the pool while in use (`close_all`): closed when its last user is done.
+    retired: bool = False
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, _Entry]] = (
-    weakref.WeakKeyDictionary()
-)
+class _Clients:
+    """The clients of one event loop."""
+
+    def __init__(self) -> None:
+        self.entries: dict[_Key, _Entry] = {}
+        self.reaper: asyncio.Task[None] | None = None
+        self.closing: set[asyncio.Task[None]] = set()
+
+    def take(self, key: _Key, tls: ssl.SSLContext) -> _Entry:
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self.entries[key] = _Entry(_new_client(tls))
+        entry.users += 1
+        if self.reaper is None:
+            self.reaper = asyncio.get_running_loop().create_task(self._reap_while_open())
+        return entry
+
+    def release(self, entry: _Entry) -> None:
+        entry.users -= 1
+        entry.idle_since = time.monotonic()
+        if entry.retired and entry.users == 0:
+            self._close_later(entry.client)
+        elif len(self.entries) > IDLE_CLIENTS:
+            self.reap()
+
+    def reap(self) -> None:
+        """Close the clients idle past the keep-alive, and the longest idle beyond
+        `IDLE_CLIENTS`."""
+        idle = sorted(
+            (key for key, entry in self.entries.items() if entry.users == 0),
+            key=lambda key: self.entries[key].idle_since,
+        )
+        expired = time.monotonic() - KEEPALIVE_SECONDS
+        surplus = len(idle) - IDLE_CLIENTS
+        for position, key in enumerate(idle):
+            if position < surplus or self.entries[key].idle_since <= expired:
+                self._close_later(self.entries.pop(key).client)
+
+    async def close_all(self) -> None:
+        if self.reaper is not None:
+            self.reaper.cancel()
+            self.reaper = None
+        entries, self.entries = self.entries, {}
+        for entry in entries.values():
+            if entry.users:
+                entry.retired = True
+            else:
+                self._close_later(entry.client)
+        await asyncio.gather(*self.closing)
+
+    async def _reap_while_open(self) -> None:
+        try:
+            while self.entries:
+                await asyncio.sleep(KEEPALIVE_SECONDS)
+                self.reap()
+        finally:
+            if self.reaper is asyncio.current_task():
+                self.reaper = None
+
+    def _close_later(self, client: httpx.AsyncClient) -> None:
+        # In a task of its own: a failure to close is nobody's request's failure.
+        task = asyncio.get_running_loop().create_task(_close_quietly(client))
+        self.closing.add(task)
+        task.add_done_callback(self.closing.discard)
 
 
-def _loop_clients() -> dict[_Key, _Entry]:
-    return _clients.setdefault(asyncio.get_running_loop(), {})
+def _new_client(tls: ssl.SSLContext) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,
+        verify=tls,
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        limits=httpx.Limits(
+            max_connections=MAX_CONNECTIONS,
+            max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+        ),
+    )
+
+
+async def _close_quietly(client: httpx.AsyncClient) -> None:
+    with contextlib.suppress(Exception):
+        await client.aclose()
+
+
+_by_loop: dict[asyncio.AbstractEventLoop, _Clients] = {}
+
+
+def _loop_clients() -> _Clients:
+    loop = asyncio.get_running_loop()
+    for finished in [other for other in _by_loop if other.is_closed()]:
+        del _by_loop[finished]
+    return _by_loop.setdefault(loop, _Clients())
 
 
 @asynccontextmanager
@@ -59,45 +152,14 @@ async def client_for(target: Pinned, tls: ssl.SSLContext) -> AsyncIterator[httpx
     set their own timeouts."""
     clients = _loop_clients()
     key = (f"{target.url.scheme}://{target.url.netloc.decode('ascii')}", target.host_header, tls)
-    entry = clients.get(key)
-    if entry is None:
-        entry = clients[key] = _Entry(
-            httpx.AsyncClient(
-                follow_redirects=False,
-                trust_env=False,
-                verify=tls,
-                limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
-            )
-        )
-    entry.users += 1
+    entry = clients.take(key, tls)
     try:
         yield entry.client
     finally:
-        entry.users -= 1
-        entry.idle_since = time.monotonic()
-        await _close_idle(clients)
-
-
-async def _close_idle(clients: dict[_Key, _Entry]) -> None:
-    # Chosen and removed before the first await, so no other task takes one meanwhile.
-    idle = sorted(
-        (key for key, entry in clients.items() if entry.users == 0),
-        key=lambda key: clients[key].idle_since,
-    )
-    expired = time.monotonic() - KEEPALIVE_SECONDS
-    surplus = len(idle) - IDLE_CLIENTS
-    closing = [
-        clients.pop(key).client
-        for position, key in enumerate(idle)
-        if position < surplus or clients[key].idle_since < expired
-    ]
-    for client in closing:
-        await client.aclose()
+        clients.release(entry)
 
 
 async def close_all() -> None:
-    """Close every client of the running loop (shutdown)."""
-    clients = _loop_clients()
-    while clients:
-        _key, entry = clients.popitem()
-        await entry.client.aclose()
+    """Close the running loop's clients: the idle ones now, the others as their requests
+    end (shutdown)."""
+    await _loop_clients().close_all()

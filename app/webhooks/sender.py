@@ -83,12 +83,14 @@ async def send_all(
             Outcome(item.delivery_id, None, f"refused: {refused}", None, None, None, {})
             for item in items
         ]
-    async with client_for(target, tls) as client:
-        return list(
-            await asyncio.gather(
-                *(_send(client, target, secrets, item, seconds_per_post) for item in items)
-            )
-        )
+    # A task group: should one POST fail unexpectedly, the others are cancelled and
+    # awaited before the client is given back, so none runs on after its release.
+    async with client_for(target, tls) as client, asyncio.TaskGroup() as posts:
+        sending = [
+            posts.create_task(_send(client, target, secrets, item, seconds_per_post))
+            for item in items
+        ]
+    return [task.result() for task in sending]
 
 
 async def _send(

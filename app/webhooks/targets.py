@@ -33,8 +33,7 @@ _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$"
 def tls_context(extra_ca_file: Path | None = None) -> ssl.SSLContext:
     """The certificate checks of every outgoing request: certifi's CA bundle (httpx's
     default), and `extra_ca_file`'s authorities too (`OUTBOUND_CA_FILE`). Built once per
-    process: loading the bundle costs milliseconds of CPU, which a client built for
-    each batch paid again each time."""
+    process: loading the bundle costs milliseconds of CPU, too much to pay per client."""
     context = ssl.create_default_context(cafile=certifi.where())
     if extra_ca_file is not None:
         context.load_verify_locations(cafile=extra_ca_file)

@@ -38,8 +38,8 @@ async def embedded_app(
     Its in-process jobs run on the session's event loop, which stands still between
     async tests and during a plain `def` test: a job suspended inside a transaction then
     keeps SQLite's write lock until the loop runs again. So a test writes this database
-    only from async code (through the app), never with a blocking write of its own —
-    one that did waited out its busy timeout and failed with `database is locked`."""
+    only from async code (through the app), never with a blocking write of its own,
+    which would wait out its busy timeout and fail with `database is locked`."""
     settings = embedded_settings(
         embedded_url, tmp_path_factory.mktemp("embedded-storage"), timers=False
     )

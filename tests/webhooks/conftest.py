@@ -13,10 +13,20 @@ import sqlalchemy as sa
 
 from app.db.database import Database
 from app.models.webhook import WebhookDelivery, WebhookDeliveryAttempt, WebhookSubscription
+from app.webhooks import connections
 from tests.support.identity import API, Tenant
 from tests.webhooks.receiver import Receiver
 
 WEBHOOKS = f"{API}/webhooks"
+
+
+@pytest.fixture(autouse=True)
+async def _no_kept_connections() -> AsyncIterator[None]:
+    """Each test starts and ends with no client kept from another (the receivers'
+    ports come and go)."""
+    await connections.close_all()
+    yield
+    await connections.close_all()
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ class Receiver:
         self.keep_alive = keep_alive
         # Connections the client closed (by their port), once their requests were answered.
         self.closed: list[int] = []
+        self._open: set[asyncio.StreamWriter] = set()
         self.port = 0
         self.requests: list[Received] = []
         self.answer: Answer = lambda _request: Reply()
@@ -72,6 +73,9 @@ class Receiver:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            # Connections a client keeps open end with the server, as a real one's do.
+            for writer in self._open:
+                writer.close()
             await self._server.wait_closed()
             self._server = None
 
@@ -92,12 +96,14 @@ class Receiver:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = writer.get_extra_info("peername")[1]
+        self._open.add(writer)
         try:
             while await self._answer_one(reader, writer, connection) and self.keep_alive:
                 pass
         except ConnectionError:
             pass  # the client gave up on a trickling answer
         finally:
+            self._open.discard(writer)
             writer.close()
 
     async def _answer_one(

@@ -168,12 +168,28 @@ def test_private_literals_are_refused_without_the_flag(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "host", ["127.0.0.1", "127.1", "2130706433", "0x7f.0.0.1", "::1", "::ffff:10.0.0.1", "8.8.8.8"]
+    "host",
+    [
+        "127.0.0.1",
+        "127.1",
+        "2130706433",
+        "0x7f.0.0.1",
+        "010.0.0.1",
+        "::1",
+        "::ffff:10.0.0.1",
+        "8.8.8.8",
+    ],
 )
-async def test_an_address_in_any_form_resolves_as_the_system_resolver_has_it(host: str) -> None:
-    """Addresses skip the resolver: they must come out as it would give them."""
+async def test_an_address_in_any_form_skips_the_resolver_and_reads_as_it_would(
+    host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     loop = asyncio.get_running_loop()
     found = await loop.getaddrinfo(host, 80, type=socket.SOCK_STREAM)
+
+    async def no_resolver(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("an address went to the resolver")
+
+    monkeypatch.setattr(loop, "getaddrinfo", no_resolver)
     assert await resolve(host, 80) == [ipaddress.ip_address(found[0][4][0])]
 
 
