@@ -356,7 +356,7 @@ async def _place_or_fail(
     the attempt wrote and leaves the row `failed` with the reason."""
     inbox_id = row["id"]
     try:
-        async with uow.session.begin_nested():
+        async with uow.savepoint():
             return await _place(uow, row, channel)
     except Exception as exc:
         log.exception("inbound_failed", inbox_id=str(inbox_id))

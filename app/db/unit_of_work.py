@@ -3,8 +3,9 @@
 The request dependency (`app.db.dependencies`) and the job wrapper (`app.kit.jobs`)
 create one and are the only places that commit it; services receive it (or just its
 session, when they need nothing else), flush, and queue work for after the commit.
-A rollback drops that queued work, so a job or event relay never runs for changes that
-did not happen.
+A rollback drops the work queued since the rolled-back point — the unit's start, or a
+savepoint's (`savepoint`) — so a job or event relay never runs for changes that did
+not happen.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -102,6 +104,19 @@ class UnitOfWork:
             )
 
         self.after_commit(send)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A savepoint of this unit's transaction: an exception in the block rolls back
+        what the block wrote and drops the after-commit work it queued (a job never runs
+        for changes that did not happen), and goes on up."""
+        queued = len(self.after_commit_callbacks)
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            del self.after_commit_callbacks[queued:]
+            raise
 
     async def commit(self) -> None:
         """Commit, then run the after-commit work. The commit is what the caller's answer

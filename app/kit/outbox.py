@@ -202,7 +202,8 @@ async def _dispatch(uow: UnitOfWork, events: Sequence[OutboxEvent]) -> None:
 
 async def relay_batch(uow: UnitOfWork, now: datetime) -> Relayed:
     """Relay one batch of this organization's pending events (see the module
-    docstring), unless another relay of the organization is under way."""
+    docstring), unless another relay of the organization is under way. Runs in a unit
+    with nothing else in it: a failing batch rolls the unit's transaction back."""
     outbox = OutboxRepository(uow.session)
     if not await outbox.relay_alone():
         return Relayed(0, more=False, busy=True)
@@ -219,8 +220,8 @@ async def relay_batch(uow: UnitOfWork, now: datetime) -> Relayed:
         if transient(error):
             raise
     # The batch fails rarely, so it takes no savepoint: its transaction is rolled back
-    # whole (the handlers' writes and queued work with it) and the same events, locked
-    # again, go one at a time, each in a savepoint.
+    # whole (the handlers' writes and queued work with it), and the pending events,
+    # read and locked again, go one at a time, each in a savepoint.
     await uow.rollback()
     if not await outbox.relay_alone():
         return Relayed(0, more=False, busy=True)
@@ -235,7 +236,7 @@ async def relay_batch(uow: UnitOfWork, now: datetime) -> Relayed:
         if event.aggregate_id in failed_aggregates:
             continue
         try:
-            async with uow.session.begin_nested():
+            async with uow.savepoint():
                 await _dispatch(uow, [event])
                 await outbox.mark_dispatched([event.id], now)
             dispatched += 1

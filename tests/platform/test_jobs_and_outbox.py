@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -94,6 +94,37 @@ async def test_rollback_drops_queued_jobs(in_process: Database, org_a: Organizat
         assert not uow.after_commit_callbacks
     finally:
         await uow.close()
+
+
+async def failing_block(uow: UnitOfWork, inside: Callable[[], None]) -> None:
+    async with uow.savepoint():
+        inside()
+        raise RuntimeError("the block fails")
+
+
+async def test_a_rolled_back_savepoint_drops_the_work_it_queued(
+    database: Database, org_a: Organization
+) -> None:
+    ran: list[str] = []
+
+    def queue(name: str) -> None:
+        async def run() -> None:
+            ran.append(name)
+
+        uow.after_commit(run)
+
+    uow = database.tenant_unit(org_a.id)
+    try:
+        queue("before")
+        async with uow.savepoint():
+            queue("kept")
+        with pytest.raises(RuntimeError):
+            await failing_block(uow, lambda: queue("dropped"))
+        queue("after")
+        await uow.commit()
+    finally:
+        await uow.close()
+    assert ran == ["before", "kept", "after"]
 
 
 @pytest.fixture

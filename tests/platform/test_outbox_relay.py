@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,53 @@ async def test_a_failing_event_is_held_back_and_the_rest_go_on(
     assert await relay_at(database, org, held.relay_after) == 1
     assert handler.handled == [unrelated.id, failing.id, later.id]
     assert all(event.dispatched_at is not None for event in await events_of(database, org))
+
+
+ECHO = "test.echo"
+
+
+@dataclass
+class WritingHandler:
+    """Writes an echo event and queues after-commit work for each event it is handed,
+    then fails on a batch with an event whose payload says so."""
+
+    after_commit: list[uuid.UUID] = field(default_factory=list)
+
+    async def __call__(self, uow: UnitOfWork, events: Sequence[OutboxEvent]) -> None:
+        journal = Journal(uow)
+        for event in events:
+            journal.event(
+                ECHO, aggregate_type="ticket", aggregate_id=event.aggregate_id, payload={}
+            )
+            uow.after_commit(partial(self.ran, event.aggregate_id))
+        await journal.write()
+        if any(event.payload.get("fail") for event in events):
+            raise RuntimeError("the handler cannot take this event")
+
+    async def ran(self, aggregate: uuid.UUID) -> None:
+        self.after_commit.append(aggregate)
+
+
+async def test_a_failed_batchs_writes_and_queued_work_are_dropped_with_it(
+    database: Database,
+) -> None:
+    """The events of a failed batch go again one at a time: what the handler wrote and
+    queued for the failed try is gone, so each event's work happens once, and none for
+    the held one."""
+    handler = WritingHandler()
+    outbox.subscribe([EVENT], handler)
+    try:
+        org = await make_organization(database, "Echo")
+        failing, fine = uuid.uuid4(), uuid.uuid4()
+        await record(database, org, (failing, True), (fine, False))
+        await run_job(database, outbox.relay_outbox, org.id)
+    finally:
+        outbox._handlers[:] = [entry for entry in outbox._handlers if entry[1] is not handler]
+    async with database.tenant_session(org.id) as session:
+        statement = sa.select(OutboxEvent.aggregate_id).where(OutboxEvent.event_type == ECHO)
+        echoed = list((await session.scalars(statement)).all())
+    assert echoed == [fine]
+    assert handler.after_commit == [fine]
 
 
 async def test_the_sweep_leaves_a_held_event_until_it_is_due(
