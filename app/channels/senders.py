@@ -260,7 +260,7 @@ async def send_chat(reply: ChatReply, *, allow_private: bool, tls: ssl.SSLContex
             )
     except httpx.TimeoutException:
         return failed(f"the chat platform did not answer within {CHAT_TIMEOUT_SECONDS:g} s")
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, OSError) as exc:  # OSError: a TLS failure past the handshake
         return failed(f"{type(exc).__name__}: {exc}")
     if 200 <= response.status_code < 300:
         return SENT

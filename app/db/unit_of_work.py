@@ -110,12 +110,14 @@ class UnitOfWork:
         """A savepoint of this unit's transaction: an exception in the block rolls back
         what the block wrote and drops the after-commit work it queued (a job never runs
         for changes that did not happen), and goes on up."""
-        queued = len(self.after_commit_callbacks)
+        callbacks = self.after_commit_callbacks
+        queued = len(callbacks)
         try:
             async with self.session.begin_nested():
                 yield
         except BaseException:
-            del self.after_commit_callbacks[queued:]
+            # Unless the block committed the unit meanwhile (a new list then).
+            del callbacks[queued:]
             raise
 
     async def commit(self) -> None:

@@ -10,10 +10,12 @@ to the newly checked address. Clients keep no cookies: a receiver's `Set-Cookie`
 comes back with a later delivery, whichever organization sends it.
 
 Clients belong to the event loop they were made on (their connections do; a process
-runs one loop, tests may run several). A client nobody is using is closed once it has
-idled `KEEPALIVE_SECONDS` (a task of the loop looks while any client is open), or at
-once when more than `IDLE_CLIENTS` are idle; never while a request is under way on it.
-`close_all` closes them at shutdown.
+runs one loop, tests may run several). A client nobody is using is closed within twice
+`KEEPALIVE_SECONDS` of its last request (a task of the loop looks every
+`KEEPALIVE_SECONDS` while any client is open; past one, httpx reuses none of its
+connections), or at once when more than `IDLE_CLIENTS` are idle; never while a request
+is under way on it. `close_all` closes them at shutdown: the idle ones at once, the
+others as their requests end.
 """
 
 from __future__ import annotations
@@ -35,9 +37,6 @@ from app.webhooks.targets import Pinned
 # so a connection is not reused just as its server closes it.
 KEEPALIVE_SECONDS = 1.5
 IDLE_CLIENTS = 64
-# httpx's own defaults, which an explicit `Limits` would otherwise drop.
-MAX_CONNECTIONS = 100
-MAX_KEEPALIVE_CONNECTIONS = 20
 
 _Key = tuple[str, str, ssl.SSLContext]
 
@@ -102,12 +101,13 @@ class _Clients:
         await asyncio.gather(*self.closing)
 
     async def _reap_while_open(self) -> None:
+        me = asyncio.current_task()
         try:
             while self.entries:
                 await asyncio.sleep(KEEPALIVE_SECONDS)
                 self.reap()
         finally:
-            if self.reaper is asyncio.current_task():
+            if self.reaper is me:
                 self.reaper = None
 
     def _close_later(self, client: httpx.AsyncClient) -> None:
@@ -123,10 +123,12 @@ def _new_client(tls: ssl.SSLContext) -> httpx.AsyncClient:
         trust_env=False,
         verify=tls,
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        # No cap on connections: one client serves every job of the process sending to
+        # its target, whose concurrency the job slots and batch size bound already; a
+        # cap would queue POSTs against their deadline, and httpcore closes any
+        # connection that goes idle while more than its keep-alive cap are open.
         limits=httpx.Limits(
-            max_connections=MAX_CONNECTIONS,
-            max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
-            keepalive_expiry=KEEPALIVE_SECONDS,
+            max_connections=None, max_keepalive_connections=None, keepalive_expiry=KEEPALIVE_SECONDS
         ),
     )
 
@@ -141,8 +143,9 @@ _by_loop: dict[asyncio.AbstractEventLoop, _Clients] = {}
 
 def _loop_clients() -> _Clients:
     loop = asyncio.get_running_loop()
-    for finished in [other for other in _by_loop if other.is_closed()]:
-        del _by_loop[finished]
+    for other in list(_by_loop):
+        if other.is_closed():
+            _by_loop.pop(other, None)
     return _by_loop.setdefault(loop, _Clients())
 
 

@@ -128,7 +128,9 @@ async def _send(
             raise
         error = f"timed out after {seconds:g} s"
         return Outcome(item.delivery_id, None, error, _since(started), None, None, sent)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, OSError) as exc:
+        # OSError: a TLS failure after the handshake (a corrupt record) reaches here as
+        # the ssl module raised it, not as an httpx error.
         error = f"{type(exc).__name__}: {exc}"[:1000]
         return Outcome(item.delivery_id, None, error, _since(started), None, None, sent)
     # The status is in: the receiver has answered. Its body is only an excerpt for the
@@ -141,10 +143,10 @@ async def _send(
                 excerpt += chunk
                 if len(excerpt) >= EXCERPT_BYTES:
                     break
-    except (httpx.HTTPError, TimeoutError):
+    except (httpx.HTTPError, OSError):  # TimeoutError is an OSError
         pass
     finally:
-        with contextlib.suppress(httpx.HTTPError):
+        with contextlib.suppress(httpx.HTTPError, OSError):
             await response.aclose()
     text = bytes(excerpt[:EXCERPT_BYTES]).decode("utf-8", errors="replace").replace("\x00", "")
     return Outcome(

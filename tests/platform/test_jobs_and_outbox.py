@@ -118,6 +118,8 @@ async def test_a_rolled_back_savepoint_drops_the_work_it_queued(
         queue("before")
         async with uow.savepoint():
             queue("kept")
+            with pytest.raises(RuntimeError):
+                await failing_block(uow, lambda: queue("dropped, nested"))
         with pytest.raises(RuntimeError):
             await failing_block(uow, lambda: queue("dropped"))
         queue("after")

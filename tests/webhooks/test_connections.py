@@ -123,12 +123,9 @@ async def test_an_idle_client_is_closed_and_one_in_use_is_not(
         answering = asyncio.create_task(post(slow.url()))
         await slow.wait_for(1)
         await post(kept.url())
-        await asyncio.sleep(0.4)
-        # Its release closes the clients idle past the keep-alive: the first one of
-        # `kept`, not the one waiting on `slow`.
-        await post(kept.url(host="127.1"))
-        first = kept.requests[0].connection
-        await kept.wait_closed(first)
+        # The loop's reaper closes the client idle past the keep-alive, not the one
+        # waiting on `slow`.
+        await kept.wait_closed(kept.requests[0].connection)
         # Its request ends with its answer: the client was not closed under it.
         await answering
     finally:
@@ -143,3 +140,30 @@ async def test_close_all_closes_the_loops_connections(kept: Receiver) -> None:
     # A later delivery makes a new client.
     await post(kept.url())
     assert kept.requests[1].connection != connection
+
+
+async def test_close_all_leaves_a_request_under_way_to_finish(kept: Receiver) -> None:
+    kept.answer = lambda _request: Reply(delay=0.5)
+    answering = asyncio.create_task(post(kept.url()))
+    await kept.wait_for(1)
+    await connections.close_all()
+    await answering
+    await kept.wait_closed(kept.requests[0].connection)
+
+
+async def test_a_batch_larger_than_httpx_keep_alive_cap_reuses_every_connection(
+    kept: Receiver,
+) -> None:
+    """httpx keeps at most 20 connections alive by default and closes any that goes idle
+    beyond that: the kept clients lift the cap, so a batch's connections all serve the
+    next batch."""
+    kept.answer = lambda _request: Reply(delay=0.2)
+    items = [Outgoing(uuid.uuid4(), b"{}") for _ in range(30)]
+    for _ in range(2):
+        outcomes = await send_all(
+            kept.url(), [SECRET], items, allow_private=True, tls=tls_context()
+        )
+        assert {outcome.status_code for outcome in outcomes} == {204}
+    first, second = kept.requests[:30], kept.requests[30:]
+    assert len({r.connection for r in first}) == 30
+    assert {r.connection for r in second} == {r.connection for r in first}

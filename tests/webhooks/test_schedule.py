@@ -49,6 +49,8 @@ def test_retry_after_is_a_floor_with_a_cap() -> None:
         ("Tue, 04 Mar 2025 09:02:00 GMT", 120.0),
         ("Tue, 04 Mar 2025 08:00:00 GMT", 0.0),
         ("soon", None),
+        ("\u00b2", None),  # a digit to str.isdigit, not to float()
+        ("\u0663", None),  # an Arabic-Indic three: float() reads it, delay-seconds does not
         ("-5", None),
         ("", None),
         (None, None),

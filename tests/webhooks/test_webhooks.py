@@ -308,6 +308,39 @@ async def test_https_deliveries_check_the_certificate_against_the_name(tmp_path:
         await wrong.stop()
 
 
+async def test_a_corrupt_tls_record_is_a_failed_attempt_not_a_failed_job(tmp_path: Path) -> None:
+    """A TLS failure past the handshake reaches the sender as the ssl module raised it,
+    not as an httpx error: it is recorded as the attempt's outcome like any other."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "internal-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    answered = asyncio.Event()
+
+    async def corrupt(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        plain = writer.transport
+        await writer.start_tls(server_context)
+        await reader.readuntil(b"\r\n\r\n")
+        # An application-data record no session key made, under the TLS layer.
+        plain.write(b"\x17\x03\x03\x00\x20" + bytes(32))
+        answered.set()
+
+    server = await asyncio.start_server(corrupt, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        url = f"https://localhost:{port}/hook"
+        items = [Outgoing(uuid.uuid4(), b"{}") for _ in range(2)]
+        outcomes = await send_all(
+            url, [SECRET], items, allow_private=True, tls=tls_context(ca_file)
+        )
+        await answered.wait()
+    finally:
+        server.close()
+    assert [outcome.status_code for outcome in outcomes] == [None, None]
+    assert all(o.error is not None and o.error.startswith("SSLError") for o in outcomes)
+
+
 @pytest.mark.parametrize("content", [None, "not a certificate"])
 def test_an_unloadable_ca_file_stops_the_start(tmp_path: Path, content: str | None) -> None:
     """Caught when the settings load, not at the first delivery."""
