@@ -32,7 +32,7 @@ from app.channels import service as channels
 from app.config import Settings
 from app.db.database import Database
 from app.kit.idempotency import PURGE_JOB, purge_expired
-from app.kit.jobs import ArqJobQueue, Task, run_job, transient
+from app.kit.jobs import Task, WorkerJobQueue, run_job, transient
 from app.kit.outbox import RELAY_JOB, SWEEP_JOB, relay_outbox, sweep_outbox
 from app.observability import configure_logging
 from app.sla.recompute import RECOMPUTE_JOB
@@ -57,6 +57,9 @@ TASKS: dict[str, Task] = {
     channels.PLACE_JOB: channels.place_stored,
     channels.INBOX_SWEEP_JOB: channels.sweep_inbox,
 }
+# Follow-ups a worker runs itself when its jobs queue them (`WorkerJobQueue`): the
+# deliveries the outbox relay just created go out from the process that relayed them.
+RUN_HERE: dict[str, Task] = {DELIVER_JOB: deliver_subscription}
 PERIODIC_SECONDS: dict[str, float] = {
     SWEEP_JOB: 60.0,
     PURGE_JOB: 3600.0,
@@ -169,14 +172,21 @@ async def run(settings: Settings) -> None:
     database = Database(settings)
     # Connects on first use: a worker starts, and flags breaches, with Redis down.
     redis = ArqRedis.from_url(settings.redis_url)
-    database.jobs = ArqJobQueue(redis, settings.job_queue_name)
+    jobs = WorkerJobQueue(
+        redis,
+        settings.job_queue_name,
+        database=database,
+        here=RUN_HERE,
+        room=WorkerSettings.max_jobs // 2,
+    )
+    database.jobs = jobs
     timers = TimerLoop(database)
     timers.start()
     try:
         await run_jobs(database, settings, stopping)
     finally:
         await timers.close()
-        await redis.aclose()
+        await jobs.close()
         await connections.close_all()
         await database.dispose()
 

@@ -13,6 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -190,3 +191,113 @@ class ArqJobQueue:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+@dataclass(eq=False)
+class _Run:
+    task: asyncio.Task[None] | None = None
+    again: bool = False
+
+
+class WorkerJobQueue(ArqJobQueue):
+    """A worker's queue: the follow-ups its jobs queue (`here`, say a subscription's
+    delivery after the relay that created it) run in this process at once, while fewer
+    than `room` are under way, instead of waiting in Redis for their slot's end and a
+    worker's next look. Everything else, and a follow-up when there is no room, goes to
+    Redis.
+
+    A follow-up is named by its job, organization and arguments. Asked for while the same
+    one runs here, it runs once more afterwards, so nothing committed meanwhile is
+    missed: that is how runs here coalesce, so a slot's start (`run_at` up to
+    `HERE_WITHIN_SECONDS` ahead) is not waited for; one scheduled further ahead goes to
+    Redis. A run that fails is logged and left to the periodic sweeps, as a failed arq
+    job is; `close` cancels the runs under way, as arq cancels its jobs (every job
+    re-checks state)."""
+
+    HERE_WITHIN_SECONDS = 1.0
+
+    def __init__(
+        self,
+        redis: Any,
+        queue_name: str,
+        *,
+        database: Database,
+        here: dict[str, Task],
+        room: int,
+    ) -> None:
+        super().__init__(redis, queue_name)
+        self.database = database
+        self.here = here
+        self.room = room
+        self._runs: dict[tuple[Any, ...], _Run] = {}
+
+    async def enqueue(
+        self,
+        name: str,
+        *,
+        organization_id: uuid.UUID | None,
+        job_id: str | None = None,
+        run_at: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if self._run_here(name, organization_id, run_at, kwargs):
+            return
+        await super().enqueue(
+            name, organization_id=organization_id, job_id=job_id, run_at=run_at, **kwargs
+        )
+
+    def _run_here(
+        self,
+        name: str,
+        organization_id: uuid.UUID | None,
+        run_at: float | None,
+        kwargs: dict[str, Any],
+    ) -> bool:
+        task = self.here.get(name)
+        if task is None or (run_at is not None and run_at > time.time() + self.HERE_WITHIN_SECONDS):
+            return False
+        key = (name, organization_id, *sorted(kwargs.items()))
+        run = self._runs.get(key)
+        if run is not None:
+            run.again = True
+            return True
+        if len(self._runs) >= self.room:
+            return False
+        run = self._runs[key] = _Run()
+        run.task = asyncio.create_task(self._run(key, run, name, task, organization_id, kwargs))
+        return True
+
+    async def _run(
+        self,
+        key: tuple[Any, ...],
+        run: _Run,
+        name: str,
+        task: Task,
+        organization_id: uuid.UUID | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        try:
+            while True:
+                run.again = False
+                await run_job(self.database, task, organization_id, **kwargs)
+                if not run.again:
+                    return
+        except Exception:
+            log.exception("job_failed", job=name, here=True)
+        finally:
+            del self._runs[key]
+
+    async def drain(self) -> None:
+        """Wait until no follow-up runs here (tests)."""
+        while self._runs:
+            await asyncio.gather(
+                *(run.task for run in list(self._runs.values()) if run.task is not None),
+                return_exceptions=True,
+            )
+
+    async def close(self) -> None:
+        runs = [run.task for run in self._runs.values() if run.task is not None]
+        for task in runs:
+            task.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+        await super().close()

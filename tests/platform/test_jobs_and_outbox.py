@@ -4,12 +4,14 @@ and by the in-process runner in embedded mode."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import structlog
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Retry
@@ -19,7 +21,7 @@ from app.config import Settings
 from app.db.database import Database
 from app.db.unit_of_work import UnitOfWork, coalesced
 from app.kit import outbox
-from app.kit.jobs import ArqJobQueue, InProcessJobQueue
+from app.kit.jobs import ArqJobQueue, InProcessJobQueue, WorkerJobQueue
 from app.kit.journal import Journal
 from app.models import Organization, OutboxEvent
 from app.worker import PERIODIC_SECONDS, TASKS, arq_job
@@ -295,3 +297,119 @@ async def test_a_job_the_database_fails_is_retried_later_and_a_bug_is_not(
     assert retried.value.defer_score == 8_000  # milliseconds: 2 ** job_try seconds
     with pytest.raises(ValueError, match="a bug"):
         await arq_job("test.broken", broken).coroutine(ctx, None)
+
+
+class Recorded:
+    """A job for `WorkerJobQueue(here=…)` that records its runs; `gate` (when set) holds
+    each run until released."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.runs: list[dict[str, Any]] = []
+        self.gate: asyncio.Event | None = None
+        self.started = asyncio.Event()
+        self.started_at: float | None = None
+        self.fail = fail
+        self.__name__ = "recorded"
+
+    async def __call__(self, uow: UnitOfWork, **kwargs: Any) -> None:
+        self.runs.append({"organization_id": uow.organization_id, **kwargs})
+        self.started.set()
+        self.started_at = self.started_at or time.time()
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail:
+            raise ValueError("a bug")
+
+
+def worker_queue(
+    arq_redis: ArqRedis, settings: Settings, database: Database, job: Recorded, *, room: int = 4
+) -> WorkerJobQueue:
+    return WorkerJobQueue(
+        arq_redis, settings.job_queue_name, database=database, here={"test.here": job}, room=room
+    )
+
+
+async def test_a_follow_up_runs_in_the_worker_at_once(
+    settings: Settings, arq_redis: ArqRedis, database: Database, org_a: Organization
+) -> None:
+    job = Recorded()
+    queue = worker_queue(arq_redis, settings, database, job)
+    # A coalescing slot's job, to start at the slot's end: here it starts at once.
+    slot_end = time.time() + 0.8
+    job_id = f"test.here:{uuid.uuid4().hex}@1"
+    await queue.enqueue("test.here", organization_id=org_a.id, job_id=job_id, run_at=slot_end, x=1)
+    await queue.drain()
+    assert job.started_at is not None and job.started_at < slot_end
+    assert job.runs == [{"organization_id": org_a.id, "x": 1}]
+    assert await arq_redis.queued_jobs(queue_name=settings.job_queue_name) == []
+
+
+async def test_a_follow_up_asked_for_while_it_runs_runs_once_more(
+    settings: Settings, arq_redis: ArqRedis, database: Database, org_a: Organization
+) -> None:
+    job = Recorded()
+    job.gate = asyncio.Event()
+    queue = worker_queue(arq_redis, settings, database, job)
+    await queue.enqueue("test.here", organization_id=org_a.id, x=1)
+    await asyncio.wait_for(job.started.wait(), timeout=5)
+    for _ in range(3):
+        await queue.enqueue("test.here", organization_id=org_a.id, x=1)
+    job.gate.set()
+    await queue.drain()
+    assert len(job.runs) == 2
+    await queue.enqueue("test.here", organization_id=org_a.id, x=1)  # not running: anew
+    await queue.drain()
+    assert len(job.runs) == 3
+
+
+async def test_what_the_worker_does_not_run_itself_goes_to_redis(
+    settings: Settings, arq_redis: ArqRedis, database: Database, org_a: Organization
+) -> None:
+    job = Recorded()
+    job.gate = asyncio.Event()
+    queue = worker_queue(arq_redis, settings, database, job, room=1)
+    try:
+        await queue.enqueue("test.here", organization_id=org_a.id, x=1)
+        # No room left: another follow-up waits in Redis, as do other jobs and a
+        # follow-up that starts later than a slot.
+        await queue.enqueue("test.here", organization_id=org_a.id, x=2)
+        await queue.enqueue(outbox.RELAY_JOB, organization_id=org_a.id)
+        later = time.time() + 60
+        await queue.enqueue("test.here", organization_id=org_a.id, run_at=later, x=3)
+        queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
+        assert sorted((job.function, job.kwargs.get("x")) for job in queued) == [
+            (outbox.RELAY_JOB, None),
+            ("test.here", 2),
+            ("test.here", 3),
+        ]
+        assert [run["x"] for run in job.runs] == [1]
+    finally:
+        job.gate.set()
+        await queue.drain()
+
+
+async def test_a_failed_follow_up_is_logged_and_the_next_ask_runs_it(
+    settings: Settings, arq_redis: ArqRedis, database: Database, org_a: Organization
+) -> None:
+    job = Recorded(fail=True)
+    queue = worker_queue(arq_redis, settings, database, job)
+    with structlog.testing.capture_logs() as logs:
+        await queue.enqueue("test.here", organization_id=org_a.id, x=1)
+        await queue.drain()
+    assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == ["job_failed"]
+    await queue.enqueue("test.here", organization_id=org_a.id, x=1)
+    await queue.drain()
+    assert len(job.runs) == 2
+
+
+async def test_closing_the_worker_queue_cancels_follow_ups_under_way(
+    settings: Settings, test_redis_url: str, database: Database, org_a: Organization
+) -> None:
+    job = Recorded()
+    job.gate = asyncio.Event()
+    redis = await create_pool(RedisSettings.from_dsn(test_redis_url))
+    queue = worker_queue(redis, settings, database, job)
+    await queue.enqueue("test.here", organization_id=org_a.id, x=1)
+    await asyncio.wait_for(job.started.wait(), timeout=5)
+    await asyncio.wait_for(queue.close(), timeout=5)  # the gate is never opened
+    await queue.drain()  # nothing left under way

@@ -23,14 +23,15 @@ from standardwebhooks import Webhook
 
 from app.config import Settings
 from app.db.database import Database
-from app.kit.jobs import ArqJobQueue, run_job
+from app.kit.jobs import ArqJobQueue, WorkerJobQueue, run_job
 from app.kit.journal import Journal
-from app.kit.outbox import relay_outbox
+from app.kit.outbox import RELAY_JOB, relay_outbox
 from app.models.outbox import OutboxEvent
 from app.models.webhook import DeliveryStatus, WebhookDelivery
 from app.webhooks.schedule import RetrySchedule
 from app.webhooks.service import CLAIM_BATCH
 from app.webhooks.tasks import MAX_BATCHES, deliver_subscription, sweep_deliveries
+from app.worker import RUN_HERE
 from tests.support.api import problem
 from tests.support.identity import API, Tenant
 from tests.support.workers import run_worker_burst
@@ -477,6 +478,33 @@ async def test_with_redis_flushed_the_sweep_still_delivers(
         ids = Counter(r.headers["webhook-id"] for r in receiver.requests)
         assert len(ids) == 3 and set(ids.values()) == {1}
     finally:
+        await database.dispose()
+
+
+async def test_a_worker_sends_the_deliveries_its_relay_created(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    arq_redis: ArqRedis,
+    tenant_a: Tenant,
+    receiver: Receiver,
+) -> None:
+    """No delivery job goes through Redis: the relay's worker sends them at once."""
+    webhook = await make_webhook(client, tenant_a, receiver.url())
+    database = Database(settings)
+    jobs = WorkerJobQueue(
+        arq_redis, settings.job_queue_name, database=database, here=RUN_HERE, room=2
+    )
+    database.jobs = jobs
+    try:
+        await record_events(database, tenant_a, 3)
+        await run_job(database, relay_outbox, tenant_a.org.id)
+        await jobs.drain()
+        assert await delivered(database, tenant_a, webhook["id"], 3)
+        assert len(receiver.requests) == 3
+        queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
+        assert [job.function for job in queued] == [RELAY_JOB]  # record_events' own
+    finally:
+        await jobs.close()
         await database.dispose()
 
 
