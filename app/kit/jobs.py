@@ -206,13 +206,14 @@ class WorkerJobQueue(ArqJobQueue):
     worker's next look. Everything else, and a follow-up when there is no room, goes to
     Redis.
 
-    A follow-up is named by its job, organization and arguments. Asked for while the same
-    one runs here, it runs once more afterwards, so nothing committed meanwhile is
-    missed: that is how runs here coalesce, so a slot's start (`run_at` up to
-    `HERE_WITHIN_SECONDS` ahead) is not waited for; one scheduled further ahead goes to
-    Redis. A run that fails is logged and left to the periodic sweeps, as a failed arq
-    job is; `close` cancels the runs under way, as arq cancels its jobs (every job
-    re-checks state)."""
+    A follow-up is named by its job, organization and arguments. Asked for by another job
+    while the same one runs here, it runs once more afterwards, so nothing committed
+    meanwhile is missed: that is how runs here coalesce, so a slot's start (`run_at` up
+    to `HERE_WITHIN_SECONDS` ahead) is not waited for; one scheduled further ahead goes
+    to Redis, and so does a run's own request to go on after its share of a backlog,
+    which every worker then shares. A run that fails is logged and left to the periodic
+    sweeps, as a failed arq job is; `close` cancels the runs under way, as arq cancels
+    its jobs (every job re-checks state)."""
 
     HERE_WITHIN_SECONDS = 1.0
 
@@ -259,6 +260,10 @@ class WorkerJobQueue(ArqJobQueue):
         key = (name, organization_id, *sorted(kwargs.items()))
         run = self._runs.get(key)
         if run is not None:
+            if run.task is asyncio.current_task():
+                # The run queues itself to go on after a share of its work (a backlog):
+                # through Redis, so that every worker takes part.
+                return False
             run.again = True
             return True
         if len(self._runs) >= self.room:

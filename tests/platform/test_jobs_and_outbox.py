@@ -303,12 +303,13 @@ class Recorded:
     """A job for `WorkerJobQueue(here=…)` that records its runs; `gate` (when set) holds
     each run until released."""
 
-    def __init__(self, *, fail: bool = False) -> None:
+    def __init__(self, *, fail: bool = False, go_on: bool = False) -> None:
         self.runs: list[dict[str, Any]] = []
         self.gate: asyncio.Event | None = None
         self.started = asyncio.Event()
         self.started_at: float | None = None
         self.fail = fail
+        self.go_on = go_on
         self.__name__ = "recorded"
 
     async def __call__(self, uow: UnitOfWork, **kwargs: Any) -> None:
@@ -319,6 +320,8 @@ class Recorded:
             await self.gate.wait()
         if self.fail:
             raise ValueError("a bug")
+        if self.go_on:  # as a job that did its share of a backlog asks to go on
+            uow.enqueue("test.here", **kwargs)
 
 
 def worker_queue(
@@ -413,3 +416,20 @@ async def test_closing_the_worker_queue_cancels_follow_ups_under_way(
     await asyncio.wait_for(job.started.wait(), timeout=5)
     await asyncio.wait_for(queue.close(), timeout=5)  # the gate is never opened
     await queue.drain()  # nothing left under way
+
+
+async def test_a_follow_up_that_asks_to_go_on_goes_to_redis(
+    settings: Settings, arq_redis: ArqRedis, org_a: Organization
+) -> None:
+    """So that a backlog is shared by every worker, not kept by the one that began it."""
+    job = Recorded(go_on=True)
+    database = Database(settings)
+    database.jobs = queue = worker_queue(arq_redis, settings, database, job)
+    try:
+        await queue.enqueue("test.here", organization_id=org_a.id, x=1)
+        await queue.drain()
+        assert len(job.runs) == 1
+        queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
+        assert [(job.function, job.kwargs) for job in queued] == [("test.here", {"x": 1})]
+    finally:
+        await database.dispose()
