@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import NamedTuple
 
 import httpx
 
@@ -38,7 +39,14 @@ from app.webhooks.targets import Pinned
 KEEPALIVE_SECONDS = 1.5
 IDLE_CLIENTS = 64
 
-_Key = tuple[str, str, ssl.SSLContext]
+
+class _Key(NamedTuple):
+    """What a client serves: the checked address (as an origin), the URL's name (`Host`
+    and SNI), and the trusted CAs."""
+
+    origin: str
+    host: str
+    tls: ssl.SSLContext
 
 
 @dataclass(eq=False)
@@ -58,10 +66,10 @@ class _Clients:
         self.reaper: asyncio.Task[None] | None = None
         self.closing: set[asyncio.Task[None]] = set()
 
-    def take(self, key: _Key, tls: ssl.SSLContext) -> _Entry:
+    def take(self, key: _Key) -> _Entry:
         entry = self.entries.get(key)
         if entry is None:
-            entry = self.entries[key] = _Entry(_new_client(tls))
+            entry = self.entries[key] = _Entry(_new_client(key.tls))
         entry.users += 1
         if self.reaper is None:
             self.reaper = asyncio.get_running_loop().create_task(self._reap_while_open())
@@ -154,8 +162,8 @@ async def client_for(target: Pinned, tls: ssl.SSLContext) -> AsyncIterator[httpx
     """The client of `target` (made on first use), for the `async with` block. Requests
     set their own timeouts."""
     clients = _loop_clients()
-    key = (f"{target.url.scheme}://{target.url.netloc.decode('ascii')}", target.host_header, tls)
-    entry = clients.take(key, tls)
+    origin = f"{target.url.scheme}://{target.url.netloc.decode('ascii')}"
+    entry = clients.take(_Key(origin, target.host_header, tls))
     try:
         yield entry.client
     finally:
