@@ -151,6 +151,10 @@ class WorkerSettings:
         ),
     ]
     max_jobs = 20
+    # Besides those, follow-ups a worker runs itself (`RUN_HERE`). A delivery run holds a
+    # database connection only in its two short transactions, so the pool
+    # (DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW, 30 by default) covers both.
+    run_here = 10
     job_timeout = 300
     # How long an idle worker waits between looks at the queue (arq's default is half a
     # second): a webhook passes through two jobs, the relay's and the delivery's, and
@@ -177,7 +181,8 @@ async def run(settings: Settings) -> None:
         settings.job_queue_name,
         database=database,
         here=RUN_HERE,
-        room=WorkerSettings.max_jobs // 2,
+        room=WorkerSettings.run_here,
+        time_limit=WorkerSettings.job_timeout,
     )
     database.jobs = jobs
     timers = TimerLoop(database)

@@ -211,9 +211,10 @@ class WorkerJobQueue(ArqJobQueue):
     meanwhile is missed: that is how runs here coalesce, so a slot's start (`run_at` up
     to `HERE_WITHIN_SECONDS` ahead) is not waited for; one scheduled further ahead goes
     to Redis, and so does a run's own request to go on after its share of a backlog,
-    which every worker then shares. A run that fails is logged and left to the periodic
-    sweeps, as a failed arq job is; `close` cancels the runs under way, as arq cancels
-    its jobs (every job re-checks state)."""
+    which every worker then shares. A run that fails, or outlasts `time_limit` (arq's
+    job timeout), is logged and left to the periodic sweeps, as a failed arq job is;
+    `close` cancels the runs under way, as arq cancels its jobs (every job re-checks
+    state)."""
 
     HERE_WITHIN_SECONDS = 1.0
 
@@ -225,11 +226,13 @@ class WorkerJobQueue(ArqJobQueue):
         database: Database,
         here: dict[str, Task],
         room: int,
+        time_limit: float,
     ) -> None:
         super().__init__(redis, queue_name)
         self.database = database
         self.here = here
         self.room = room
+        self.time_limit = time_limit
         self._runs: dict[tuple[Any, ...], _Run] = {}
 
     async def enqueue(
@@ -270,7 +273,13 @@ class WorkerJobQueue(ArqJobQueue):
             return False
         run = self._runs[key] = _Run()
         run.task = asyncio.create_task(self._run(key, run, name, task, organization_id, kwargs))
+        # A task cancelled before its first step never reaches its own `finally`.
+        run.task.add_done_callback(lambda _task: self._forget(key, run))
         return True
+
+    def _forget(self, key: tuple[Any, ...], run: _Run) -> None:
+        if self._runs.get(key) is run:
+            del self._runs[key]
 
     async def _run(
         self,
@@ -284,13 +293,16 @@ class WorkerJobQueue(ArqJobQueue):
         try:
             while True:
                 run.again = False
-                await run_job(self.database, task, organization_id, **kwargs)
+                async with asyncio.timeout(self.time_limit):
+                    await run_job(self.database, task, organization_id, **kwargs)
                 if not run.again:
                     return
         except Exception:
             log.exception("job_failed", job=name, here=True)
         finally:
-            del self._runs[key]
+            # At once, not in a done callback: one asking in between would only set
+            # `again` on a run that has ended.
+            self._forget(key, run)
 
     async def drain(self) -> None:
         """Wait until no follow-up runs here (tests)."""

@@ -325,11 +325,27 @@ class Recorded:
 
 
 def worker_queue(
-    arq_redis: ArqRedis, settings: Settings, database: Database, job: Recorded, *, room: int = 4
+    arq_redis: ArqRedis,
+    settings: Settings,
+    database: Database,
+    job: Recorded,
+    *,
+    room: int = 4,
+    time_limit: float = 60.0,
 ) -> WorkerJobQueue:
     return WorkerJobQueue(
-        arq_redis, settings.job_queue_name, database=database, here={"test.here": job}, room=room
+        arq_redis,
+        settings.job_queue_name,
+        database=database,
+        here={"test.here": job},
+        room=room,
+        time_limit=time_limit,
     )
+
+
+async def drained(queue: WorkerJobQueue) -> None:
+    """A run that never ends fails the test instead of hanging it."""
+    await asyncio.wait_for(queue.drain(), timeout=10)
 
 
 async def test_a_follow_up_runs_in_the_worker_at_once(
@@ -341,7 +357,7 @@ async def test_a_follow_up_runs_in_the_worker_at_once(
     slot_end = time.time() + 0.8
     job_id = f"test.here:{uuid.uuid4().hex}@1"
     await queue.enqueue("test.here", organization_id=org_a.id, job_id=job_id, run_at=slot_end, x=1)
-    await queue.drain()
+    await drained(queue)
     assert job.started_at is not None and job.started_at < slot_end
     assert job.runs == [{"organization_id": org_a.id, "x": 1}]
     assert await arq_redis.queued_jobs(queue_name=settings.job_queue_name) == []
@@ -358,10 +374,10 @@ async def test_a_follow_up_asked_for_while_it_runs_runs_once_more(
     for _ in range(3):
         await queue.enqueue("test.here", organization_id=org_a.id, x=1)
     job.gate.set()
-    await queue.drain()
+    await drained(queue)
     assert len(job.runs) == 2
     await queue.enqueue("test.here", organization_id=org_a.id, x=1)  # not running: anew
-    await queue.drain()
+    await drained(queue)
     assert len(job.runs) == 3
 
 
@@ -370,25 +386,29 @@ async def test_what_the_worker_does_not_run_itself_goes_to_redis(
 ) -> None:
     job = Recorded()
     job.gate = asyncio.Event()
-    queue = worker_queue(arq_redis, settings, database, job, room=1)
+    queue = worker_queue(arq_redis, settings, database, job, room=2)
     try:
-        await queue.enqueue("test.here", organization_id=org_a.id, x=1)
-        # No room left: another follow-up waits in Redis, as do other jobs and a
-        # follow-up that starts later than a slot.
-        await queue.enqueue("test.here", organization_id=org_a.id, x=2)
+        # With room: other jobs, and a follow-up that starts later than a slot, go to
+        # Redis all the same.
         await queue.enqueue(outbox.RELAY_JOB, organization_id=org_a.id)
         later = time.time() + 60
-        await queue.enqueue("test.here", organization_id=org_a.id, run_at=later, x=3)
+        await queue.enqueue("test.here", organization_id=org_a.id, run_at=later, x=1)
+        assert job.runs == [] and not job.started.is_set()
+        await queue.enqueue("test.here", organization_id=org_a.id, x=2)
+        await queue.enqueue("test.here", organization_id=org_a.id, x=3)
+        # No room left: another follow-up waits in Redis.
+        await queue.enqueue("test.here", organization_id=org_a.id, x=4)
         queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
         assert sorted((job.function, job.kwargs.get("x")) for job in queued) == [
             (outbox.RELAY_JOB, None),
-            ("test.here", 2),
-            ("test.here", 3),
+            ("test.here", 1),
+            ("test.here", 4),
         ]
-        assert [run["x"] for run in job.runs] == [1]
+        await asyncio.sleep(0.05)
+        assert sorted(run["x"] for run in job.runs) == [2, 3]
     finally:
         job.gate.set()
-        await queue.drain()
+        await drained(queue)
 
 
 async def test_a_failed_follow_up_is_logged_and_the_next_ask_runs_it(
@@ -398,10 +418,10 @@ async def test_a_failed_follow_up_is_logged_and_the_next_ask_runs_it(
     queue = worker_queue(arq_redis, settings, database, job)
     with structlog.testing.capture_logs() as logs:
         await queue.enqueue("test.here", organization_id=org_a.id, x=1)
-        await queue.drain()
+        await drained(queue)
     assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == ["job_failed"]
     await queue.enqueue("test.here", organization_id=org_a.id, x=1)
-    await queue.drain()
+    await drained(queue)
     assert len(job.runs) == 2
 
 
@@ -415,7 +435,7 @@ async def test_closing_the_worker_queue_cancels_follow_ups_under_way(
     await queue.enqueue("test.here", organization_id=org_a.id, x=1)
     await asyncio.wait_for(job.started.wait(), timeout=5)
     await asyncio.wait_for(queue.close(), timeout=5)  # the gate is never opened
-    await queue.drain()  # nothing left under way
+    await drained(queue)  # nothing left under way
 
 
 async def test_a_follow_up_that_asks_to_go_on_goes_to_redis(
@@ -427,9 +447,38 @@ async def test_a_follow_up_that_asks_to_go_on_goes_to_redis(
     database.jobs = queue = worker_queue(arq_redis, settings, database, job)
     try:
         await queue.enqueue("test.here", organization_id=org_a.id, x=1)
-        await queue.drain()
+        await drained(queue)
         assert len(job.runs) == 1
         queued = await arq_redis.queued_jobs(queue_name=settings.job_queue_name)
         assert [(job.function, job.kwargs) for job in queued] == [("test.here", {"x": 1})]
     finally:
         await database.dispose()
+
+
+async def test_a_follow_up_that_outlasts_its_time_limit_is_cancelled(
+    settings: Settings, arq_redis: ArqRedis, database: Database, org_a: Organization
+) -> None:
+    """As arq cancels a job past its timeout: the run's place is free again."""
+    job = Recorded()
+    job.gate = asyncio.Event()  # never opened
+    queue = worker_queue(arq_redis, settings, database, job, time_limit=0.2)
+    with structlog.testing.capture_logs() as logs:
+        await queue.enqueue("test.here", organization_id=org_a.id, x=1)
+        await drained(queue)
+    assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == ["job_failed"]
+    job.gate.set()
+    await queue.enqueue("test.here", organization_id=org_a.id, x=1)
+    await drained(queue)
+    assert len(job.runs) == 2
+
+
+async def test_closing_before_a_follow_up_started_leaves_nothing_behind(
+    settings: Settings, test_redis_url: str, database: Database, org_a: Organization
+) -> None:
+    job = Recorded()
+    redis = await create_pool(RedisSettings.from_dsn(test_redis_url))
+    queue = worker_queue(redis, settings, database, job)
+    await queue.enqueue("test.here", organization_id=org_a.id, x=1)
+    await queue.close()  # the run's task has not taken a step
+    await drained(queue)
+    assert job.runs == []

@@ -492,7 +492,12 @@ async def test_a_worker_sends_the_deliveries_its_relay_created(
     webhook = await make_webhook(client, tenant_a, receiver.url())
     database = Database(settings)
     jobs = WorkerJobQueue(
-        arq_redis, settings.job_queue_name, database=database, here=RUN_HERE, room=2
+        arq_redis,
+        settings.job_queue_name,
+        database=database,
+        here=RUN_HERE,
+        room=2,
+        time_limit=60,
     )
     database.jobs = jobs
     try:
