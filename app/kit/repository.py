@@ -168,8 +168,10 @@ class Repository(Generic[ModelT]):
 
     # --- running ------------------------------------------------------------------------
 
-    async def one_or_none(self, statement: AnySelect) -> ModelT | None:
-        found = (await self.session.execute(statement)).scalar_one_or_none()
+    async def one_or_none(
+        self, statement: AnySelect, params: Mapping[str, Any] | None = None
+    ) -> ModelT | None:
+        found = (await self.session.execute(statement, params)).scalar_one_or_none()
         return cast(ModelT | None, found)
 
     async def all(

@@ -82,13 +82,16 @@ class WebhookRepository(Repository[WebhookSubscription]):
         """The live subscription, its row held until the transaction ends: rotations and
         the failure streak's bookkeeping of concurrent jobs queue rather than overwrite
         each other."""
-        statement = (
-            self.select()
-            .where(WebhookSubscription.id == subscription_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+        statement = self.prebuilt(
+            "lock",
+            lambda: (
+                self.select()
+                .where(WebhookSubscription.id == sa.bindparam("subscription_id"))
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ),
         )
-        return await self.one_or_none(statement)
+        return await self.one_or_none(statement, {"subscription_id": subscription_id})
 
     async def receiving(self) -> list[Record]:
         """The subscriptions events go to (`ix_webhook_subscriptions_active`)."""
