@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 from sqlalchemy import exc as sa_exc
 
 from app.db.database import Database
@@ -26,6 +27,16 @@ Task = Callable[..., Awaitable[Any]]
 """A domain task: `async def task(uow: UnitOfWork, **kwargs)`."""
 
 log = structlog.get_logger(__name__)
+FOLLOW_UPS = Counter(
+    "helpdesk_worker_follow_ups_total",
+    "Follow-up jobs a worker's jobs queued, by where they ran: here or through Redis",
+    ["job", "where"],
+)
+FOLLOW_UPS_FAILED = Counter(
+    "helpdesk_worker_follow_ups_failed_total",
+    "Follow-up runs in a worker that failed or outlasted their time limit",
+    ["job"],
+)
 
 
 async def run_job(
@@ -245,7 +256,10 @@ class WorkerJobQueue(ArqJobQueue):
         **kwargs: Any,
     ) -> None:
         if self._run_here(name, organization_id, run_at, kwargs):
+            FOLLOW_UPS.labels(name, "here").inc()
             return
+        if name in self.here:
+            FOLLOW_UPS.labels(name, "redis").inc()
         await super().enqueue(
             name, organization_id=organization_id, job_id=job_id, run_at=run_at, **kwargs
         )
@@ -298,6 +312,7 @@ class WorkerJobQueue(ArqJobQueue):
                 if not run.again:
                     return
         except Exception:
+            FOLLOW_UPS_FAILED.labels(name).inc()
             log.exception("job_failed", job=name, here=True)
         finally:
             # At once, not in a done callback: one asking in between would only set

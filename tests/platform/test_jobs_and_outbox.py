@@ -15,6 +15,7 @@ import structlog
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Retry
+from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
 from app.config import Settings
@@ -343,6 +344,16 @@ def worker_queue(
     )
 
 
+def follow_ups(where: str) -> float:
+    """The worker's count of `test.here` follow-ups run `here`, sent to `redis`, or
+    `failed` (its Prometheus metrics)."""
+    if where == "failed":
+        name, labels = "helpdesk_worker_follow_ups_failed_total", {"job": "test.here"}
+    else:
+        name, labels = "helpdesk_worker_follow_ups_total", {"job": "test.here", "where": where}
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def drained(queue: WorkerJobQueue) -> None:
     """A run that never ends fails the test instead of hanging it."""
     await asyncio.wait_for(queue.drain(), timeout=10)
@@ -387,6 +398,7 @@ async def test_what_the_worker_does_not_run_itself_goes_to_redis(
     job = Recorded()
     job.gate = asyncio.Event()
     queue = worker_queue(arq_redis, settings, database, job, room=2)
+    before = {where: follow_ups(where) for where in ("here", "redis")}
     try:
         # With room: other jobs, and a follow-up that starts later than a slot, go to
         # Redis all the same.
@@ -406,6 +418,11 @@ async def test_what_the_worker_does_not_run_itself_goes_to_redis(
         ]
         await asyncio.sleep(0.05)
         assert sorted(run["x"] for run in job.runs) == [2, 3]
+        # The relay's job is no follow-up: not counted.
+        assert {where: follow_ups(where) - before[where] for where in before} == {
+            "here": 2,
+            "redis": 2,
+        }
     finally:
         job.gate.set()
         await drained(queue)
@@ -416,10 +433,12 @@ async def test_a_failed_follow_up_is_logged_and_the_next_ask_runs_it(
 ) -> None:
     job = Recorded(fail=True)
     queue = worker_queue(arq_redis, settings, database, job)
+    failed_before = follow_ups("failed")
     with structlog.testing.capture_logs() as logs:
         await queue.enqueue("test.here", organization_id=org_a.id, x=1)
         await drained(queue)
     assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == ["job_failed"]
+    assert follow_ups("failed") == failed_before + 1
     await queue.enqueue("test.here", organization_id=org_a.id, x=1)
     await drained(queue)
     assert len(job.runs) == 2
