@@ -157,8 +157,9 @@ class WorkerSettings:
     run_here = 10
     job_timeout = 300
     # How long an idle worker waits between looks at the queue (arq's default is half a
-    # second): a webhook passes through two jobs, the relay's and the delivery's, and
-    # each waited up to that long for its turn. A look is one cheap Redis command.
+    # second): every webhook's relay job, and its delivery job when that one goes
+    # through Redis, would wait up to that long for its turn. A look is one cheap Redis
+    # command.
     poll_delay = 0.05
 
 
