@@ -309,12 +309,19 @@ class Recorded:
         self.gate: asyncio.Event | None = None
         self.started = asyncio.Event()
         self.started_at: float | None = None
+        self.ran = asyncio.Condition()
         self.fail = fail
         self.go_on = go_on
         self.__name__ = "recorded"
 
+    async def reached(self, count: int) -> None:
+        async with self.ran:
+            await self.ran.wait_for(lambda: len(self.runs) >= count)
+
     async def __call__(self, uow: UnitOfWork, **kwargs: Any) -> None:
         self.runs.append({"organization_id": uow.organization_id, **kwargs})
+        async with self.ran:
+            self.ran.notify_all()
         self.started.set()
         self.started_at = self.started_at or time.time()
         if self.gate is not None:
@@ -416,7 +423,7 @@ async def test_what_the_worker_does_not_run_itself_goes_to_redis(
             ("test.here", 1),
             ("test.here", 4),
         ]
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(job.reached(2), timeout=10)
         assert sorted(run["x"] for run in job.runs) == [2, 3]
         # The relay's job is no follow-up: not counted.
         assert {where: follow_ups(where) - before[where] for where in before} == {
