@@ -14,7 +14,7 @@ TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export TEST_DATABASE_URL TEST_REDIS_URL
 
-.PHONY: run test test-lowest lint fmt typecheck migrations-check bench clean
+.PHONY: run test test-lowest lint fmt typecheck migrations-check bench bench-cpu clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: set PYTHON=python3.x (3.11+)"; exit 1; }
@@ -67,6 +67,9 @@ test-lowest: $(LOWEST_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+bench-cpu: $(STAMP)
+	$(BIN)/python -m bench.cpu
 
 clean:
 	rm -rf $(VENV) $(LOWEST_VENV) var .pytest_cache .mypy_cache .ruff_cache
