@@ -390,28 +390,33 @@ class ReplyRepository(Repository[TicketComment]):
 
     async def route(self, ticket_id: uuid.UUID) -> Record | None:
         """The live channel the ticket's newest placed message came through, with that
-        message's chat conversation: where a reply to the ticket goes out."""
-        statement = (
-            sa.select(
-                CHANNELS.c.id,
-                CHANNELS.c.type,
-                CHANNELS.c.name,
-                CHANNELS.c.address,
-                CHANNELS.c.reply_url,
-                CHANNELS.c.secret,
-                INBOX.c.conversation_id,
+        message's chat conversation: where a reply to the ticket goes out. Every staff
+        reply on an email or chat ticket asks, so it is built once per tenant."""
+
+        def build() -> sa.Select[Any]:
+            statement = (
+                sa.select(
+                    CHANNELS.c.id,
+                    CHANNELS.c.type,
+                    CHANNELS.c.name,
+                    CHANNELS.c.address,
+                    CHANNELS.c.reply_url,
+                    CHANNELS.c.secret,
+                    INBOX.c.conversation_id,
+                )
+                .join(CHANNELS, CHANNELS.c.id == INBOX.c.channel_id)
+                .where(
+                    *self.scope(InboundMessage),
+                    *self.scope(Channel),
+                    INBOX.c.ticket_id == sa.bindparam("ticket_id"),
+                    INBOX.c.status.in_(PLACED),
+                )
+                .order_by(INBOX.c.id.desc())
+                .limit(1)
             )
-            .join(CHANNELS, CHANNELS.c.id == INBOX.c.channel_id)
-            .where(
-                *self.scope(InboundMessage),
-                *self.scope(Channel),
-                INBOX.c.ticket_id == ticket_id,
-                INBOX.c.status.in_(PLACED),
-            )
-            .order_by(INBOX.c.id.desc())
-            .limit(1)
-        )
-        return await self.row(scoped(statement))
+            return scoped(statement)
+
+        return await self.row(self.prebuilt("route", build), {"ticket_id": ticket_id})
 
     async def claim(self, comment_id: uuid.UUID, now: datetime) -> TicketComment | None:
         """The reply if it is queued and due, its row held until the transaction ends;
