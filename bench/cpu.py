@@ -11,11 +11,13 @@ Four apps answer the same requests with the same SQL:
 * `ours`: the product.
 
 Each figure is the process's CPU time per request (`time.process_time`, PostgreSQL's
-work is not in it), the median of alternating rounds. The `wrk` bench (`bench.run`)
+work is not in it), the median of alternating rounds, on uvloop as the servers of
+`bench.run` run (`--loop asyncio` for the standard loop). The `wrk` bench (`bench.run`)
 reads ours / ceiling in requests per second with PostgreSQL and the load generator on
 the same cores; this one tells which layer the difference is made of.
 
     python -m bench.cpu [--scenarios get,comment] [--requests 2000] [--rounds 5]
+        [--loop uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -263,7 +265,10 @@ def main(
     ),
     requests: Annotated[int, typer.Option(min=100, help="Requests per app and round.")] = 2000,
     rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds.")] = 5,
+    loop: Annotated[str, typer.Option(help="uvloop or asyncio.")] = "uvloop",
 ) -> None:
+    if loop not in ("uvloop", "asyncio"):
+        raise typer.BadParameter("--loop is uvloop or asyncio")
     chosen = [s for s in scenarios.split(",") if s]
     unknown = sorted(set(chosen) - set(SCENARIOS))
     if unknown:
@@ -274,7 +279,13 @@ def main(
     try:
         upgrade_database("head", common.async_url(dsn))
         secret = secrets.token_urlsafe(48)
-        results = asyncio.run(_measure(dsn, secret, chosen, requests, rounds))
+        measuring = _measure(dsn, secret, chosen, requests, rounds)
+        if loop == "uvloop":
+            import uvloop
+
+            results = uvloop.run(measuring)
+        else:
+            results = asyncio.run(measuring)
     finally:
         asyncio.run(common.drop_database(dsn))
     console.print(_table(results))
