@@ -42,8 +42,9 @@ from app.users.router import router as users_router
 from app.webhooks import connections
 from app.webhooks.router import router as webhooks_router
 
-# FastAPI tries routes one by one, several microseconds each: the busiest come first
-# (the tickets API, and the inbound hooks email providers and chat platforms call).
+# FastAPI tries routes one by one, so a route's place in the list is part of its cost:
+# the busiest come first (the tickets API, and the inbound hooks email providers and chat
+# platforms call).
 API_ROUTERS = (
     tickets_router,
     inbound_router,

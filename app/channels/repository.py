@@ -390,8 +390,9 @@ class ReplyRepository(Repository[TicketComment]):
 
     async def route(self, ticket_id: uuid.UUID) -> Record | None:
         """The live channel the ticket's newest placed message came through, with that
-        message's chat conversation: where a reply to the ticket goes out. Every staff
-        reply on an email or chat ticket asks, so it is built once per tenant."""
+        message's chat conversation: where a reply to the ticket goes out. Every public
+        staff reply on an email or chat ticket asks, and each attempt to send one, so it
+        is built once per tenant."""
 
         def build() -> sa.Select[Any]:
             statement = (
